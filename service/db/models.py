@@ -1,0 +1,110 @@
+"""SQLAlchemy 2 table models, identical on SQLite and PostgreSQL.
+
+Results live in rows of their own tables (fixed_effects, variance_components,
+model_metrics) so they can be queried with SQL; ``models.result`` keeps the API's result
+document and ``models.prediction_state`` what prediction needs (encoder and estimates), so
+predictions never need the dataset.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DatasetRow(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    n_rows: Mapped[int] = mapped_column(Integer)
+    columns: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary)  # Parquet bytes
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    # no foreign key: a stored model outlives its dataset and still predicts
+    dataset_id: Mapped[str] = mapped_column(String(36), index=True)
+    formula: Mapped[str] = mapped_column(Text)
+    method: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    prediction_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class JobRow(Base):
+    """The queue: a worker claims a queued job (or one whose lease expired) atomically."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "fit" (later "compare")
+    target_id: Mapped[str] = mapped_column(String(36), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # queued/running/succeeded/failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class FixedEffectRow(Base):
+    __tablename__ = "fixed_effects"
+
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    term: Mapped[str] = mapped_column(String(300))
+    estimate: Mapped[float] = mapped_column(Float)
+    std_error: Mapped[float | None] = mapped_column(Float)
+    statistic: Mapped[float | None] = mapped_column(Float)
+    df: Mapped[float | None] = mapped_column(Float)
+    p_value: Mapped[float | None] = mapped_column(Float)
+    conf_low: Mapped[float | None] = mapped_column(Float)
+    conf_high: Mapped[float | None] = mapped_column(Float)
+
+
+class VarianceComponentRow(Base):
+    """One row of R's ``as.data.frame(VarCorr(m))``: a variance (term2 null) or a covariance."""
+
+    __tablename__ = "variance_components"
+
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_name: Mapped[str] = mapped_column(String(300))
+    term1: Mapped[str | None] = mapped_column(String(300))
+    term2: Mapped[str | None] = mapped_column(String(300))
+    variance: Mapped[float] = mapped_column(Float)  # covariance when term2 is set
+    std_dev: Mapped[float] = mapped_column(Float)  # correlation when term2 is set
+
+
+class ModelMetricRow(Base):
+    __tablename__ = "model_metrics"
+
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[float | None] = mapped_column(Float)

@@ -1,0 +1,26 @@
+"""Configuration from environment variables prefixed ``MIXEDFIT_`` (read through ``get_settings``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MIXEDFIT_")
+
+    database_url: str = "sqlite:///./mixedfit.db"
+    max_upload_bytes: int = 200 * 1024 * 1024
+    fit_timeout_seconds: float = 900.0
+    fit_memory_bytes: int = 8 * 1024 * 1024 * 1024
+    lease_seconds: float = 30.0
+    max_attempts: int = 3
+    worker_poll_seconds: float = 0.25
+    max_wait_seconds: float = 60.0
+    embedded_worker: bool = True
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,68 @@
+"""The design of a model: what the fitting engines consume.
+
+Built by ``service.stats.design.build_design`` from a ``Formula`` and a DataFrame. The
+random-effects design is kept per grouping factor (codes plus an n × q covariate matrix),
+never as a dense n × (levels · q) matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from service.stats.design.encoder import DesignEncoder
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+
+
+@dataclass(frozen=True, eq=False)
+class RandomBlock:
+    """One random-effects term ``(terms | group)`` of the design.
+
+    Row ``r`` of Z for this block has ``covariates[r]`` in the columns of level
+    ``codes[r]`` (level-major: for each level, its q columns) and zeros elsewhere.
+    ``codes[r] == -1`` marks a level not seen in fitting (only in prediction designs).
+    """
+
+    group: str
+    terms: tuple[str, ...]
+    levels: tuple[str, ...]
+    codes: IntArray
+    covariates: FloatArray
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.levels)
+
+    @property
+    def q(self) -> int:
+        return len(self.terms)
+
+
+@dataclass(frozen=True, eq=False)
+class Design:
+    """Response, fixed-effects matrix and random-effects blocks for the rows used.
+
+    ``rows`` holds the positions (0-based, in the input frame) of the rows kept after
+    dropping rows with missing values; ``y`` is None for prediction designs.
+    """
+
+    y: FloatArray | None
+    X: FloatArray
+    fixed_names: tuple[str, ...]
+    random: tuple[RandomBlock, ...]
+    rows: IntArray
+    response_name: str
+    encoder: DesignEncoder
+    n_dropped_missing: int = 0
+    dropped_aliased: tuple[str, ...] = ()
+    messages: tuple[str, ...] = ()
+
+    @property
+    def n_obs(self) -> int:
+        return int(self.X.shape[0])
