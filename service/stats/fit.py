@@ -1,0 +1,82 @@
+"""The one entry point the job runner calls: formula text + data -> a complete fitted model.
+
+It follows lme4's steps by name: parse and build the design, then hand it to the engine
+for the model kind (OLS, per-group OLS or the mixed-model engine, which makes the
+objective, optimizes and packages the result), then record what prediction needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pandas as pd
+
+from service.stats.errors import FitError
+from service.stats.results import FitResult
+
+Method = Literal["REML", "ML"]
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    """A fit's result document plus the JSON state that predictions need."""
+
+    result: FitResult
+    prediction_state: dict[str, Any]
+
+
+def fit_model(formula: str, data: pd.DataFrame, method: str = "REML") -> FittedModel:
+    """Fit ``formula`` to ``data``.
+
+    Parameters
+    ----------
+    formula
+        Model formula as written by the user (R/lme4 syntax).
+    data
+        The dataset.
+    method
+        ``"REML"`` or ``"ML"`` for mixed models; ignored by least squares fits.
+
+    Returns
+    -------
+    FittedModel
+        The result and the prediction state (encoder and estimates as plain JSON).
+
+    Raises
+    ------
+    service.stats.errors.StatsError
+        For a formula or data that cannot be fitted.
+    """
+    # Imported here so that this module stays importable while the engines are optional
+    # collaborators of the job runner; each import is cheap after the first call.
+    from service.stats.design import build_design
+    from service.stats.formula import parse_formula
+    from service.stats.predict import make_prediction_state
+
+    if method not in ("REML", "ML"):
+        raise FitError(f"method must be 'REML' or 'ML', not {method!r}")
+    parsed = parse_formula(formula)
+    if parsed.kind == "lm_by_group":
+        from service.stats.lmlist import fit_by_group
+
+        result = fit_by_group(parsed, data)
+        return FittedModel(result=result, prediction_state=_by_group_state(result))
+    design = build_design(parsed, data)
+    if parsed.kind == "lm":
+        from service.stats.ols import fit_ols
+
+        result = fit_ols(design)
+    else:
+        from service.stats.lmm import fit_lmm
+
+        result = fit_lmm(design, "ML" if method == "ML" else "REML")
+    fixed = {fe.term: fe.estimate for fe in result.fixed_effects}
+    state = make_prediction_state(design, fixed, result.conditional_modes)
+    return FittedModel(result=result, prediction_state=state)
+
+
+def _by_group_state(result: FitResult) -> dict[str, Any]:
+    # Per-group fits predict nothing yet: their state records only the kind, so the
+    # prediction endpoint can say so clearly instead of guessing.
+    return {"kind": "lm_by_group"}
