@@ -84,6 +84,21 @@ class ConditionalModes:
 
 
 @dataclass(frozen=True)
+class GroupFit:
+    """One level's separate fit in an ``lm_by_group`` model (lme4's ``lmList``).
+
+    A level whose rows cannot be fitted (too few rows, singular design) has ``error`` set,
+    no fixed effects and ``metrics`` None; it does not fail the model.
+    """
+
+    level: str
+    n_obs: int
+    fixed_effects: tuple[FixedEffect, ...]
+    metrics: Metrics | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class FitResult:
     kind: ModelKind
     method: str
@@ -96,6 +111,7 @@ class FitResult:
     theta: tuple[float, ...] = ()
     fit_seconds: float = 0.0
     messages: tuple[str, ...] = field(default=())
+    groups: tuple[GroupFit, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The ``result`` object of the API contract (without the conditional modes)."""
