@@ -54,6 +54,10 @@ class Metrics:
     f_statistic: float | None = None
     n_dropped_missing: int = 0
     npar: int = 0
+    # Studentized Breusch-Pagan test of constant variance (lm only; lmtest::bptest).
+    bp_statistic: float | None = None
+    bp_df: int | None = None
+    bp_p_value: float | None = None
 
 
 @dataclass(frozen=True)
