@@ -8,11 +8,52 @@ predictions never need the dataset.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    SQLite has no timestamp type and hands back naive values; storing UTC and re-attaching
+    the zone on the way out makes rows read the same on SQLite and PostgreSQL, and keeps
+    SQLite's text comparisons (lease expiry) in one zone.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        # a naive value is taken to be UTC already
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -29,7 +70,7 @@ class DatasetRow(Base):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     size_bytes: Mapped[int] = mapped_column(Integer)
     content: Mapped[bytes] = mapped_column(LargeBinary)  # Parquet bytes
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ModelRow(Base):
@@ -43,12 +84,13 @@ class ModelRow(Base):
     method: Mapped[str] = mapped_column(String(8))
     kind: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    prediction_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    prediction_state: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True))
 
 
 class JobRow(Base):
@@ -63,10 +105,10 @@ class JobRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)
     lease_owner: Mapped[str | None] = mapped_column(String(100))
-    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
@@ -77,7 +119,7 @@ class FixedEffectRow(Base):
         ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
     term: Mapped[str] = mapped_column(String(300))
-    estimate: Mapped[float] = mapped_column(Float)
+    estimate: Mapped[float | None] = mapped_column(Float)  # R gives NA for aliased terms
     std_error: Mapped[float | None] = mapped_column(Float)
     statistic: Mapped[float | None] = mapped_column(Float)
     df: Mapped[float | None] = mapped_column(Float)
@@ -97,8 +139,8 @@ class VarianceComponentRow(Base):
     group_name: Mapped[str] = mapped_column(String(300))
     term1: Mapped[str | None] = mapped_column(String(300))
     term2: Mapped[str | None] = mapped_column(String(300))
-    variance: Mapped[float] = mapped_column(Float)  # covariance when term2 is set
-    std_dev: Mapped[float] = mapped_column(Float)  # correlation when term2 is set
+    variance: Mapped[float | None] = mapped_column(Float)  # covariance when term2 is set
+    std_dev: Mapped[float | None] = mapped_column(Float)  # correlation when term2 is set
 
 
 class ModelMetricRow(Base):

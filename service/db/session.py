@@ -1,0 +1,71 @@
+"""Engines and sessions for SQLite (embedded mode) and PostgreSQL (production).
+
+Services never commit: whoever opens the session (the request dependency, the job runner)
+commits once, so a unit of work is one transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+# How long a SQLite writer waits for another writer before giving up with "database is
+# locked". Transactions here are short; fits run outside them.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def normalize_url(url: str) -> str:
+    """Return ``url`` with PostgreSQL URLs pointed at the psycopg 3 driver."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_db_engine(url: str) -> Engine:
+    """Create an engine for ``url`` (``sqlite:///file.db`` or ``postgresql://...``)."""
+    url = normalize_url(url)
+    if is_sqlite(url):
+        return _create_sqlite_engine(url)
+    return create_engine(url, pool_pre_ping=True)
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    # expire_on_commit=False: rows read in a unit of work stay usable after its commit
+    # (the endpoint renders them, the worker passes them on).
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def _create_sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy's "begin" event below: pysqlite would
+        # otherwise issue a deferred BEGIN lazily before the first write.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # Every transaction takes the write lock up front. A deferred transaction that reads
+        # and then writes fails at once with SQLITE_BUSY (busy_timeout does not help) when
+        # another connection wrote in between; IMMEDIATE makes writers queue instead, and it
+        # is what makes the job claim atomic on SQLite. Readers in WAL mode are not blocked
+        # by a writer, but every transaction must stay short.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,48 @@
+"""The Alembic migration builds the schema the models describe, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect
+
+from service.db.migrate import head_revisions, is_at_head, upgrade
+from service.db.models import Base
+from service.db.session import create_db_engine
+
+
+def test_migrated_database_has_every_table(engine: Engine) -> None:
+    tables = set(inspect(engine).get_table_names())
+    assert {"datasets", "models", "jobs", "fixed_effects", "variance_components",
+            "model_metrics", "alembic_version"} <= tables
+
+
+def test_migration_matches_the_models(engine: Engine) -> None:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, Base.metadata)
+    assert differences == []
+
+
+def test_migrated_database_is_at_head(engine: Engine) -> None:
+    assert head_revisions()
+    assert is_at_head(engine)
+
+
+def test_upgrade_is_idempotent(database_url: str) -> None:
+    upgrade(database_url)
+    engine = create_db_engine(database_url)
+    try:
+        assert is_at_head(engine)
+    finally:
+        engine.dispose()
+
+
+def test_empty_database_is_not_at_head(tmp_path: object) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path}/empty.db")
+    try:
+        assert not is_at_head(engine)
+        upgrade(str(engine.url))
+        assert is_at_head(engine)
+    finally:
+        engine.dispose()
