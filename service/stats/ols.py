@@ -7,6 +7,8 @@ for the summary quantities, which differ from statsmodels' defaults in places:
 - ``summary.lm`` computes R² against ``sum(y²)`` when the model has no intercept,
   and reports no F statistic for an intercept-only model;
 - ``deviance.lm`` is the residual sum of squares.
+
+The metrics also carry the studentized Breusch-Pagan test (``lmtest::bptest``'s default).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 from service.stats.design.types import Design, FloatArray
+from service.stats.diagnostics import BreuschPagan, breusch_pagan
 from service.stats.errors import FitError
 from service.stats.results import Convergence, FitResult, FixedEffect, Metrics
 
@@ -87,7 +90,8 @@ def fit_ols(design: Design) -> FitResult:
         for name, b, s, tt, pv in zip(design.fixed_names, beta, se, t, p_values, strict=True)
     )
 
-    metrics = _metrics(design, rss, tss, has_intercept)
+    bp = breusch_pagan(X, resid, has_intercept=has_intercept)
+    metrics = _metrics(design, rss, tss, has_intercept, bp)
     return FitResult(
         kind="lm",
         method="OLS",
@@ -157,7 +161,8 @@ def _total_sum_of_squares(y: FloatArray, has_intercept: bool) -> float:
     return float(centred @ centred)
 
 
-def _metrics(design: Design, rss: float, tss: float, has_intercept: bool) -> Metrics:
+def _metrics(design: Design, rss: float, tss: float, has_intercept: bool,
+             bp: BreuschPagan | None) -> Metrics:
     n, p = design.X.shape
     df_resid = n - p
     df_int = 1 if has_intercept else 0
@@ -189,4 +194,7 @@ def _metrics(design: Design, rss: float, tss: float, has_intercept: bool) -> Met
         f_statistic=f_statistic,
         n_dropped_missing=design.n_dropped_missing,
         npar=k,
+        bp_statistic=bp.statistic if bp else None,
+        bp_df=bp.df if bp else None,
+        bp_p_value=bp.p_value if bp else None,
     )
