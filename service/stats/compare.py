@@ -1,0 +1,168 @@
+"""Likelihood-ratio comparison of nested models, as R's ``anova`` for lm and merMod fits.
+
+The caller supplies, per model, its maximum-likelihood log-likelihood: lme4's ``anova``
+refits REML models by ML before comparing, and this module refuses REML numbers rather
+than compare them silently. Rows are ordered by the number of parameters and each row is
+tested against the one before it (lme4's ``anova.merMod``):
+
+    chisq = 2 · max(0, loglik_i − loglik_{i−1}),  df = npar_i − npar_{i−1},
+    p = P(χ²_df > chisq)  (none when df = 0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from scipy import stats
+
+from service.stats.errors import StatsError
+
+
+class ComparisonError(StatsError):
+    """Models that cannot be compared by a likelihood-ratio test."""
+
+
+@dataclass(frozen=True)
+class ComparisonEntry:
+    """What the comparison needs to know about one fitted model.
+
+    ``fixed_terms`` are the fixed-effect term labels (``Exercise``, ``State``,
+    ``Exercise:State``; the intercept as ``(Intercept)`` if present); ``loglik`` must be
+    the maximum-likelihood log-likelihood (``method`` "ML" or "OLS").
+    """
+
+    model_id: str
+    kind: str
+    method: str
+    dataset_id: str
+    n_obs: int
+    response: str
+    fixed_terms: tuple[str, ...]
+    npar: int
+    loglik: float
+    rmse: float
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    model_id: str
+    npar: int
+    loglik: float
+    aic: float
+    bic: float
+    deviance: float
+    rmse: float
+    chisq: float | None
+    df: int | None
+    p_value: float | None
+
+
+@dataclass(frozen=True)
+class ComparisonTable:
+    rows: tuple[ComparisonRow, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``result`` object of a comparison in the API."""
+        return {"rows": [asdict(row) for row in self.rows]}
+
+
+def compare_models(entries: Sequence[ComparisonEntry]) -> ComparisonTable:
+    """Compare nested models by likelihood-ratio tests between consecutive models.
+
+    Parameters
+    ----------
+    entries : sequence of ComparisonEntry
+        Two or more models fitted by ML or OLS to the same rows of the same dataset.
+
+    Returns
+    -------
+    ComparisonTable
+        One row per model ordered by ``npar`` (ties keep the given order), with AIC, BIC,
+        deviance (−2 log-likelihood) and RMSE, and for every row after the first the
+        χ² test against the row before.
+
+    Raises
+    ------
+    ComparisonError
+        Fewer than two models, a model id given twice, a REML or per-group fit, models
+        fitted to different datasets, rows or responses, or models whose fixed-effect
+        terms are not nested.
+    """
+    _check_comparable(entries)
+    ordered = sorted(entries, key=lambda e: e.npar)
+    _check_nested(ordered)
+    rows: list[ComparisonRow] = []
+    previous: ComparisonEntry | None = None
+    for entry in ordered:
+        chisq: float | None = None
+        df: int | None = None
+        p_value: float | None = None
+        if previous is not None:
+            chisq = 2.0 * max(0.0, entry.loglik - previous.loglik)
+            df = entry.npar - previous.npar
+            p_value = float(stats.chi2.sf(chisq, df)) if df > 0 else None
+        rows.append(
+            ComparisonRow(
+                model_id=entry.model_id,
+                npar=entry.npar,
+                loglik=entry.loglik,
+                aic=-2.0 * entry.loglik + 2.0 * entry.npar,
+                bic=-2.0 * entry.loglik + math.log(entry.n_obs) * entry.npar,
+                deviance=-2.0 * entry.loglik,
+                rmse=entry.rmse,
+                chisq=chisq,
+                df=df,
+                p_value=p_value,
+            )
+        )
+        previous = entry
+    return ComparisonTable(rows=tuple(rows))
+
+
+def _check_comparable(entries: Sequence[ComparisonEntry]) -> None:
+    if len(entries) < 2:
+        raise ComparisonError("A comparison needs at least two models.")
+    ids = [e.model_id for e in entries]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ComparisonError(f"Each model can appear once; repeated: {', '.join(repeated)}.")
+    for e in entries:
+        if e.kind == "lm_by_group":
+            raise ComparisonError(
+                f"Model {e.model_id} is a set of per-group regressions (lm_by_group), which "
+                "has no single likelihood to test; compare lm and lmm models."
+            )
+        if e.method not in ("ML", "OLS"):
+            raise ComparisonError(
+                f"Model {e.model_id} was fitted by {e.method}; likelihood-ratio tests need "
+                "maximum-likelihood fits (refit REML models by ML first, as lme4's anova does)."
+            )
+    _require_same(entries, "dataset_id", "were fitted to different datasets")
+    _require_same(entries, "n_obs", "were fitted to different numbers of rows (missing "
+                  "values dropped differently?), so their likelihoods are not comparable")
+    _require_same(entries, "response", "have different responses")
+
+
+def _require_same(entries: Sequence[ComparisonEntry], field: str, problem: str) -> None:
+    values = {getattr(e, field) for e in entries}
+    if len(values) > 1:
+        listing = "; ".join(f"{e.model_id}: {getattr(e, field)}" for e in entries)
+        raise ComparisonError(f"The models {problem} ({field} {listing}).")
+
+
+def _check_nested(ordered: Sequence[ComparisonEntry]) -> None:
+    # A likelihood-ratio test needs each smaller model to be a special case of the next;
+    # for the fixed effects that means its terms are a subset of the larger model's.
+    for smaller, larger in zip(ordered, ordered[1:], strict=False):
+        extra = [t for t in smaller.fixed_terms if t not in set(larger.fixed_terms)]
+        if extra:
+            raise ComparisonError(
+                f"The models are not nested: {smaller.model_id} ({smaller.npar} parameters) "
+                f"has the fixed-effect terms {', '.join(extra)} that {larger.model_id} "
+                f"({larger.npar} parameters) lacks, so a likelihood-ratio test between them "
+                "is not valid. Compare them by AIC or BIC instead, or add the terms to the "
+                "larger model."
+            )
