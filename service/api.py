@@ -1,0 +1,12 @@
+"""The one place where the domain routers are joined into the API."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.datasets.endpoints import router as datasets_router
+from service.ops.endpoints import router as ops_router
+
+api_router = APIRouter()
+api_router.include_router(datasets_router)
+api_router.include_router(ops_router)

@@ -1,0 +1,111 @@
+"""The application factory: routes, error handlers, metrics, offline docs and the lifespan
+that opens the database and, in embedded mode, runs a worker inside the API process."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+from starlette.staticfiles import StaticFiles
+
+from service.api import api_router
+from service.errors import Problem, install_error_handlers
+from service.ops.metrics import Metrics, MetricsMiddleware
+from service.settings import Settings, get_settings
+
+logger = logging.getLogger("mixedfit")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+TITLE = "mixedfit"
+DESCRIPTION = (
+    "Linear and linear mixed-effects models over HTTP, with R/lme4 semantics. Upload a "
+    "dataset, post a formula such as `Mood ~ Exercise + (1 + Exercise | State)`, wait for the "
+    "fit, read coefficients and metrics, and predict. Errors are RFC 9457 problem documents."
+)
+
+
+def _version() -> str:
+    try:
+        return version("mixedfit")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application; the database is opened when its lifespan starts."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from service.db.session import create_db_engine, make_session_factory
+
+        engine = create_db_engine(settings.database_url)
+        app.state.engine = engine
+        app.state.session_factory = make_session_factory(engine)
+        worker = None
+        if settings.embedded_worker:
+            from service.jobs import start_embedded_worker
+
+            worker = await run_in_threadpool(start_embedded_worker, settings)
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await run_in_threadpool(worker.stop)
+            engine.dispose()
+
+    app = FastAPI(title=TITLE, version=_version(), description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.session_factory = None
+
+    def session_factory() -> sessionmaker[Session] | None:
+        factory: sessionmaker[Session] | None = app.state.session_factory
+        return factory
+
+    metrics = Metrics(session_factory)
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.include_router(api_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        # FastAPI's default page loads Swagger UI from a CDN; these assets ship in the package
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{TITLE} API",
+            swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/swagger-ui/favicon-32x32.png",
+        )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def build_openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with the problem schema that error responses refer to."""
+    schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                         routes=app.routes)
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(problem.pop("$defs", {}))
+    schemas["Problem"] = problem
+    return schema

@@ -1,0 +1,66 @@
+"""Reading request bodies under a size limit, for the endpoints that take raw uploads.
+
+The limit is enforced twice: from ``Content-Length`` before a byte is read, and while the
+body streams in (chunked uploads have no length), stopping at the first chunk past it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+
+from service.errors import PayloadTooLarge, UnsupportedMediaType
+
+Message = dict[str, Any]
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes "
+                           "(MIXEDFIT_MAX_UPLOAD_BYTES).", limit_bytes=limit)
+
+
+def media_type(request: Request) -> str:
+    """The request's media type without parameters, lower case ('' when absent)."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def check_declared_length(request: Request, limit: int) -> None:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing with 413 as soon as it is known to exceed ``limit``."""
+    check_declared_length(request, limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def replay(request: Request, body: bytes) -> Request:
+    """A request over the same scope whose body is ``body`` (already read and size-checked)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    receive_fn: Callable[[], Awaitable[Message]] = receive
+    return Request(request.scope, receive=receive_fn)
+
+
+def unsupported(media: str, accepted: list[str]) -> UnsupportedMediaType:
+    shown = media or "no Content-Type header"
+    return UnsupportedMediaType(f"Cannot read a body of {shown}; send one of: "
+                                + ", ".join(accepted) + ".", accepted=accepted)

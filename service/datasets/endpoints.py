@@ -1,0 +1,104 @@
+"""HTTP routes of /v1/datasets."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from service.body import media_type, read_body, replay, unsupported
+from service.datasets import service
+from service.datasets.schemas import Dataset, DatasetList, DatasetRecords
+from service.dependencies import SessionDep, SettingsDep
+from service.errors import InvalidInput, problem_responses
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+CSV_TYPES = ("text/csv", "application/csv", "text/plain")
+PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet",
+                 "application/octet-stream")
+ACCEPTED = ["text/csv", "multipart/form-data (a 'file' part)", "application/json",
+            "application/vnd.apache.parquet"]
+
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {"schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary",
+                                        "description": "A CSV or Parquet file"},
+                               "name": {"type": "string"}},
+            }},
+            "application/json": {"schema": DatasetRecords.model_json_schema()},
+        },
+    }
+}
+
+
+async def _read_upload(request: Request, limit: int, name: str | None) -> service.Upload:
+    media = media_type(request)
+    if media in CSV_TYPES:
+        return service.Upload(await read_body(request, limit), "csv", name)
+    if media in PARQUET_TYPES:
+        return service.Upload(await read_body(request, limit), "sniff", name)
+    if media == "application/json" or media.endswith("+json"):
+        return service.Upload(await read_body(request, limit), "records", name)
+    if media == "multipart/form-data":
+        body = await read_body(request, limit)
+        form = await replay(request, body).form(max_files=1, max_fields=10)
+        part = form.get("file")
+        if not isinstance(part, UploadFile):
+            raise InvalidInput("The multipart body has no 'file' part holding the data.")
+        form_name = form.get("name")
+        return service.Upload(await part.read(), "sniff",
+                              name or (form_name if isinstance(form_name, str) else None),
+                              filename=part.filename)
+    raise unsupported(media, ACCEPTED)
+
+
+@router.post("", status_code=201, response_model=Dataset, openapi_extra=_UPLOAD_BODY,
+             responses=problem_responses(413, 415, 422))
+async def create_dataset(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    name: Annotated[str | None, Query(max_length=200,
+                                      description="Name for a raw CSV or Parquet body")] = None,
+) -> Dataset:
+    """Upload a dataset as CSV, Parquet (raw or multipart) or JSON records."""
+    upload = await _read_upload(request, settings.max_upload_bytes, name)
+    row = await run_in_threadpool(service.create_dataset, session, upload)
+    response.headers["Location"] = f"/v1/datasets/{row.id}"
+    return Dataset.from_row(row)
+
+
+@router.get("", response_model=DatasetList, responses=problem_responses(422))
+def list_datasets(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> DatasetList:
+    """List datasets, newest first."""
+    rows, total = service.list_datasets(session, limit, offset)
+    return DatasetList(items=[Dataset.from_row(r) for r in rows], total=total, limit=limit,
+                       offset=offset)
+
+
+@router.get("/{dataset_id}", response_model=Dataset, responses=problem_responses(404))
+def get_dataset(dataset_id: str, session: SessionDep) -> Dataset:
+    """Read one dataset's description."""
+    return Dataset.from_row(service.get_dataset(session, dataset_id))
+
+
+@router.delete("/{dataset_id}", status_code=204, response_class=Response,
+               responses=problem_responses(404))
+def delete_dataset(dataset_id: str, session: SessionDep) -> None:
+    """Delete a dataset; models fitted on it stay and keep predicting."""
+    service.delete_dataset(session, dataset_id)

@@ -1,0 +1,210 @@
+"""Uploaded bytes -> a typed data frame -> Parquet bytes, with R's reading conventions.
+
+Every column ends up as one of three types: numeric (float64), boolean (bool, or pandas'
+nullable ``boolean`` when values are missing) and categorical (strings). As in R's
+``read.csv``, ``NA`` and empty cells are missing, ``TRUE``/``FALSE`` columns are logical and
+a column that mixes numbers and text is text. Anything that cannot be read becomes an
+``InvalidInput`` (422) naming the problem.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import warnings
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from service.errors import InvalidInput
+
+DType = Literal["numeric", "categorical", "boolean"]
+Format = Literal["csv", "parquet"]
+
+PARQUET_MAGIC = b"PAR1"
+# R's read.csv reads these as missing (na.strings = "NA", plus empty fields); "NaN" is R's
+# not-a-number, which a model frame drops like a missing value.
+NA_STRINGS = ["NA", "", "NaN"]
+# R's type.convert turns a column of these into a logical vector.
+_TRUE = {"TRUE", "True", "true", "T"}
+_FALSE = {"FALSE", "False", "false", "F"}
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    dtype: DType
+    n_missing: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "n_missing": self.n_missing}
+
+
+@dataclass(frozen=True)
+class Table:
+    """A normalized upload: the frame, its column profile and its Parquet encoding."""
+
+    frame: pd.DataFrame
+    columns: tuple[ColumnInfo, ...]
+    parquet: bytes
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.frame)
+
+
+def sniff_format(data: bytes, filename: str | None = None) -> Format:
+    """Parquet when the bytes carry Parquet's magic number (or the name says so), else CSV."""
+    if data[:4] == PARQUET_MAGIC or (filename or "").lower().endswith((".parquet", ".pq")):
+        return "parquet"
+    return "csv"
+
+
+def read_table(data: bytes, fmt: Format) -> Table:
+    """Parse an uploaded CSV or Parquet file into a normalized table."""
+    frame = read_csv(data) if fmt == "csv" else read_parquet(data)
+    return normalize(frame)
+
+
+def read_csv(data: bytes) -> pd.DataFrame:
+    """Read CSV bytes (UTF-8, optionally with a byte-order mark) into a data frame."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"The upload is not UTF-8 text: byte {exc.start} (0x{data[exc.start]:02x}) cannot "
+            "be decoded. Save the CSV as UTF-8, or upload Parquet.") from None
+    if not text.strip():
+        raise InvalidInput("The upload is empty: a CSV needs a header line and at least one row.")
+    _check_header(text)
+    with warnings.catch_warnings():
+        # pandas only warns when a row has more fields than the header and then drops them;
+        # R refuses such a file, and silently losing data is worse than refusing.
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            return pd.read_csv(io.StringIO(text), index_col=False, keep_default_na=False,
+                               na_values=NA_STRINGS, low_memory=False)
+        except pd.errors.ParserWarning:
+            raise InvalidInput("A row has more fields than the header line has column names."
+                               ) from None
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+            raise InvalidInput(f"The CSV cannot be parsed: {_first_line(exc)}") from None
+
+
+def _check_header(text: str) -> None:
+    try:
+        header = next(csv.reader(io.StringIO(text)), [])
+    except csv.Error as exc:
+        raise InvalidInput(f"The CSV header cannot be parsed: {exc}") from None
+    _check_names(header)
+
+
+def _check_names(names: Sequence[str]) -> None:
+    if not names:
+        raise InvalidInput("The data has no columns.")
+    for position, name in enumerate(names, start=1):
+        if not str(name).strip():
+            raise InvalidInput(
+                f"Column {position} has no name. A CSV written by R's write.csv has an unnamed "
+                "first column of row names: write it with row.names = FALSE.")
+    duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
+    if duplicates:
+        raise InvalidInput("Column names must be unique; repeated: " + ", ".join(duplicates),
+                           duplicate_columns=duplicates)
+
+
+def read_parquet(data: bytes) -> pd.DataFrame:
+    """Read Parquet bytes into a data frame."""
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise InvalidInput(f"The Parquet file cannot be read: {_first_line(exc)}") from None
+    _check_names(table.column_names)
+    for field in table.schema:
+        if pa.types.is_nested(field.type):
+            raise InvalidInput(f"Column {field.name!r} holds nested values ({field.type}); "
+                               "only flat numeric, text and boolean columns can be modelled.")
+    try:
+        return table.to_pandas()
+    except (pa.ArrowException, ValueError) as exc:
+        raise InvalidInput(f"The Parquet file cannot be converted: {_first_line(exc)}") from None
+
+
+def frame_from_records(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Records (JSON objects of scalars) to a data frame; a key absent in a record is missing."""
+    names: dict[str, None] = {}
+    for record in records:
+        names.update(dict.fromkeys(record))
+    columns: dict[str, list[Any]] = {}
+    for name in names:
+        values = [record.get(name) for record in records]
+        columns[name] = _typed_values(name, values)
+    return pd.DataFrame(columns)
+
+
+def _typed_values(name: str, values: list[Any]) -> Any:
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return pd.array(values, dtype="boolean")
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        return pd.array([float("nan") if v is None else float(v) for v in values],
+                        dtype="float64")
+    if all(isinstance(v, str) for v in present):
+        return pd.Series(values, dtype=object)
+    kinds = sorted({type(v).__name__ for v in present})
+    raise InvalidInput(f"Column {name!r} mixes value types ({', '.join(kinds)}); give each "
+                       "column numbers, strings or booleans only.")
+
+
+def normalize(frame: pd.DataFrame) -> Table:
+    """Give every column one of the three types and encode the result as Parquet."""
+    if frame.shape[1] == 0:
+        raise InvalidInput("The data has no columns.")
+    _check_names([str(c) for c in frame.columns])
+    if len(frame) == 0:
+        raise InvalidInput("The data has no rows.")
+    out: dict[str, Any] = {}
+    infos: list[ColumnInfo] = []
+    for name in frame.columns:
+        series, dtype = _normalize_column(frame[name])
+        out[str(name)] = series
+        infos.append(ColumnInfo(str(name), dtype, int(series.isna().sum())))
+    normalized = pd.DataFrame(out)
+    return Table(normalized, tuple(infos), to_parquet(normalized))
+
+
+def _normalize_column(series: pd.Series) -> tuple[pd.Series, DType]:
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return series, "boolean"
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return series.astype("float64"), "numeric"
+    present = series.dropna()
+    if len(present) and all(isinstance(v, bool) for v in present):
+        return series.astype("boolean"), "boolean"
+    text = present.astype(str)
+    unique = set(text.unique())
+    if unique and unique <= (_TRUE | _FALSE):
+        mapped = series.map(lambda v: None if pd.isna(v) else str(v) in _TRUE)
+        return mapped.astype("boolean"), "boolean"
+    if len(present) == 0:
+        # a column with nothing in it has no type to infer; numeric is R's choice too
+        return series.astype("float64"), "numeric"
+    # object, not pandas' "str" alias: in pandas 2 that alias turns missing values into "nan"
+    as_text = series.map(lambda v: None if pd.isna(v) else str(v)).astype(object)
+    return as_text, "categorical"
+
+
+def to_parquet(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False, engine="pyarrow")
+    return buffer.getvalue()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,89 @@
+"""Dataset use cases: turn an upload into a stored, typed dataset; read and delete them."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from service.datasets import repository
+from service.datasets.ingest import Table, frame_from_records, normalize, read_table, sniff_format
+from service.datasets.schemas import DatasetRecords
+from service.db.models import DatasetRow, utcnow
+from service.errors import InvalidInput, NotFound, field_errors
+
+DEFAULT_NAME = "dataset"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What the client sent: the raw bytes and how to read them."""
+
+    data: bytes
+    kind: str  # "csv", "parquet", "records" or "sniff" (decide from the bytes)
+    name: str | None = None
+    filename: str | None = None
+
+
+def parse_upload(upload: Upload) -> tuple[Table, str | None]:
+    """Read an upload into a normalized table; also return a name found in the body."""
+    if upload.kind == "records":
+        try:
+            payload = DatasetRecords.model_validate_json(upload.data)
+        except ValidationError as exc:
+            errors = field_errors([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])
+            raise InvalidInput("The JSON body is not a dataset: "
+                               + "; ".join(f"{e['field'] or 'body'}: {e['detail']}"
+                                           for e in errors), errors=errors) from None
+        if not payload.records:
+            raise InvalidInput("The data has no rows: 'records' is empty.")
+        return normalize(frame_from_records(payload.records)), payload.name
+    if not upload.data:
+        raise InvalidInput("The upload is empty.")
+    kind = upload.kind
+    fmt = sniff_format(upload.data, upload.filename) if kind == "sniff" else kind
+    return read_table(upload.data, "parquet" if fmt == "parquet" else "csv"), None
+
+
+def create_dataset(session: Session, upload: Upload) -> DatasetRow:
+    """Parse, type and store an upload."""
+    table, body_name = parse_upload(upload)
+    row = DatasetRow(
+        id=str(uuid.uuid4()),
+        name=upload.name or body_name or _stem(upload.filename) or DEFAULT_NAME,
+        n_rows=table.n_rows,
+        columns=[c.to_dict() for c in table.columns],
+        sha256=hashlib.sha256(upload.data).hexdigest(),
+        size_bytes=len(upload.data),
+        content=table.parquet,
+        created_at=utcnow(),
+    )
+    return repository.add_dataset(session, row)
+
+
+def get_dataset(session: Session, dataset_id: str) -> DatasetRow:
+    row = repository.get_dataset(session, dataset_id)
+    if row is None:
+        raise NotFound(f"There is no dataset with id {dataset_id!r}.")
+    return row
+
+
+def list_datasets(session: Session, limit: int, offset: int) -> tuple[list[DatasetRow], int]:
+    return repository.list_datasets(session, limit, offset)
+
+
+def delete_dataset(session: Session, dataset_id: str) -> None:
+    """Delete a dataset; models fitted on it keep predicting."""
+    if not repository.delete_dataset(session, dataset_id):
+        raise NotFound(f"There is no dataset with id {dataset_id!r}.")
+
+
+def _stem(filename: str | None) -> str | None:
+    if not filename:
+        return None
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    stem = base.rsplit(".", 1)[0] if "." in base[1:] else base
+    return stem[:200] or None

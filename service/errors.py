@@ -1,0 +1,202 @@
+"""Typed domain errors and the one place that renders every error as RFC 9457 problem+json.
+
+Services raise ``ServiceError`` subclasses (never ``HTTPException``); the statistics core
+raises ``StatsError``, which is always the client's input and so a 422. FastAPI's own
+validation errors and routing errors (404, 405) get the same document shape, and an
+unexpected exception becomes a 500 problem that reveals nothing of the internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.stats.errors import FormulaError, StatsError
+
+logger = logging.getLogger("mixedfit.errors")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+# Problem types are URNs: stable identifiers that promise no web page at some host.
+PROBLEM_TYPE_PREFIX = "urn:mixedfit:problem:"
+
+
+class FieldError(BaseModel):
+    """One invalid input field: where it is and what is wrong with it."""
+
+    location: str
+    field: str
+    detail: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document; extension members (``errors``, ...) may follow."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class ServiceError(Exception):
+    """A request that the service refuses; subclasses fix the status and the problem type."""
+
+    status: int = 400
+    slug: str = "bad-request"
+    title: str = "Bad request"
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extensions = extensions
+
+
+class InvalidInput(ServiceError):
+    status = 422
+    slug = "invalid-input"
+    title = "Invalid input"
+
+
+class NotFound(ServiceError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class Conflict(ServiceError):
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class PayloadTooLarge(ServiceError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(ServiceError):
+    status = 415
+    slug = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+class ServiceUnavailable(ServiceError):
+    status = 503
+    slug = "service-unavailable"
+    title = "Service unavailable"
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str | None,
+    request: Request,
+    type_: str = "about:blank",
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    """Render one problem document."""
+    body: dict[str, Any] = {
+        "type": type_,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    body.update({k: v for k, v in extensions.items() if v is not None})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE,
+                        headers=headers)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return problem_response(exc.status, exc.title, exc.detail, request,
+                            PROBLEM_TYPE_PREFIX + exc.slug, **exc.extensions)
+
+
+async def _stats_error(request: Request, exc: Exception) -> JSONResponse:
+    extensions: dict[str, Any] = {}
+    if isinstance(exc, FormulaError) and exc.position is not None:
+        extensions = {"position": exc.position, "token": exc.token}
+    slug = type(exc).__name__.removesuffix("Error").lower() or "stats"
+    return problem_response(422, "Unprocessable content", str(exc), request,
+                            f"{PROBLEM_TYPE_PREFIX}{slug}-error", **extensions)
+
+
+def field_errors(raw: list[Any]) -> list[dict[str, str]]:
+    """Pydantic's error list, reduced to location, dotted field, message and type."""
+    out = []
+    for err in raw:
+        loc = [str(part) for part in err.get("loc", ())]
+        location = loc[0] if loc and loc[0] in ("body", "query", "path", "header", "cookie") \
+            else "body"
+        field = ".".join(loc[1:] if loc and loc[0] == location else loc)
+        out.append({"location": location, "field": field, "detail": str(err.get("msg", "")),
+                    "type": str(err.get("type", ""))})
+    return out
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = field_errors(list(exc.errors()))
+    summary = "; ".join(f"{e['field'] or e['location']}: {e['detail']}" for e in errors)
+    return problem_response(422, "Invalid input", summary or "The request is invalid.", request,
+                            PROBLEM_TYPE_PREFIX + "invalid-input", errors=errors)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    phrase = _phrase(exc.status_code)
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
+    if exc.status_code == 404 and detail is None:
+        detail = f"There is no resource at {request.url.path}."
+    if exc.status_code == 405 and detail is None:
+        detail = f"{request.method} is not allowed on {request.url.path}."
+    return problem_response(exc.status_code, phrase, detail, request,
+                            headers=dict(exc.headers) if exc.headers else None)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(500, "Internal Server Error",
+                            "The server failed to handle this request; the error is logged.",
+                            request)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn every error into problem+json."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(StatsError, _stats_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries documenting problem documents for these statuses."""
+    return {
+        status: {
+            "description": _phrase(status) + " (problem document)",
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
