@@ -1,0 +1,112 @@
+"""HTTP routes of /v1/models."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from service.body import media_type, read_body, unsupported
+from service.datasets.ingest import frame_from_records, read_csv
+from service.dependencies import SessionDep, SettingsDep
+from service.errors import InvalidInput, field_errors, problem_responses
+from service.models import service
+from service.models.schemas import (
+    Model,
+    ModelCreate,
+    ModelList,
+    NewLevels,
+    PredictionRequest,
+    Predictions,
+)
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+_PREDICTION_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": PredictionRequest.model_json_schema()},
+            "text/csv": {"schema": {"type": "string"},
+                         "description": "New data; options as query parameters"},
+        },
+    }
+}
+
+
+@router.post("", status_code=202, response_model=Model,
+             responses=problem_responses(404, 422))
+def create_model(spec: ModelCreate, response: Response, session: SessionDep,
+                 settings: SettingsDep) -> Model:
+    """Check a formula against its dataset and queue the fit (202; poll the Location)."""
+    row = service.create_model(session, spec, settings.max_attempts)
+    response.headers["Location"] = f"/v1/models/{row.id}"
+    return Model.from_row(row)
+
+
+@router.get("", response_model=ModelList, responses=problem_responses(422))
+def list_models(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    dataset_id: Annotated[str | None, Query(description="Only models of this dataset")] = None,
+) -> ModelList:
+    """List models, newest first."""
+    rows, total = service.list_models(session, limit, offset, dataset_id)
+    return ModelList(items=[Model.from_row(r) for r in rows], total=total, limit=limit,
+                     offset=offset)
+
+
+@router.get("/{model_id}", response_model=Model, responses=problem_responses(404, 422))
+async def get_model(
+    model_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    wait: Annotated[float, Query(ge=0, description=(
+        "Seconds to wait for the fit to finish before answering (long poll); capped at the "
+        "server's MIXEDFIT_MAX_WAIT_SECONDS"))] = 0,
+) -> Model:
+    """Read a model; with ``wait``, answer as soon as its fit has finished."""
+    row = await service.wait_for_model(session, model_id, min(wait, settings.max_wait_seconds))
+    return Model.from_row(row)
+
+
+@router.post("/{model_id}/predictions", response_model=Predictions,
+             openapi_extra=_PREDICTION_BODY, responses=problem_responses(404, 409, 413, 415, 422))
+async def predict(
+    model_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    include_random_effects: Annotated[bool, Query(description="For a CSV body")] = True,
+    new_levels: Annotated[NewLevels, Query(description="For a CSV body")] = "population",
+) -> Predictions:
+    """Predict new rows (JSON records or CSV) from a fitted model."""
+    media = media_type(request)
+    if media == "text/csv":
+        body = await read_body(request, settings.max_upload_bytes)
+        frame = await run_in_threadpool(read_csv, body)
+    elif media == "application/json" or media.endswith("+json"):
+        body = await read_body(request, settings.max_upload_bytes)
+        try:
+            spec = PredictionRequest.model_validate_json(body)
+        except ValidationError as exc:
+            errors = field_errors([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])
+            raise InvalidInput("The JSON body is not a prediction request: " + "; ".join(
+                f"{e['field'] or 'body'}: {e['detail']}" for e in errors), errors=errors) from None
+        frame = frame_from_records(spec.records)
+        include_random_effects, new_levels = spec.include_random_effects, spec.new_levels
+    else:
+        raise unsupported(media, ["application/json", "text/csv"])
+    values = await run_in_threadpool(service.predict, session, model_id, _as_frame(frame),
+                                     include_random_effects, new_levels)
+    return Predictions(model_id=model_id, predictions=values)
+
+
+def _as_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    if len(frame) == 0:
+        raise InvalidInput("There are no rows to predict.")
+    return frame

@@ -1,0 +1,145 @@
+"""Request and response bodies of the models API.
+
+The result schemas type the fields of the v1 contract and let further fields through
+(``extra="allow"``): the statistics core adds diagnostics over time and the API passes them
+on. Every number may be null: R reports NA for an aliased coefficient, for instance.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.datasets.schemas import Cell
+from service.db.models import ModelRow
+from service.errors import Problem
+
+Status = Literal["queued", "running", "succeeded", "failed"]
+Kind = Literal["lm", "lmm", "lm_by_group"]
+Number = float | None
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class FixedEffect(_Open):
+    term: str
+    estimate: Number
+    std_error: Number = None
+    statistic: Number = None
+    df: Number = None
+    p_value: Number = None
+    conf_low: Number = None
+    conf_high: Number = None
+
+
+class RandomEffectsTerm(_Open):
+    group: str
+    terms: list[str]
+    std_dev: list[Number]
+    variance: list[Number]
+    correlation: list[list[Number]]
+    n_levels: int
+
+
+class Metrics(_Open):
+    n_obs: int
+    loglik: Number = None
+    aic: Number = None
+    bic: Number = None
+    deviance: Number = None
+    reml_criterion: Number = None
+    sigma: Number = None
+    rmse: Number = None
+    df_residual: Number = None
+    r_squared: Number = None
+    adj_r_squared: Number = None
+    r2_marginal: Number = None
+    r2_conditional: Number = None
+
+
+class Convergence(_Open):
+    converged: bool
+    singular: bool
+    optimizer: str
+    iterations: int
+    messages: list[str] = []
+
+
+class FitResult(_Open):
+    fixed_effects: list[FixedEffect]
+    random_effects: list[RandomEffectsTerm] = []
+    residual_std_dev: Number = None
+    metrics: Metrics
+    convergence: Convergence
+    theta: list[Number] = []
+    fit_seconds: Number = None
+
+
+class ModelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset_id: str = Field(max_length=36)
+    formula: str = Field(min_length=1, max_length=10_000,
+                         examples=["Mood ~ Exercise + (1 + Exercise | State)"])
+    method: Literal["REML", "ML"] = Field(
+        default="REML", description="Estimation for mixed models; least-squares fits ignore it")
+    name: str | None = Field(default=None, max_length=200)
+
+
+class Model(BaseModel):
+    id: str
+    name: str | None
+    dataset_id: str
+    formula: str
+    method: str
+    kind: Kind
+    status: Status
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: Problem | None = Field(description="Why the fit failed (a problem document), or null")
+    result: FitResult | None = Field(description="The fit, once it has succeeded")
+
+    @classmethod
+    def from_row(cls, row: ModelRow) -> Model:
+        return cls(
+            id=row.id, name=row.name, dataset_id=row.dataset_id, formula=row.formula,
+            method=row.method, kind=row.kind,  # type: ignore[arg-type]
+            status=row.status,  # type: ignore[arg-type]
+            created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at,
+            error=Problem.model_validate(row.error) if row.error else None,
+            result=FitResult.model_validate(row.result) if row.result else None,
+        )
+
+
+class ModelList(BaseModel):
+    items: list[Model]
+    total: int
+    limit: int
+    offset: int
+
+
+NewLevels = Literal["population", "error"]
+
+
+class PredictionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    records: list[dict[str, Cell]] = Field(min_length=1)
+    include_random_effects: bool = Field(
+        default=True, description="Add the conditional modes of the groups seen in fitting")
+    new_levels: NewLevels = Field(
+        default="population",
+        description="A group level not seen in fitting: predict at the population level, "
+                    "or refuse with 422")
+
+
+class Predictions(BaseModel):
+    model_id: str
+    predictions: list[Number]
+
+

@@ -1,0 +1,111 @@
+"""Model use cases: validate a spec against its dataset and queue the fit; read models;
+predict from a stored model (its prediction state only, never the dataset)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from service.datasets import repository as datasets
+from service.db.models import ModelRow, utcnow
+from service.errors import Conflict, NotFound
+from service.jobs import repository as jobs
+from service.models import repository
+from service.models.schemas import ModelCreate, NewLevels
+from service.stats.design import check_columns
+from service.stats.formula import parse_formula
+
+FINISHED = ("succeeded", "failed")
+FIT_JOB = "fit"
+# Long-poll re-reads start quick (small fits finish in milliseconds) and slow down.
+FIRST_POLL_SECONDS = 0.02
+MAX_POLL_SECONDS = 0.5
+
+
+def create_model(session: Session, spec: ModelCreate, max_attempts: int) -> ModelRow:
+    """Check the formula against the dataset, store the model and queue its fit."""
+    formula = parse_formula(spec.formula)
+    dataset = datasets.get_dataset(session, spec.dataset_id)
+    if dataset is None:
+        raise NotFound(f"There is no dataset with id {spec.dataset_id!r}.")
+    check_columns(formula, {c["name"]: c["dtype"] for c in dataset.columns})
+    row = ModelRow(
+        id=str(uuid.uuid4()), name=spec.name, dataset_id=dataset.id, formula=spec.formula,
+        method=spec.method, kind=formula.kind, status="queued", created_at=utcnow(),
+    )
+    repository.add_model(session, row)
+    # same transaction as the model: a model is never stored without its job
+    jobs.enqueue(session, FIT_JOB, row.id, max_attempts)
+    return row
+
+
+def get_model(session: Session, model_id: str) -> ModelRow:
+    row = repository.get_model(session, model_id)
+    if row is None:
+        raise NotFound(f"There is no model with id {model_id!r}.")
+    return row
+
+
+def list_models(session: Session, limit: int, offset: int, dataset_id: str | None
+                ) -> tuple[list[ModelRow], int]:
+    return repository.list_models(session, limit, offset, dataset_id=dataset_id)
+
+
+def _read_detached(session: Session, model_id: str) -> ModelRow:
+    row = get_model(session, model_id)
+    # End the read transaction between polls: the next read must see the worker's newest
+    # commit, and SQLite transactions here hold the write lock while open. The detached
+    # row keeps its loaded values.
+    session.expunge(row)
+    session.rollback()
+    return row
+
+
+async def wait_for_model(session: Session, model_id: str, wait_seconds: float) -> ModelRow:
+    """The model, re-read until its fit has finished or ``wait_seconds`` have passed."""
+    deadline = time.monotonic() + wait_seconds
+    pause = FIRST_POLL_SECONDS
+    while True:
+        row = await run_in_threadpool(_read_detached, session, model_id)
+        remaining = deadline - time.monotonic()
+        if row.status in FINISHED or remaining <= 0:
+            return row
+        await asyncio.sleep(min(pause, remaining))
+        pause = min(pause * 1.5, MAX_POLL_SECONDS)
+
+
+def predict(session: Session, model_id: str, frame: pd.DataFrame,
+            include_random_effects: bool, new_levels: NewLevels) -> list[float | None]:
+    """Predictions for the rows of ``frame`` from a model whose fit succeeded."""
+    row = get_model(session, model_id)
+    if row.status != "succeeded" or row.prediction_state is None:
+        raise Conflict(_not_ready(row), model_status=row.status)
+    from service.stats.predict import predict as predict_from_state
+
+    state: dict[str, Any] = row.prediction_state
+    values = predict_from_state(state, frame, include_random_effects=include_random_effects,
+                                new_levels=new_levels)
+    return _floats(values)
+
+
+def _not_ready(row: ModelRow) -> str:
+    if row.status == "failed":
+        return f"Model {row.id} has no fit to predict from: its fit failed (see its 'error')."
+    return (f"Model {row.id} is {row.status}; predictions need a finished fit. "
+            f"Wait with GET /v1/models/{row.id}?wait=30.")
+
+
+def _floats(values: Sequence[Any] | Any) -> list[float | None]:
+    out: list[float | None] = []
+    for value in list(values):
+        number = float(value) if value is not None else math.nan
+        out.append(number if math.isfinite(number) else None)
+    return out
