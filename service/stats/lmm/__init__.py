@@ -1,0 +1,104 @@
+"""The mixed-model engine: lme4's penalized least squares with a blocked Cholesky factor.
+
+The fit follows lme4's four named steps: the design (built elsewhere) -> the objective
+(``structure.cross_products`` + ``objective.Objective``) -> the optimizer
+(``optimize.minimize_theta``) -> the result (``package.make_result``).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from service.stats.design.types import Design, FloatArray
+from service.stats.errors import FitError
+from service.stats.lmm.derivatives import variance_derivatives
+from service.stats.lmm.objective import Method, Objective
+from service.stats.lmm.optimize import minimize_theta, ml_refit_deviance
+from service.stats.lmm.package import make_result
+from service.stats.lmm.structure import cross_products
+from service.stats.results import FitResult
+
+__all__ = ["fit_lmm", "fitted_values"]
+
+
+def fit_lmm(design: Design, method: Method = "REML") -> FitResult:
+    """Fit a linear mixed-effects model by REML or ML, with lme4's numbers.
+
+    Parameters
+    ----------
+    design
+        Response, fixed-effects matrix (full column rank) and random-effects blocks.
+    method
+        ``"REML"`` (lme4's default) or ``"ML"``.
+
+    Returns
+    -------
+    FitResult
+        ``kind="lmm"``; fixed effects with Satterthwaite df (lmerTest), variance
+        components and conditional modes in lme4's term order, metrics and convergence.
+
+    Raises
+    ------
+    FitError
+        If the design cannot be fitted (no random effects, too few rows, a singular
+        fixed-effects matrix).
+    """
+    started = time.perf_counter()
+    if method not in ("REML", "ML"):
+        raise FitError(f"method must be 'REML' or 'ML', not {method!r}")
+    n, p = design.X.shape
+    if n <= p:
+        raise FitError(f"{n} rows are too few for {p} fixed-effects coefficients.")
+    cp = cross_products(design)
+    objective = Objective(cp, method)
+    try:
+        optimum = minimize_theta(objective, cp.initial_theta(), cp.lower_bounds())
+        factor = objective.factor(optimum.theta)
+    except np.linalg.LinAlgError as error:
+        raise FitError(
+            "The mixed model cannot be fitted: the fixed-effects matrix is rank deficient "
+            "or the response has no variation.") from error
+    derivs = variance_derivatives(cp, optimum.theta, method)
+    ml_deviance = (optimum.objective if method == "ML"
+                   else ml_refit_deviance(cp, optimum.theta))
+    return make_result(design, cp, method, optimum, factor, derivs, ml_deviance,
+                       fit_seconds=time.perf_counter() - started)
+
+
+def fitted_values(design: Design, result: FitResult,
+                  include_random_effects: bool = True) -> FloatArray:
+    """Xβ̂ + Zb̂ for the rows of ``design``; unseen levels (code -1) contribute 0.
+
+    Parameters
+    ----------
+    design
+        The fitting design or a prediction design built by the same encoder.
+    result
+        A fit of that design.
+    include_random_effects
+        False for the population prediction (R's ``re.form = NA``).
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    beta = np.array([fe.estimate for fe in result.fixed_effects])
+    values = np.asarray(design.X @ beta, dtype=np.float64)
+    if not include_random_effects:
+        return values
+    modes = {(cm.group, cm.terms): cm for cm in result.conditional_modes}
+    for block in design.random:
+        cm = modes[(block.group, block.terms)]
+        table = np.zeros((len(cm.levels) + 1, len(cm.terms)))  # last row: unseen levels
+        table[:-1] = np.asarray(cm.modes, dtype=np.float64).reshape(len(cm.levels), -1)
+        lookup = {level: i for i, level in enumerate(cm.levels)}
+        if tuple(block.levels) == tuple(cm.levels):
+            codes = np.where(block.codes >= 0, block.codes, len(cm.levels))
+        else:
+            remap = np.array([lookup.get(level, len(cm.levels)) for level in block.levels]
+                             + [len(cm.levels)], dtype=np.intp)
+            codes = remap[block.codes]  # -1 picks the final entry: unseen
+        values += np.einsum("ra,ra->r", block.covariates, table[codes])
+    return values

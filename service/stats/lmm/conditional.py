@@ -1,0 +1,123 @@
+"""Conditional modes b̂ = Λθ û and their conditional covariances σ² Λθ (LLᵀ)⁻¹ Λθᵀ.
+
+Only the diagonal q × q blocks of the conditional covariance are formed (what lme4's
+``ranef(condVar = TRUE)`` reports), per level, from the blocked factor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+
+from service.stats.design.types import FloatArray
+from service.stats.lmm.factor import BlockedFactor
+from service.stats.lmm.structure import CrossProducts
+
+# Columns of the first term processed at a time when forming its conditional variances,
+# to bound memory at n_rest × _CHUNK doubles.
+_CHUNK = 4096
+
+
+def _split_rest(cp: CrossProducts, values: FloatArray) -> list[FloatArray]:
+    """Cut a vector over the rest's columns into (levels, q) arrays per term."""
+    out = []
+    for term in cp.terms[1:]:
+        start = term.column_start
+        out.append(values[start:start + term.n_columns].reshape(term.n_levels, term.q))
+    return out
+
+
+def spherical_modes(cp: CrossProducts, factor: BlockedFactor, beta: FloatArray,
+                    ) -> list[FloatArray]:
+    """û per term as (levels, q) arrays: the solution of Lᵀ û = c_u − R_ZX β̂."""
+    p = cp.n_fixed
+    m = cp.n_rest
+    first = factor.first_xy[:, :, p] - factor.first_xy[:, :, :p] @ beta
+    rest: list[FloatArray] = []
+    if m:
+        dense = factor.dense
+        rhs = dense[m + p, :m] - dense[m:m + p, :m].T @ beta
+        u_rest = sla.solve_triangular(dense[:m, :m], rhs, lower=True, trans="T")
+        first = first - (factor.rest_first.T @ u_rest).reshape(first.shape)
+        rest = _split_rest(cp, u_rest)
+    l_t = np.swapaxes(factor.first, 1, 2)
+    u_first = np.asarray(np.linalg.solve(l_t, first[:, :, None])[:, :, 0], dtype=np.float64)
+    return [u_first, *rest]
+
+
+def conditional_modes(cp: CrossProducts, factor: BlockedFactor, beta: FloatArray,
+                      ) -> list[FloatArray]:
+    """b̂ = Λθ û per term, (levels, q) arrays in lme4's term order.
+
+    Parameters
+    ----------
+    cp, factor
+        Cross-products and the factor at θ̂.
+    beta
+        β̂.
+
+    Returns
+    -------
+    list of numpy.ndarray
+    """
+    u = spherical_modes(cp, factor, beta)
+    return [ui @ t.T for ui, t in zip(u, factor.relative_factors, strict=True)]
+
+
+def _first_inverse_blocks(cp: CrossProducts, factor: BlockedFactor) -> FloatArray:
+    """Diagonal blocks of (LLᵀ)⁻¹ for the first term, (l1, q1, q1)."""
+    l11_inv = np.linalg.inv(factor.first)
+    blocks = np.swapaxes(l11_inv, 1, 2) @ l11_inv
+    m = cp.n_rest
+    if not m:
+        return blocks
+    # (LLᵀ)⁻¹₁₁ = L11⁻ᵀL11⁻¹ + VᵀV with V = Lrr⁻¹ Lr1 L11⁻¹ (block inverse of the factor)
+    levels, q, _ = l11_inv.shape
+    indptr = np.arange(0, levels * q * q + 1, q)
+    indices = (np.repeat(np.arange(levels) * q, q * q).reshape(levels, q, q)
+               + np.arange(q)[None, None, :]).ravel()
+    inv_sparse = sp.csr_matrix((l11_inv.ravel(), indices, indptr), shape=(levels * q,) * 2)
+    w = sp.csc_matrix(factor.rest_first @ inv_sparse)
+    lrr = factor.dense[:m, :m]
+    step = max(1, _CHUNK // q)
+    for start in range(0, levels, step):
+        stop = min(levels, start + step)
+        chunk = w[:, start * q:stop * q].toarray()
+        v = sla.solve_triangular(lrr, chunk, lower=True).reshape(m, stop - start, q)
+        blocks[start:stop] += np.einsum("kla,klb->lab", v, v)
+    return blocks
+
+
+def _rest_inverse_blocks(cp: CrossProducts, factor: BlockedFactor) -> list[FloatArray]:
+    m = cp.n_rest
+    if not m:
+        return []
+    lrr_inv = sla.solve_triangular(factor.dense[:m, :m], np.eye(m), lower=True)
+    out = []
+    for term in cp.terms[1:]:
+        cols = lrr_inv[:, term.column_start:term.column_start + term.n_columns]
+        v = cols.reshape(m, term.n_levels, term.q)
+        out.append(np.einsum("kla,klb->lab", v, v))
+    return out
+
+
+def conditional_covariances(cp: CrossProducts, factor: BlockedFactor, sigma: float,
+                            ) -> list[FloatArray]:
+    """Per term, the (levels, q, q) conditional covariance blocks of b given y.
+
+    Parameters
+    ----------
+    cp, factor
+        Cross-products and the factor at θ̂.
+    sigma
+        σ̂.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        σ² T (LLᵀ)⁻¹_ll Tᵀ for each level l of each term, lme4's term order.
+    """
+    blocks = [_first_inverse_blocks(cp, factor), *_rest_inverse_blocks(cp, factor)]
+    return [sigma**2 * (t @ blk @ t.T)
+            for blk, t in zip(blocks, factor.relative_factors, strict=True)]

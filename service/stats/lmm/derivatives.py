@@ -1,0 +1,154 @@
+"""Numerical derivatives at the optimum, for lme4's convergence check and lmerTest's
+Satterthwaite degrees of freedom.
+
+lmerTest differentiates the deviance as a function of φ = (θ, σ),
+
+    dev(θ, σ) = a(θ) + r²(θ) / σ² + n' log(2π σ²),
+
+with a = log|L|² (+ log|R_X|² for REML) and n' = n (ML) or n − p (REML), and the
+covariance of β̂, C(θ, σ) = σ² C₁(θ) with C₁ = R_X⁻¹R_X⁻ᵀ. The σ-derivatives are exact
+here; only a, r² and C₁ are differenced in θ (central differences with one Richardson
+extrapolation step, as numDeriv does with more steps). The profiled objective's gradient
+and Hessian (lme4's check) follow from the same numbers: at σ̂ the envelope theorem gives
+the gradient and a Schur complement gives the Hessian.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+
+from service.stats.design.types import FloatArray
+from service.stats.lmm.factor import update_factor
+from service.stats.lmm.objective import Method, residual_dof
+from service.stats.lmm.structure import CrossProducts
+
+# numDeriv's default relative step is 1e-4 with four Richardson steps; one extrapolation
+# from a larger step is as accurate here and needs fewer evaluations.
+_RELATIVE_STEP = 1e-3
+_ABSOLUTE_STEP = 1e-4
+
+
+@dataclass(frozen=True)
+class VarianceDerivatives:
+    """Derivatives at φ̂ = (θ̂, σ̂).
+
+    ``hessian`` is the (k + 1) × (k + 1) Hessian of dev(θ, σ); ``cov_gradient[i]`` is
+    ∂C/∂φ_i (p × p); ``profiled_gradient``/``profiled_hessian`` are those of the profiled
+    objective in θ alone.
+    """
+
+    hessian: FloatArray
+    cov_gradient: FloatArray
+    covariance: FloatArray
+    profiled_gradient: FloatArray
+    profiled_hessian: FloatArray
+
+
+def _pieces(cp: CrossProducts, theta: FloatArray, method: Method,
+            with_cov: bool) -> tuple[FloatArray, FloatArray | None]:
+    factor = update_factor(cp, theta)
+    a = factor.logdet_l + (factor.logdet_rx if method == "REML" else 0.0)
+    cov = None
+    if with_cov:
+        rx_inv = sla.solve_triangular(factor.r_x(), np.eye(cp.n_fixed), lower=False)
+        cov = rx_inv @ rx_inv.T
+    return np.array([a, factor.penalized_rss]), cov
+
+
+def _differences(cp: CrossProducts, theta: FloatArray, method: Method,
+                 steps: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Central-difference gradient (2,k), Hessian (2,k,k) of (a, r²) and ∂C₁ (k,p,p)."""
+    k = len(theta)
+    center, _ = _pieces(cp, theta, method, with_cov=False)
+    grad = np.zeros((2, k))
+    hess = np.zeros((2, k, k))
+    cov_grad = np.zeros((k, cp.n_fixed, cp.n_fixed))
+    plus = np.zeros((k, 2))
+    minus = np.zeros((k, 2))
+    for i in range(k):
+        e = np.zeros(k)
+        e[i] = steps[i]
+        plus[i], cov_plus = _pieces(cp, theta + e, method, with_cov=True)
+        minus[i], cov_minus = _pieces(cp, theta - e, method, with_cov=True)
+        assert cov_plus is not None and cov_minus is not None
+        grad[:, i] = (plus[i] - minus[i]) / (2 * steps[i])
+        hess[:, i, i] = (plus[i] - 2 * center + minus[i]) / steps[i] ** 2
+        cov_grad[i] = (cov_plus - cov_minus) / (2 * steps[i])
+    for i in range(k):
+        for j in range(i + 1, k):
+            total = np.zeros(2)
+            for si, sj, sign in ((1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1)):
+                e = np.zeros(k)
+                e[i] = si * steps[i]
+                e[j] = sj * steps[j]
+                value, _ = _pieces(cp, theta + e, method, with_cov=False)
+                total += sign * value
+            hess[:, i, j] = hess[:, j, i] = total / (4 * steps[i] * steps[j])
+    return grad, hess, cov_grad
+
+
+def variance_derivatives(cp: CrossProducts, theta: FloatArray, method: Method,
+                         ) -> VarianceDerivatives:
+    """Derivatives of the deviance and of vcov(β̂) in φ = (θ, σ) at the optimum θ̂.
+
+    Parameters
+    ----------
+    cp
+        The design's cross-products.
+    theta
+        The optimum θ̂ (σ̂ is profiled from it).
+    method
+        ``"REML"`` or ``"ML"``: which deviance is differentiated.
+
+    Returns
+    -------
+    VarianceDerivatives
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    k = len(theta)
+    steps = _RELATIVE_STEP * np.abs(theta) + _ABSOLUTE_STEP
+    g1, h1, c1 = _differences(cp, theta, method, steps)
+    g2, h2, c2 = _differences(cp, theta, method, steps / 2)
+    # Richardson: the O(h²) error terms cancel
+    grad = (4 * g2 - g1) / 3
+    hess = (4 * h2 - h1) / 3
+    cov_grad_theta = (4 * c2 - c1) / 3
+
+    (_, r2), cov1 = _pieces(cp, theta, method, with_cov=True)
+    assert cov1 is not None
+    dof = residual_dof(cp, method)
+    sigma2 = r2 / dof
+    sigma = float(np.sqrt(sigma2))
+    full = np.zeros((k + 1, k + 1))
+    full[:k, :k] = hess[0] + hess[1] / sigma2
+    full[:k, k] = full[k, :k] = -2.0 * grad[1] / sigma**3
+    full[k, k] = 6.0 * r2 / sigma2**2 - 2.0 * dof / sigma2
+    cov_gradient = np.concatenate([sigma2 * cov_grad_theta, (2.0 * sigma * cov1)[None]], axis=0)
+    profiled_gradient = grad[0] + grad[1] / sigma2
+    profiled_hessian = full[:k, :k] - np.outer(full[:k, k], full[:k, k]) / full[k, k]
+    return VarianceDerivatives(hessian=full, cov_gradient=cov_gradient,
+                               covariance=sigma2 * cov1,
+                               profiled_gradient=profiled_gradient,
+                               profiled_hessian=profiled_hessian)
+
+
+def satterthwaite_df(derivs: VarianceDerivatives, tol: float = 1e-6) -> FloatArray:
+    """Satterthwaite's df for each coefficient, as lmerTest computes them.
+
+    df_j = 2 C_jj² / (g_jᵀ A g_j), A = 2 H⁻¹ (a Moore-Penrose inverse over the eigenvalues
+    above ``tol``, as lmerTest does when the Hessian is not positive definite).
+    """
+    values, vectors = np.linalg.eigh(derivs.hessian)
+    keep = values > tol
+    h_inv = (vectors[:, keep] / values[keep]) @ vectors[:, keep].T
+    a = 2.0 * h_inv
+    p = derivs.covariance.shape[0]
+    df = np.empty(p)
+    for j in range(p):
+        g = derivs.cov_gradient[:, j, j]
+        denominator = float(g @ a @ g)
+        df[j] = 2.0 * derivs.covariance[j, j] ** 2 / denominator if denominator > 0 else np.inf
+    return df

@@ -1,0 +1,197 @@
+"""Step four (lme4's ``mkMerMod``): package the optimum into a complete ``FitResult``."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+from service.stats.design.types import Design, FloatArray
+from service.stats.lmm.conditional import conditional_covariances, conditional_modes
+from service.stats.lmm.derivatives import VarianceDerivatives, satterthwaite_df
+from service.stats.lmm.factor import BlockedFactor
+from service.stats.lmm.objective import Method, residual_dof
+from service.stats.lmm.optimize import OPTIMIZER_NAME, Optimum
+from service.stats.lmm.structure import CrossProducts
+from service.stats.results import (
+    ConditionalModes,
+    Convergence,
+    FitResult,
+    FixedEffect,
+    Metrics,
+    RandomEffectsTerm,
+)
+
+SINGULAR_TOL = 1e-4  # lme4's isSingular(tol)
+GRADIENT_TOL = 2e-3  # lme4's check.conv.grad tolerance
+_Z_975 = float(stats.norm.ppf(0.975))
+
+
+def is_singular(cp: CrossProducts, theta: FloatArray) -> bool:
+    """lme4's ``isSingular``: a diagonal element of some T below 1e-4."""
+    diagonal = np.concatenate([t.diagonal_theta() for t in cp.terms])
+    return bool(np.any(theta[diagonal] < SINGULAR_TOL))
+
+
+def convergence_messages(derivs: VarianceDerivatives, singular: bool) -> tuple[bool, list[str]]:
+    """lme4's ``checkConv``: the singular note, the scaled gradient and the Hessian checks."""
+    messages: list[str] = []
+    converged = True
+    if singular:
+        messages.append("boundary (singular) fit: see help('isSingular')")
+    gradient = derivs.profiled_gradient
+    hessian = derivs.profiled_hessian
+    try:
+        upper = np.linalg.cholesky(hessian).T
+        scaled = np.linalg.solve(upper, gradient)
+    except np.linalg.LinAlgError:
+        scaled = None
+    if scaled is None:
+        if not singular:
+            converged = False
+            messages.append("unable to evaluate scaled gradient")
+    else:
+        worst = np.minimum(np.abs(scaled), np.abs(gradient))
+        if worst.max() > GRADIENT_TOL:
+            converged = False
+            messages.append(
+                f"Model failed to converge with max|grad| = {worst.max():.6g} "
+                f"(tol = {GRADIENT_TOL:g}, component {int(worst.argmax()) + 1})")
+    if not singular and len(gradient):
+        eigenvalues = np.linalg.eigvalsh(hessian)
+        negative = int(np.sum(eigenvalues < 0))
+        if negative:
+            converged = False
+            messages.append(
+                f"Model failed to converge: degenerate Hessian with {negative} "
+                "negative eigenvalues")
+    return converged, messages
+
+
+def _random_effects_terms(cp: CrossProducts, factor: BlockedFactor, sigma: float,
+                          ) -> tuple[RandomEffectsTerm, ...]:
+    out = []
+    for term, t in zip(cp.terms, factor.relative_factors, strict=True):
+        cov = sigma**2 * (t @ t.T)
+        variance = np.diag(cov)
+        sd = np.sqrt(variance)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = cov / np.outer(sd, sd)
+        # a zero standard deviation has no defined correlation; report 0 rather than NaN
+        corr = np.where(np.isfinite(corr), corr, 0.0)
+        np.fill_diagonal(corr, 1.0)
+        out.append(RandomEffectsTerm(
+            group=term.block.group, terms=term.block.terms,
+            std_dev=tuple(float(v) for v in sd), variance=tuple(float(v) for v in variance),
+            correlation=tuple(tuple(float(v) for v in row) for row in corr),
+            n_levels=term.n_levels))
+    return tuple(out)
+
+
+def _conditional_modes(cp: CrossProducts, modes: list[FloatArray],
+                       covariances: list[FloatArray]) -> tuple[ConditionalModes, ...]:
+    out = []
+    for term, b, cov in zip(cp.terms, modes, covariances, strict=True):
+        sd = np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0))
+        out.append(ConditionalModes(
+            group=term.block.group, terms=term.block.terms, levels=term.block.levels,
+            modes=tuple(tuple(float(v) for v in row) for row in b),
+            cond_sd=tuple(tuple(float(v) for v in row) for row in sd)))
+    return tuple(out)
+
+
+def random_part(cp: CrossProducts, modes: list[FloatArray]) -> FloatArray:
+    """Z b̂ over the fitting rows."""
+    total = np.zeros(cp.n_obs)
+    for term, b in zip(cp.terms, modes, strict=True):
+        block = term.block
+        total += np.einsum("ra,ra->r", block.covariates, b[block.codes])
+    return total
+
+
+def _r_squared(design: Design, cp: CrossProducts, factor: BlockedFactor, beta: FloatArray,
+               sigma: float) -> tuple[float, float]:
+    """Nakagawa and Schielzeth's marginal and conditional R² (Johnson's slopes)."""
+    linear = design.X @ beta
+    var_fixed = float(np.var(linear, ddof=1)) if len(linear) > 1 else 0.0
+    var_random = 0.0
+    for term, t in zip(cp.terms, factor.relative_factors, strict=True):
+        cov = sigma**2 * (t @ t.T)
+        z = term.block.covariates
+        mean_outer = z.T @ z / z.shape[0]
+        var_random += float(np.sum(cov * mean_outer))
+    total = var_fixed + var_random + sigma**2
+    return var_fixed / total, (var_fixed + var_random) / total
+
+
+def make_result(design: Design, cp: CrossProducts, method: Method, optimum: Optimum,
+                factor: BlockedFactor, derivs: VarianceDerivatives,
+                ml_deviance: float, fit_seconds: float) -> FitResult:
+    """Assemble the ``FitResult`` of a mixed-model fit at θ̂.
+
+    Parameters
+    ----------
+    design, cp
+        The design and its cross-products.
+    method
+        ``"REML"`` or ``"ML"``.
+    optimum, factor, derivs
+        The optimizer's summary, the factor at θ̂ and the derivatives at φ̂.
+    ml_deviance
+        The ML deviance to report (the ML refit's for a REML fit).
+    fit_seconds
+        Wall time of the fit.
+
+    Returns
+    -------
+    FitResult
+    """
+    n = cp.n_obs
+    p = cp.n_fixed
+    theta = optimum.theta
+    beta = factor.fixed_effects()
+    sigma = math.sqrt(factor.penalized_rss / residual_dof(cp, method))
+    cov_beta = derivs.covariance
+    se = np.sqrt(np.diag(cov_beta))
+    df = satterthwaite_df(derivs)
+    fixed = []
+    for j, name in enumerate(design.fixed_names):
+        t_value = beta[j] / se[j]
+        fixed.append(FixedEffect(
+            term=name, estimate=float(beta[j]), std_error=float(se[j]),
+            statistic=float(t_value), df=float(df[j]),
+            p_value=float(2.0 * stats.t.sf(abs(t_value), df[j])),
+            conf_low=float(beta[j] - _Z_975 * se[j]),
+            conf_high=float(beta[j] + _Z_975 * se[j])))
+
+    modes = conditional_modes(cp, factor, beta)
+    covariances = conditional_covariances(cp, factor, sigma)
+    assert design.y is not None
+    residuals = design.y - design.X @ beta - random_part(cp, modes)
+    npar = p + len(theta) + 1
+    loglik = -optimum.objective / 2.0
+    r2_marginal, r2_conditional = _r_squared(design, cp, factor, beta, sigma)
+    metrics = Metrics(
+        n_obs=n, loglik=loglik, aic=-2.0 * loglik + 2.0 * npar,
+        bic=-2.0 * loglik + npar * math.log(n), deviance=ml_deviance, sigma=sigma,
+        rmse=float(np.sqrt(np.mean(residuals**2))), df_residual=float(n - p),
+        reml_criterion=optimum.objective if method == "REML" else None,
+        r2_marginal=r2_marginal, r2_conditional=r2_conditional,
+        n_dropped_missing=design.n_dropped_missing, npar=npar)
+
+    singular = is_singular(cp, theta)
+    converged, messages = convergence_messages(derivs, singular)
+    messages = [*optimum.messages, *messages]
+    convergence = Convergence(
+        converged=converged and not optimum.messages, singular=singular,
+        optimizer=OPTIMIZER_NAME, iterations=optimum.evaluations, messages=tuple(messages),
+        initial_objective=optimum.initial_objective, final_objective=optimum.objective)
+    return FitResult(
+        kind="lmm", method=method, fixed_effects=tuple(fixed), metrics=metrics,
+        convergence=convergence, residual_std_dev=sigma,
+        random_effects=_random_effects_terms(cp, factor, sigma),
+        conditional_modes=_conditional_modes(cp, modes, covariances),
+        theta=tuple(float(v) for v in theta), fit_seconds=fit_seconds,
+        messages=tuple(design.messages) + tuple(messages))
+
