@@ -109,8 +109,15 @@ class Dataset:
         return path
 
     def load(self) -> pd.DataFrame:
-        """Read the CSV the way the service would, grouping columns as text."""
-        return pd.read_csv(self.ensure(), dtype={g: str for g in self.groups})
+        """Read the CSV as the service holds an upload: float64 numbers, text as objects."""
+        path = self.ensure()
+        try:
+            from service.datasets.ingest import read_table
+        except ImportError:  # the service's ingest is not there: mimic its column types
+            df = pd.read_csv(path, dtype={g: object for g in self.groups})
+            numeric = df.select_dtypes("number").columns
+            return df.astype(dict.fromkeys(numeric, "float64"))
+        return read_table(path.read_bytes(), "csv").frame
 
 
 DATASETS: dict[str, Dataset] = {
