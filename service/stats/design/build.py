@@ -1,0 +1,183 @@
+"""``build_design``: a parsed formula plus a DataFrame -> the design the engines consume.
+
+The steps follow R's ``model.frame`` then ``model.matrix`` and lme4's ``mkReTrms``:
+check the columns, drop rows with missing values, learn the coding (levels, contrasts,
+``scale``/``poly`` parameters), build X and drop aliased columns, build the random blocks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from service.stats.design.checks import check_columns
+from service.stats.design.encoder import (
+    DesignEncoder,
+    RandomSpec,
+    evaluate_variables,
+    group_labels,
+)
+from service.stats.design.expr import (
+    deparse,
+    expr_columns,
+    factor_column,
+    formula_columns,
+    is_categorical_expr,
+)
+from service.stats.design.functions import Evaluator
+from service.stats.design.rank import aliased_columns, rank_message
+from service.stats.design.terms import TermSpec, Variable, code_terms, model_columns
+from service.stats.design.types import Design, FloatArray
+from service.stats.design.values import (
+    ColumnKind,
+    infer_kinds,
+    level_labels,
+    numeric_values,
+    sort_levels,
+)
+from service.stats.errors import DesignError
+from service.stats.formula.tree import Call, Expr, Formula, Number, Term
+
+
+def build_design(formula: Formula, data: pd.DataFrame) -> Design:
+    """Build the response, fixed-effects matrix and random-effects blocks of a model.
+
+    Parameters
+    ----------
+    formula
+        A parsed formula (``service.stats.formula.parse_formula``).
+    data
+        The dataset; rows with a missing value in any column the formula uses are dropped.
+
+    Returns
+    -------
+    Design
+        With R's column names and order, aliased columns dropped (and named in
+        ``messages``), and an encoder that rebuilds the same coding for new data.
+
+    Raises
+    ------
+    DesignError
+        Unknown columns, categorical columns where numbers are needed, no rows left,
+        a factor or grouping factor with fewer than 2 levels, fewer rows than columns.
+    """
+    data_kinds = infer_kinds(data)
+    check_columns(formula, data_kinds)
+    used = formula_columns(formula)
+    kinds = {name: data_kinds[name] for name in used}
+    frame, rows = _drop_missing(data, used)
+    n_dropped = len(data) - len(frame)
+
+    variables, exprs = _learn_variables(formula, frame, kinds)
+    categorical = {label for label, v in variables.items() if v.categorical}
+    fixed = code_terms([_labels(t) for t in formula.fixed], categorical, formula.intercept)
+    params: dict[str, dict[str, Any]] = {}
+    encoder = DesignEncoder(
+        response=formula.response, intercept=formula.intercept, kinds=kinds,
+        variables=variables, exprs=exprs, params=params, fixed=fixed, all_fixed_names=(),
+        by_group=formula.by_group)
+    values = evaluate_variables(encoder, frame, list(variables), params=params,
+                                error=DesignError, learn=True)
+    n = len(frame)
+    X_all, names = model_columns(formula.intercept, fixed, variables, values, n)
+    if n < X_all.shape[1]:
+        # Checked before dropping aliased columns: with n < p some always alias, hiding why.
+        raise DesignError(f"only {n} rows are left for {X_all.shape[1]} fixed-effect columns; "
+                          "a fit needs at least as many rows as columns")
+    random = tuple(_random_spec(r, frame, kinds, variables, values, n) for r in formula.random)
+    dropped = tuple(names[j] for j in aliased_columns(X_all))
+    y = _response(formula.response, frame, kinds, params)
+    encoder = DesignEncoder(
+        response=formula.response, intercept=formula.intercept, kinds=kinds,
+        variables=variables, exprs=exprs, params=params, fixed=fixed,
+        all_fixed_names=tuple(names), random=random, dropped_aliased=dropped,
+        by_group=formula.by_group)
+    X = encoder.fixed_matrix(values, n)
+    blocks = tuple(encoder.block(spec, frame, values, "population", DesignError)
+                   for spec in random)
+    return Design(
+        y=y, X=X, fixed_names=encoder.fixed_names, random=blocks, rows=rows,
+        response_name=deparse(formula.response), encoder=encoder, n_dropped_missing=n_dropped,
+        dropped_aliased=dropped, messages=(rank_message(list(dropped)),) if dropped else ())
+
+
+def _drop_missing(data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """R's ``na.omit`` over the used columns: the kept rows and their positions."""
+    missing = data[used].isna().any(axis=1).to_numpy() if used else np.zeros(len(data), bool)
+    rows = np.flatnonzero(~missing).astype(np.intp)
+    if len(rows) == 0:
+        raise DesignError("no rows are left after dropping rows with missing values in the "
+                          f"columns the formula uses ({', '.join(used)})")
+    return data.iloc[rows].reset_index(drop=True), rows
+
+
+def _labels(term: Term) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(deparse(f) for f in term.factors))
+
+
+def _learn_variables(formula: Formula, frame: pd.DataFrame, kinds: dict[str, ColumnKind]
+                     ) -> tuple[dict[str, Variable], dict[str, Expr]]:
+    """Each distinct term factor, with the levels of categorical ones as found in ``frame``."""
+    factors = [f for t in formula.fixed for f in t.factors]
+    factors += [f for r in formula.random for t in r.terms for f in t.factors]
+    variables: dict[str, Variable] = {}
+    exprs: dict[str, Expr] = {}
+    for expr in factors:
+        label = deparse(expr)
+        if label in variables:
+            continue
+        if is_categorical_expr(expr, kinds):
+            column = factor_column(expr)
+            labels = level_labels(frame[column], kinds[column], DesignError)
+            levels = sort_levels(list(labels), kinds[column])
+            if len(levels) < 2:
+                raise DesignError(f"{label} has only one level ({', '.join(levels)}); "
+                                  "a categorical variable needs at least 2 levels")
+            variables[label] = Variable(label, True, column=column, levels=levels)
+        else:
+            variables[label] = Variable(label, False, suffixes=_suffixes(expr))
+            exprs[label] = expr
+    return variables, exprs
+
+
+def _suffixes(expr: Expr) -> tuple[str, ...]:
+    """Column-name suffixes of a numeric factor: ``poly(x, k)`` has ``1``..``k``."""
+    if (isinstance(expr, Call) and expr.function == "poly" and len(expr.args) == 2
+            and isinstance(expr.args[1], Number) and expr.args[1].value >= 1):
+        return tuple(str(i + 1) for i in range(int(expr.args[1].value)))
+    return ("",)
+
+
+def _random_spec(term: Any, frame: pd.DataFrame, kinds: dict[str, ColumnKind],
+                 variables: dict[str, Variable], values: dict[str, Any], n: int) -> RandomSpec:
+    """Code one random term and find its grouping factor's levels (those that occur)."""
+    categorical = {label for label, v in variables.items() if v.categorical}
+    terms: tuple[TermSpec, ...] = code_terms([_labels(t) for t in term.terms], categorical,
+                                             term.intercept)
+    _, names = model_columns(term.intercept, terms, variables, values, n)
+    if not names:
+        raise DesignError(f"the random term for {term.group_label} has no columns")
+    labels = group_labels(frame, term.group, kinds, DesignError)
+    if len(term.group) == 1:
+        levels = sort_levels([lab for lab in labels if lab is not None], kinds[term.group[0]])
+    else:
+        # lme4 1.1-31 labels interaction levels "a:b" and sorts the labels as text.
+        levels = tuple(sorted({lab for lab in labels if lab is not None}))
+    if len(levels) < 2:
+        raise DesignError(f"grouping factor '{term.group_label}' has {len(levels)} level(s) "
+                          f"({', '.join(levels)}); a random effect needs at least 2 levels")
+    return RandomSpec(intercept=term.intercept, terms=terms, names=tuple(names),
+                      group=tuple(term.group), group_label=term.group_label, levels=levels)
+
+
+def _response(response: Expr, frame: pd.DataFrame, kinds: dict[str, ColumnKind],
+              params: dict[str, dict[str, Any]]) -> FloatArray:
+    """The response values (a numeric expression; ``scale``/``poly`` parameters learned)."""
+    columns = {c: numeric_values(frame[c], kinds[c], DesignError)
+               for c in dict.fromkeys(expr_columns(response))}
+    values = Evaluator(columns, params, learn=True, error=DesignError).variable(response)[0]
+    if values.shape[1] != 1:
+        raise DesignError(f"the response {deparse(response)} must be a single column")
+    return np.ascontiguousarray(values[:, 0])

@@ -1,0 +1,87 @@
+"""Checks of a formula against a dataset's columns, before any matrix is built.
+
+All unknown columns are reported at once, with close matches, in MixedModels.jl's words;
+then every place a categorical column is used where a number is needed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Mapping
+
+from service.stats.design.expr import (
+    CATEGORICAL_FUNCTIONS,
+    NUMERIC_FUNCTIONS,
+    deparse,
+    formula_columns,
+)
+from service.stats.errors import DesignError
+from service.stats.formula.tree import BinOp, Call, Column, Expr, Formula, Negate
+
+
+def check_columns(formula: Formula, columns: Mapping[str, str]) -> None:
+    """Check that a formula's columns exist and have usable kinds.
+
+    Parameters
+    ----------
+    formula
+        The parsed formula.
+    columns
+        Column name -> kind (``"numeric"``, ``"categorical"`` or ``"boolean"``).
+
+    Raises
+    ------
+    DesignError
+        Listing every unknown column (with close matches), or every categorical column
+        used where a number is needed (a numeric function, ``I()``, ``poly``, the response).
+    """
+    unknown = [name for name in formula_columns(formula) if name not in columns]
+    if unknown:
+        raise DesignError("The following formula variables are not present in the dataset: "
+                          + ", ".join(_with_suggestion(name, columns) for name in unknown))
+    problems = list(dict.fromkeys(_kind_problems(formula, columns)))
+    if problems:
+        raise DesignError("; ".join(problems))
+
+
+def _with_suggestion(name: str, columns: Mapping[str, str]) -> str:
+    close = difflib.get_close_matches(name, list(columns), n=1, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in columns}
+        if name.lower() in lowered:
+            close = [lowered[name.lower()]]
+    return f"{name} (did you mean {close[0]}?)" if close else name
+
+
+def _kind_problems(formula: Formula, columns: Mapping[str, str]) -> Iterator[str]:
+    response = formula.response
+    if isinstance(response, Column) and columns[response.name] == "categorical":
+        yield (f"the response must be numeric, but column '{response.name}' is categorical")
+    else:
+        yield from _numeric_uses(response, columns, "the response")
+    factors: list[Expr] = [f for term in formula.fixed for f in term.factors]
+    factors += [f for r in formula.random for term in r.terms for f in term.factors]
+    for factor in factors:
+        yield from _numeric_uses(factor, columns, None)
+
+
+def _numeric_uses(expr: Expr, columns: Mapping[str, str], context: str | None) -> Iterator[str]:
+    """Problems with categorical columns read by ``expr`` where ``context`` needs a number."""
+    if isinstance(expr, Column):
+        if context is not None and columns[expr.name] == "categorical":
+            yield f"column '{expr.name}' is categorical; {context} needs a numeric column"
+    elif isinstance(expr, Call):
+        if expr.function in CATEGORICAL_FUNCTIONS:
+            if context is not None:
+                yield f"{deparse(expr)} is categorical; {context} needs a number"
+            return
+        if expr.function not in NUMERIC_FUNCTIONS:
+            yield f"{expr.function}() is not an allowed function"
+            return
+        for arg in expr.args:
+            yield from _numeric_uses(arg, columns, f"{expr.function}()")
+    elif isinstance(expr, BinOp):
+        yield from _numeric_uses(expr.left, columns, context or "arithmetic")
+        yield from _numeric_uses(expr.right, columns, context or "arithmetic")
+    elif isinstance(expr, Negate):
+        yield from _numeric_uses(expr.operand, columns, context or "arithmetic")

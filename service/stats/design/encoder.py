@@ -1,0 +1,236 @@
+"""The design encoder: everything needed to rebuild X and the random blocks for new rows.
+
+``build_design`` learns an encoder from the fitting data (levels, contrasts, ``scale``
+and ``poly`` parameters, aliased columns, group levels); ``DesignEncoder.transform``
+applies it to new data. ``to_json``/``from_json`` store it as plain JSON, never pickle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from service.stats.design.expr import deparse, expr_columns
+from service.stats.design.functions import Evaluator
+from service.stats.design.serialize import encoder_from_json, encoder_to_json
+from service.stats.design.terms import TermSpec, Value, Variable, model_columns
+from service.stats.design.types import Design, FloatArray, IntArray, RandomBlock
+from service.stats.design.values import ColumnKind, level_labels, numeric_values
+from service.stats.errors import PredictionError, StatsError
+from service.stats.formula.tree import Expr
+
+NewLevels = Literal["population", "error"]
+
+
+@dataclass(frozen=True, eq=False)
+class RandomSpec:
+    """One random-effects term as coded: ``(intercept + terms | group)``."""
+
+    intercept: bool
+    terms: tuple[TermSpec, ...]
+    names: tuple[str, ...]
+    group: tuple[str, ...]
+    group_label: str
+    levels: tuple[str, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class DesignEncoder:
+    """What a fitted design needs to encode new rows exactly as the fitting rows were.
+
+    ``variables`` maps each distinct term factor's label to its coding; ``exprs`` holds the
+    expressions of the numeric ones; ``params`` the learned ``scale``/``poly`` parameters
+    keyed by call text; ``kinds`` the kind each used column had when fitting.
+    """
+
+    response: Expr
+    intercept: bool
+    kinds: Mapping[str, ColumnKind]
+    variables: Mapping[str, Variable]
+    exprs: Mapping[str, Expr]
+    params: Mapping[str, dict[str, Any]]
+    fixed: tuple[TermSpec, ...]
+    all_fixed_names: tuple[str, ...]
+    random: tuple[RandomSpec, ...] = ()
+    dropped_aliased: tuple[str, ...] = ()
+    by_group: tuple[str, ...] | None = None
+
+    @property
+    def response_name(self) -> str:
+        return deparse(self.response)
+
+    @property
+    def fixed_names(self) -> tuple[str, ...]:
+        """The fixed-effect column names after dropping aliased columns."""
+        dropped = set(self.dropped_aliased)
+        return tuple(n for n in self.all_fixed_names if n not in dropped)
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain-JSON description of the encoder (``json.dumps`` works on it)."""
+        return encoder_to_json(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DesignEncoder:
+        """Rebuild an encoder stored with :meth:`to_json`."""
+        return encoder_from_json(cls, RandomSpec, data)
+
+    def transform(self, data: pd.DataFrame, *, new_levels: NewLevels = "population",
+                  random: bool = True) -> Design:
+        """Encode new rows as the fitting rows were encoded.
+
+        Parameters
+        ----------
+        data
+            New rows; the response column may be absent (then ``y`` is None).
+        new_levels
+            ``"population"``: a group level not seen in fitting (or a missing group value)
+            gets code -1 (population-level prediction); ``"error"``: raise instead.
+        random
+            Whether to build the random-effects blocks (False needs no group columns).
+
+        Raises
+        ------
+        PredictionError
+            Missing columns, missing values, unknown levels of a fixed-effect factor, or
+            (with ``new_levels="error"``) unseen group levels.
+        """
+        frame = data.reset_index(drop=True)
+        self._require_columns(frame, random)
+        self._refuse_missing_values(frame, random)
+        specs = self.random if random else ()
+        values = evaluate_variables(self, frame, self._needed_variables(random),
+                                    params=dict(self.params), error=PredictionError,
+                                    learn=False)
+        X = self.fixed_matrix(values, len(frame))
+        blocks = tuple(self.block(spec, frame, values, new_levels, PredictionError)
+                       for spec in specs)
+        return Design(
+            y=self._response_or_none(frame), X=X, fixed_names=self.fixed_names, random=blocks,
+            rows=np.arange(len(frame), dtype=np.intp), response_name=self.response_name,
+            encoder=self, dropped_aliased=self.dropped_aliased)
+
+    def fixed_matrix(self, values: Mapping[str, Value], n: int, *,
+                     keep_aliased: bool = False) -> FloatArray:
+        """X for evaluated variables (all columns, or without the aliased ones)."""
+        X, names = model_columns(self.intercept, self.fixed, self.variables, values, n)
+        if tuple(names) != self.all_fixed_names:
+            raise PredictionError("the encoded columns differ from the fitted ones: "
+                                  f"{names} != {list(self.all_fixed_names)}")
+        if keep_aliased or not self.dropped_aliased:
+            return X
+        dropped = set(self.dropped_aliased)
+        keep = [j for j, name in enumerate(names) if name not in dropped]
+        return np.ascontiguousarray(X[:, keep])
+
+    def block(self, spec: RandomSpec, frame: pd.DataFrame, values: Mapping[str, Value],
+              new_levels: NewLevels, error: type[StatsError]) -> RandomBlock:
+        """The random block of one term: level codes and the n × q covariates."""
+        covariates, names = model_columns(spec.intercept, spec.terms, self.variables, values,
+                                          len(frame))
+        labels = group_labels(frame, spec.group, self.kinds, error)
+        index = {level: i for i, level in enumerate(spec.levels)}
+        codes = np.array([index.get(label, -1) if label is not None else -1
+                          for label in labels], dtype=np.intp)
+        if new_levels == "error" and (codes < 0).any():
+            unseen = sorted({str(label) for label, c in zip(labels, codes, strict=True) if c < 0})
+            raise PredictionError(f"group '{spec.group_label}' has levels not seen when "
+                                  f"fitting: {', '.join(unseen)}")
+        return RandomBlock(group=spec.group_label, terms=tuple(names), levels=spec.levels,
+                           codes=codes, covariates=covariates)
+
+    def columns_used(self, *, random: bool = True, response: bool = False) -> list[str]:
+        """The data columns the fixed part (and optionally random part, response) reads."""
+        names: list[str] = []
+        for label in self._needed_variables(random):
+            variable = self.variables[label]
+            names.extend([variable.column] if variable.categorical
+                         else expr_columns(self.exprs[label]))
+        if random:
+            names.extend(c for spec in self.random for c in spec.group)
+        if response:
+            names.extend(expr_columns(self.response))
+        return list(dict.fromkeys(names))
+
+    def _needed_variables(self, random: bool) -> list[str]:
+        labels = [v for term in self.fixed for v in term.variables]
+        if random:
+            labels += [v for spec in self.random for term in spec.terms for v in term.variables]
+        return list(dict.fromkeys(labels))
+
+    def _require_columns(self, frame: pd.DataFrame, random: bool) -> None:
+        absent = [c for c in self.columns_used(random=random) if c not in frame.columns]
+        if absent:
+            raise PredictionError("The following columns are needed for prediction but are "
+                                  "not present in the new data: " + ", ".join(absent))
+
+    def _refuse_missing_values(self, frame: pd.DataFrame, random: bool) -> None:
+        groups = {c for spec in self.random for c in spec.group} if random else set()
+        columns = [c for c in self.columns_used(random=random) if c not in groups]
+        if not columns:
+            return
+        missing = frame[columns].isna()
+        rows = np.flatnonzero(missing.any(axis=1).to_numpy())
+        if len(rows):
+            where = [c for c in columns if missing[c].any()]
+            shown = ", ".join(str(r) for r in rows[:10]) + (" ..." if len(rows) > 10 else "")
+            raise PredictionError(f"{len(rows)} row(s) have missing values in column(s) "
+                                  f"{', '.join(where)}: rows {shown} (0-based)")
+
+    def _response_or_none(self, frame: pd.DataFrame) -> FloatArray | None:
+        names = list(dict.fromkeys(expr_columns(self.response)))
+        if not all(n in frame.columns for n in names):
+            return None
+        try:
+            columns = {n: numeric_values(frame[n], self.kinds.get(n, "numeric"), PredictionError)
+                       for n in names}
+            evaluator = Evaluator(columns, dict(self.params), learn=False, error=PredictionError)
+            with np.errstate(all="ignore"):
+                return np.asarray(evaluator.vector(self.response), dtype=np.float64)
+        except StatsError:
+            return None
+
+
+def group_labels(frame: pd.DataFrame, group: tuple[str, ...], kinds: Mapping[str, ColumnKind],
+                 error: type[StatsError]) -> list[str | None]:
+    """Group level labels per row: interaction values joined by ``:`` (None if missing)."""
+    parts = [level_labels(frame[c], kinds.get(c, "categorical"), error) for c in group]
+    rows = zip(*parts, strict=True)
+    return [None if any(p is None for p in row) else ":".join(row) for row in rows]
+
+
+def evaluate_variables(encoder: DesignEncoder, frame: pd.DataFrame, labels: list[str], *,
+                       params: dict[str, dict[str, Any]], error: type[StatsError],
+                       learn: bool) -> dict[str, Value]:
+    """Evaluate term factors: level codes for categorical ones, matrices for numeric ones.
+
+    With ``learn`` the evaluator stores ``scale``/``poly`` parameters into ``params``.
+    """
+    values: dict[str, Value] = {}
+    for label in labels:
+        variable = encoder.variables[label]
+        if variable.categorical:
+            values[label] = level_codes(frame, variable, encoder.kinds, error)
+            continue
+        expr = encoder.exprs[label]
+        columns = {n: numeric_values(frame[n], encoder.kinds[n], error)
+                   for n in dict.fromkeys(expr_columns(expr))}
+        matrix, _ = Evaluator(columns, params, learn=learn, error=error).variable(expr)
+        values[label] = matrix
+    return values
+
+
+def level_codes(frame: pd.DataFrame, variable: Variable, kinds: Mapping[str, ColumnKind],
+                error: type[StatsError]) -> IntArray:
+    """Codes of a categorical variable's values; unknown levels are an ``error``."""
+    labels = level_labels(frame[variable.column], kinds[variable.column], error)
+    index = {level: i for i, level in enumerate(variable.levels)}
+    codes = np.array([index.get(label, -1) for label in labels], dtype=np.intp)
+    if (codes < 0).any():
+        unknown = sorted({str(label) for label, c in zip(labels, codes, strict=True) if c < 0})
+        raise error(f"column '{variable.column}' has levels not seen when fitting: "
+                    f"{', '.join(unknown)} (known levels: {', '.join(variable.levels)})")
+    return codes

@@ -1,0 +1,121 @@
+"""Data columns as the design sees them: their kind, numeric values and R-style level labels.
+
+Levels are labelled as R's ``as.character`` would print them (``1`` not ``1.0``, ``TRUE``),
+so a level seen as the number 1 when fitting and as the string "1" in a JSON prediction
+request is the same level.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+from service.stats.design.types import FloatArray
+from service.stats.errors import StatsError
+
+ColumnKind = Literal["numeric", "categorical", "boolean"]
+KINDS: tuple[ColumnKind, ...] = ("numeric", "categorical", "boolean")
+
+_TRUE = frozenset({"TRUE", "True", "true", "T"})
+_FALSE = frozenset({"FALSE", "False", "false", "F"})
+
+
+def column_kind(series: pd.Series) -> ColumnKind:
+    """The kind of a column: booleans and numbers by dtype, everything else categorical."""
+    if ptypes.is_bool_dtype(series.dtype):
+        return "boolean"
+    if ptypes.is_numeric_dtype(series.dtype):
+        return "numeric"
+    values = series.dropna()
+    if len(values) and all(isinstance(v, bool | np.bool_) for v in values):
+        return "boolean"
+    return "categorical"
+
+
+def infer_kinds(frame: pd.DataFrame) -> dict[str, ColumnKind]:
+    """The kind of every column of a frame, keyed by column name."""
+    return {str(name): column_kind(frame[name]) for name in frame.columns}
+
+
+def format_number(value: float) -> str:
+    """A number as R's ``as.character`` prints it (15 significant digits, no ``.0``)."""
+    number = float(value)
+    if number.is_integer() and abs(number) < 1e15:
+        return str(int(number))
+    return f"{number:.15g}"
+
+
+def level_labels(series: pd.Series, kind: ColumnKind,
+                 error: type[StatsError]) -> np.ndarray:
+    """R-style level labels of a column (object array, None where the value is missing)."""
+    missing = series.isna().to_numpy()
+    out = np.empty(len(series), dtype=object)
+    values = series.to_numpy(dtype=object)
+    for i, value in enumerate(values):
+        if missing[i]:
+            out[i] = None
+        elif kind == "boolean":
+            out[i] = _boolean_label(value, str(series.name), error)
+        elif kind == "numeric":
+            out[i] = _numeric_label(value, str(series.name), error)
+        else:
+            out[i] = str(value)
+    return out
+
+
+def _boolean_label(value: object, name: str, error: type[StatsError]) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "TRUE" if value else "FALSE"
+    text = str(value)
+    if text in _TRUE:
+        return "TRUE"
+    if text in _FALSE:
+        return "FALSE"
+    if isinstance(value, int | float | np.number) and float(value) in (0.0, 1.0):
+        return "TRUE" if float(value) else "FALSE"
+    raise error(f"column '{name}' must be boolean (TRUE/FALSE); got {text!r}")
+
+
+def _numeric_label(value: object, name: str, error: type[StatsError]) -> str:
+    if isinstance(value, str):
+        try:
+            return format_number(float(value))
+        except ValueError:
+            return value
+    if isinstance(value, bool | np.bool_):
+        return format_number(float(value))
+    if isinstance(value, int | float | np.number):
+        return format_number(float(value))
+    raise error(f"column '{name}' holds a value that is neither a number nor text: {value!r}")
+
+
+def sort_levels(labels: set[str] | list[str], kind: ColumnKind) -> tuple[str, ...]:
+    """Levels in R's order: numbers numerically, booleans FALSE < TRUE, text as sorted strings."""
+    unique = set(labels)
+    if kind == "numeric":
+        return tuple(sorted(unique, key=_numeric_key))
+    return tuple(sorted(unique))
+
+
+def _numeric_key(label: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+
+
+def numeric_values(series: pd.Series, kind: ColumnKind, error: type[StatsError]) -> FloatArray:
+    """A column as float64 (booleans as 0/1); text that is not a number is an ``error``."""
+    name = str(series.name)
+    if kind == "categorical":
+        raise error(f"column '{name}' is categorical; a number is needed here")
+    if kind == "boolean":
+        labels = level_labels(series, "boolean", error)
+        return np.array([np.nan if v is None else float(v == "TRUE") for v in labels])
+    try:
+        return np.asarray(pd.to_numeric(series, errors="raise"), dtype=np.float64)
+    except (ValueError, TypeError) as exc:
+        raise error(f"column '{name}' must be numeric: {exc}") from None
