@@ -91,6 +91,10 @@ class ModelRow(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     prediction_state: Mapped[dict[str, Any] | None] = mapped_column(
         JSON(none_as_null=True))
+    # [asdict(ConditionalModes), ...]: the BLUPs and their conditional SDs per grouping
+    # term, which the result document leaves out (served by /random-effects)
+    conditional_modes: Mapped[list[dict[str, Any]] | None] = mapped_column(
+        JSON(none_as_null=True))
 
 
 class JobRow(Base):

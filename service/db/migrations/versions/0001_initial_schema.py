@@ -54,6 +54,7 @@ def upgrade() -> None:
         sa.Column("error", sa.JSON(none_as_null=True), nullable=True),
         sa.Column("result", sa.JSON(none_as_null=True), nullable=True),
         sa.Column("prediction_state", sa.JSON(none_as_null=True), nullable=True),
+        sa.Column("conditional_modes", sa.JSON(none_as_null=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_models_dataset_id", "models", ["dataset_id"])

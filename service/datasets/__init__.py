@@ -1,0 +1,1 @@
+"""Datasets: endpoints, service and repository."""

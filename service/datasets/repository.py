@@ -1,0 +1,40 @@
+"""SQL for datasets. The Parquet content is loaded only when asked for."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, defer, undefer
+
+from service.db.models import DatasetRow
+
+
+def add_dataset(session: Session, row: DatasetRow) -> DatasetRow:
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_dataset(session: Session, dataset_id: str, *, with_content: bool = False
+                ) -> DatasetRow | None:
+    option = undefer(DatasetRow.content) if with_content else defer(DatasetRow.content)
+    statement = select(DatasetRow).where(DatasetRow.id == dataset_id).options(option)
+    return session.scalars(statement).one_or_none()
+
+
+def list_datasets(session: Session, limit: int, offset: int) -> tuple[list[DatasetRow], int]:
+    """A page of datasets, newest first, and the total count (content not loaded)."""
+    total = session.scalar(select(func.count()).select_from(DatasetRow)) or 0
+    statement = (
+        select(DatasetRow)
+        .options(defer(DatasetRow.content))
+        .order_by(DatasetRow.created_at.desc(), DatasetRow.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(session.scalars(statement)), total
+
+
+def delete_dataset(session: Session, dataset_id: str) -> bool:
+    """Delete a dataset; its models stay (they predict without it). False if absent."""
+    result = session.execute(delete(DatasetRow).where(DatasetRow.id == dataset_id))
+    return bool(result.rowcount)  # type: ignore[attr-defined]

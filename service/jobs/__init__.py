@@ -1,0 +1,1 @@
+"""Jobs: the queue, the worker and the fit runner."""

@@ -1,0 +1,43 @@
+"""RFC 9457 problem documents stored on a model whose fit failed (``models.error``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROBLEM_BASE = "https://mixedfit.dev/problems/"
+
+
+def problem(slug: str, title: str, status: int, detail: str, **extra: Any) -> dict[str, Any]:
+    return {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail,
+            **extra}
+
+
+def fit_failed(error_type: str | None, detail: str) -> dict[str, Any]:
+    """The statistics core refused the formula or the data."""
+    return problem("fit-failed", "The model could not be fitted", 422, detail,
+                   error_type=error_type)
+
+
+def fit_aborted(reason: str, detail: str, attempts: int) -> dict[str, Any]:
+    """Every attempt ended without a result: ``reason`` is timeout, memory, crashed or lost."""
+    titles = {
+        "timeout": ("fit-timeout", "The fit exceeded its time limit", 422),
+        "memory": ("fit-memory-limit", "The fit exceeded its memory limit", 422),
+        "crashed": ("fit-crashed", "The fit process crashed", 500),
+        "lost": ("fit-abandoned", "The worker running the fit stopped", 500),
+    }
+    slug, title, status = titles[reason]
+    hint = {
+        "timeout": " Simplify the model or raise MIXEDFIT_FIT_TIMEOUT_SECONDS.",
+        "memory": " Simplify the model or raise MIXEDFIT_FIT_MEMORY_BYTES.",
+    }.get(reason, "")
+    sentence = detail[:1].upper() + detail[1:] + "."
+    if attempts > 1:
+        sentence += f" That was attempt {attempts}; every attempt ended without a result."
+    return problem(slug, title, status, sentence + hint, attempts=attempts)
+
+
+def dataset_missing(dataset_id: str) -> dict[str, Any]:
+    return problem("dataset-not-found", "The dataset is gone", 422,
+                   f"Dataset {dataset_id} was deleted before the model was fitted; "
+                   "upload the data again and create the model anew.")

@@ -1,0 +1,137 @@
+"""The fit task: load a model's data, fit it in a child process, store the outcome.
+
+Transactions stay short and the fit runs outside any of them. The outcome is written in one
+transaction that first checks, with the job row locked, that this worker still holds the
+job; the model repository then refuses a second result. So a job that runs twice (its first
+worker died after fitting but before committing, or lost its lease) stores one result.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.datasets.repository import get_dataset
+from service.db.models import JobRow
+from service.jobs import problems
+from service.jobs import repository as jobs
+from service.jobs.child import FitRequest
+from service.jobs.runner import FitOutcome, run_fit
+from service.models import repository as models
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TaskContext:
+    settings: Settings
+    session_factory: sessionmaker[Session]
+    worker_id: str
+    stop: threading.Event
+
+
+def run_fit_job(job: JobRow, ctx: TaskContext) -> None:
+    """Carry out one claimed fit job to its end (stored, failed, requeued or released)."""
+    request = _load_request(job, ctx)
+    if request is None:
+        return
+    lost = threading.Event()
+
+    def keep_lease() -> bool:
+        if ctx.stop.is_set():
+            return False
+        with ctx.session_factory.begin() as session:
+            held = jobs.renew_lease(session, job.id, ctx.worker_id, ctx.settings.lease_seconds)
+        if not held:
+            lost.set()
+        return held
+
+    outcome = run_fit(
+        request,
+        timeout_seconds=ctx.settings.fit_timeout_seconds,
+        memory_bytes=ctx.settings.fit_memory_bytes,
+        tick_seconds=ctx.settings.lease_seconds / 3,
+        on_tick=keep_lease,
+    )
+    if outcome.status == "cancelled":
+        if lost.is_set():
+            log.warning("job %s: lease lost to another worker; result discarded", job.id)
+        else:
+            _release(job, ctx)
+        return
+    _record(job, outcome, ctx)
+
+
+def _load_request(job: JobRow, ctx: TaskContext) -> FitRequest | None:
+    with ctx.session_factory.begin() as session:
+        model = models.get_model(session, job.target_id)
+        if model is None:
+            jobs.fail(session, job.id, ctx.worker_id, "the model was deleted", retry=False)
+            return None
+        if model.status == "succeeded":
+            # an earlier attempt stored the result and died before completing the job
+            jobs.complete(session, job.id, ctx.worker_id)
+            return None
+        dataset = get_dataset(session, model.dataset_id, with_content=True)
+        if dataset is None:
+            models.mark_failed(session, model.id, problems.dataset_missing(model.dataset_id))
+            jobs.fail(session, job.id, ctx.worker_id, "the dataset was deleted", retry=False)
+            return None
+        return FitRequest(formula=model.formula, method=model.method, parquet=dataset.content)
+
+
+def _record(job: JobRow, outcome: FitOutcome, ctx: TaskContext) -> None:
+    try:
+        with ctx.session_factory.begin() as session:
+            _write_outcome(session, job, outcome, ctx.worker_id)
+    except IntegrityError:
+        # another writer's result rows are there already: keep them, close this job
+        log.warning("job %s: result already stored by another attempt", job.id)
+        with ctx.session_factory.begin() as session:
+            jobs.complete(session, job.id, ctx.worker_id)
+
+
+def _write_outcome(session: Session, job: JobRow, outcome: FitOutcome, worker_id: str) -> None:
+    if jobs.lock_if_held(session, job.id, worker_id) is None:
+        log.warning("job %s: no longer held by %s; outcome discarded", job.id, worker_id)
+        return
+    model_id = job.target_id
+    if outcome.status == "succeeded":
+        assert outcome.fitted is not None
+        if not models.store_fit_result(session, model_id, outcome.fitted):
+            log.warning("job %s: model %s already has a result", job.id, model_id)
+        jobs.complete(session, job.id, worker_id)
+        return
+    if outcome.status == "invalid":
+        models.mark_failed(session, model_id,
+                           problems.fit_failed(outcome.error_type, outcome.message))
+        jobs.fail(session, job.id, worker_id, outcome.message, retry=False)
+        return
+    status = jobs.fail(session, job.id, worker_id, outcome.message, retry=True)
+    log.warning("job %s attempt %d: %s (%s)", job.id, job.attempts, outcome.message, status)
+    if status == "failed":
+        models.mark_failed(session, model_id,
+                           problems.fit_aborted(outcome.status, outcome.message, job.attempts))
+    else:
+        models.mark_queued(session, model_id)
+
+
+def _release(job: JobRow, ctx: TaskContext) -> None:
+    with ctx.session_factory.begin() as session:
+        if jobs.release(session, job.id, ctx.worker_id):
+            models.mark_queued(session, job.target_id)
+    log.info("job %s released: the worker is stopping", job.id)
+
+
+def fail_abandoned(session: Session) -> None:
+    """Fail jobs whose worker died on their last attempt, and their models."""
+    for job in jobs.take_exhausted(session):
+        if job.kind == "fit":
+            models.mark_failed(session, job.target_id, problems.fit_aborted(
+                "lost", "the worker running the fit stopped before it finished "
+                "(killed, crashed or cut off from the database)", job.attempts))

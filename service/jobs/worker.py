@@ -1,0 +1,130 @@
+"""The worker loop: claim a job, run it, repeat; ``python -m service.jobs.worker`` runs one.
+
+Any number of worker processes, on any machines, can share one database: the queue's
+claim is atomic and leases let a job outlive the worker that first claimed it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from types import FrameType
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.db.migrate import is_at_head
+from service.db.session import create_db_engine, make_session_factory
+from service.jobs import repository as jobs
+from service.jobs.tasks import TaskContext, fail_abandoned, run_fit_job
+from service.models import repository as models
+from service.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+# after an unexpected error (database down, ...) wait this long before trying again
+ERROR_BACKOFF_SECONDS = 2.0
+
+
+def make_worker_id() -> str:
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    """Claims and runs jobs one at a time."""
+
+    def __init__(self, settings: Settings, session_factory: sessionmaker[Session],
+                 worker_id: str | None = None) -> None:
+        self.settings = settings
+        self.session_factory = session_factory
+        self.worker_id = worker_id or make_worker_id()
+        # set by run_forever's caller; run_once alone never stops midway
+        self._stop = threading.Event()
+
+    def run_once(self) -> bool:
+        """Claim one job and run it to its end; False when the queue had nothing to claim."""
+        with self.session_factory.begin() as session:
+            fail_abandoned(session)
+            job = jobs.claim_next(session, self.worker_id, self.settings.lease_seconds)
+            if job is not None and job.kind == "fit":
+                models.mark_running(session, job.target_id)
+        if job is None:
+            return False
+        log.info("job %s (%s %s) claimed by %s, attempt %d of %d", job.id, job.kind,
+                 job.target_id, self.worker_id, job.attempts, job.max_attempts)
+        context = TaskContext(self.settings, self.session_factory, self.worker_id, self._stop)
+        if job.kind == "fit":
+            run_fit_job(job, context)
+        else:
+            with self.session_factory.begin() as session:
+                jobs.fail(session, job.id, self.worker_id, f"unknown job kind {job.kind!r}",
+                          retry=False)
+        log.info("job %s done", job.id)
+        return True
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Work until ``stop`` is set; a running fit is then cut short and its job released."""
+        self._stop = stop
+        log.info("worker %s started", self.worker_id)
+        while not stop.is_set():
+            try:
+                worked = self.run_once()
+            except Exception:
+                log.exception("worker %s: unexpected error; retrying", self.worker_id)
+                stop.wait(ERROR_BACKOFF_SECONDS)
+                continue
+            if not worked:
+                stop.wait(self.settings.worker_poll_seconds)
+        log.info("worker %s stopped", self.worker_id)
+
+
+def wait_for_schema(session_factory: sessionmaker[Session], stop: threading.Event) -> bool:
+    """Wait until migrations are applied (``mixedfit migrate`` may still be running)."""
+    engine = session_factory.kw["bind"]
+    warned = False
+    while not stop.is_set():
+        try:
+            if is_at_head(engine):
+                return True
+        except Exception as error:
+            log.debug("database not ready: %s", error)
+        if not warned:
+            log.warning("waiting for the database schema (run `mixedfit migrate`)")
+            warned = True
+        stop.wait(ERROR_BACKOFF_SECONDS)
+    return False
+
+
+def run_worker_process(settings: Settings | None = None) -> None:
+    """A standalone worker until SIGTERM or SIGINT, which end it gracefully."""
+    settings = settings or get_settings()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    engine = create_db_engine(settings.database_url)
+    try:
+        session_factory = make_session_factory(engine)
+        if wait_for_schema(session_factory, stop):
+            Worker(settings, session_factory).run_forever(stop)
+    finally:
+        engine.dispose()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.Formatter.converter = time.gmtime
+    run_worker_process()
+
+
+if __name__ == "__main__":
+    main()

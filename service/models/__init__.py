@@ -1,0 +1,1 @@
+"""Models: endpoints, service and repository."""

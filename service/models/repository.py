@@ -1,0 +1,185 @@
+"""SQL for models and their results.
+
+A finished fit is written as the API's result document (``models.result``), the state that
+predictions need (``models.prediction_state``) and rows of ``fixed_effects``,
+``variance_components`` and ``model_metrics`` that SQL can query.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.db.models import (
+    FixedEffectRow,
+    ModelMetricRow,
+    ModelRow,
+    VarianceComponentRow,
+    utcnow,
+)
+from service.stats.fit import FittedModel
+from service.stats.results import FitResult, Metrics, RandomEffectsTerm
+
+
+def add_model(session: Session, row: ModelRow) -> ModelRow:
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_model(session: Session, model_id: str, *, for_update: bool = False) -> ModelRow | None:
+    statement = select(ModelRow).where(ModelRow.id == model_id)
+    if for_update:
+        statement = statement.with_for_update()
+    return session.scalars(statement).one_or_none()
+
+
+def list_models(session: Session, limit: int, offset: int, dataset_id: str | None = None
+                ) -> tuple[list[ModelRow], int]:
+    """A page of models, newest first, and the total count."""
+    count = select(func.count()).select_from(ModelRow)
+    statement = select(ModelRow).order_by(ModelRow.created_at.desc(), ModelRow.id)
+    if dataset_id is not None:
+        count = count.where(ModelRow.dataset_id == dataset_id)
+        statement = statement.where(ModelRow.dataset_id == dataset_id)
+    total = session.scalar(count) or 0
+    return list(session.scalars(statement.limit(limit).offset(offset))), total
+
+
+def mark_running(session: Session, model_id: str) -> None:
+    model = get_model(session, model_id)
+    if model is not None and model.status != "succeeded":
+        model.status = "running"
+        model.started_at = utcnow()
+        model.error = None
+
+
+def mark_queued(session: Session, model_id: str) -> None:
+    """Back to the queue after an attempt that will be retried."""
+    model = get_model(session, model_id)
+    if model is not None and model.status == "running":
+        model.status = "queued"
+
+
+def mark_failed(session: Session, model_id: str, problem: dict[str, Any]) -> None:
+    """Record a failed fit with its RFC 9457 problem document; a stored result stays."""
+    model = get_model(session, model_id)
+    if model is None or model.status == "succeeded":
+        return
+    model.status = "failed"
+    model.error = to_json(problem)
+    model.finished_at = utcnow()
+
+
+def store_fit_result(session: Session, model_id: str, fitted: FittedModel) -> bool:
+    """Write a fit's result; False (nothing written) if the model is gone or already has one.
+
+    The model row is locked first, so two writers of the same model serialize here and the
+    second sees ``succeeded``; the result tables' primary keys are the last line of defence.
+    """
+    model = get_model(session, model_id, for_update=True)
+    if model is None or model.status == "succeeded":
+        return False
+    result = fitted.result
+    model.result = to_json(result.to_dict())
+    model.prediction_state = to_json(fitted.prediction_state)
+    model.conditional_modes = to_json([asdict(cm) for cm in result.conditional_modes])
+    model.status = "succeeded"
+    model.error = None
+    model.finished_at = utcnow()
+    session.add_all(_fixed_effect_rows(model_id, result))
+    session.add_all(variance_component_rows(model_id, result))
+    session.add_all(_metric_rows(model_id, result.metrics))
+    session.flush()
+    return True
+
+
+def _fixed_effect_rows(model_id: str, result: FitResult) -> list[FixedEffectRow]:
+    return [
+        FixedEffectRow(
+            model_id=model_id, position=position, term=fe.term, estimate=_num(fe.estimate),
+            std_error=_num(fe.std_error), statistic=_num(fe.statistic), df=_num(fe.df),
+            p_value=_num(fe.p_value), conf_low=_num(fe.conf_low), conf_high=_num(fe.conf_high))
+        for position, fe in enumerate(result.fixed_effects)
+    ]
+
+
+def variance_component_rows(model_id: str, result: FitResult) -> list[VarianceComponentRow]:
+    """Rows in the order and naming of R's ``as.data.frame(VarCorr(m))``.
+
+    Per grouping term: the variances, then the covariances of each pair (i < j) with the
+    correlation in ``std_dev``; a repeated group name gets R's ``.1``, ``.2`` suffix (as for
+    ``(x || g)``); the residual row comes last. Least-squares fits have no VarCorr.
+    """
+    if result.kind != "lmm":
+        return []
+    rows: list[VarianceComponentRow] = []
+
+    def add(group: str, term1: str | None, term2: str | None, vcov: float, sdcor: float) -> None:
+        rows.append(VarianceComponentRow(
+            model_id=model_id, position=len(rows), group_name=group, term1=term1, term2=term2,
+            variance=_num(vcov), std_dev=_num(sdcor)))
+
+    for term, group in zip(result.random_effects, _unique_group_names(result.random_effects),
+                           strict=True):
+        for name, variance, sd in zip(term.terms, term.variance, term.std_dev, strict=True):
+            add(group, name, None, variance, sd)
+        n = len(term.terms)
+        for i in range(n):
+            for j in range(i + 1, n):
+                corr = term.correlation[i][j]
+                add(group, term.terms[i], term.terms[j],
+                    corr * term.std_dev[i] * term.std_dev[j], corr)
+    sigma = result.residual_std_dev
+    add("Residual", None, None, sigma * sigma, sigma)
+    return rows
+
+
+def _unique_group_names(terms: tuple[RandomEffectsTerm, ...]) -> list[str]:
+    # R's make.unique: the second "Subject" is "Subject.1", the third "Subject.2"
+    seen: Counter[str] = Counter()
+    names = []
+    for term in terms:
+        count = seen[term.group]
+        names.append(term.group if count == 0 else f"{term.group}.{count}")
+        seen[term.group] += 1
+    return names
+
+
+def _metric_rows(model_id: str, metrics: Metrics) -> list[ModelMetricRow]:
+    return [
+        ModelMetricRow(model_id=model_id, name=name, value=_num(value))
+        for name, value in asdict(metrics).items()
+        if value is None or isinstance(value, int | float)
+    ]
+
+
+def _num(value: float | None) -> float | None:
+    """A float for a database column; NaN and infinities (R's NA, Inf) become NULL."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def to_json(value: Any) -> Any:
+    """``value`` as strict JSON data: tuples become lists, NaN and infinities null."""
+    if isinstance(value, dict):
+        return {str(key): to_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(item) for item in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    # numpy scalars and arrays
+    if hasattr(value, "tolist"):
+        return to_json(value.tolist())
+    raise TypeError(f"cannot store a {type(value).__name__} as JSON")
