@@ -1,0 +1,87 @@
+"""Predictions from a stored state reproduce R's predict() on the reference cases."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from service.stats.design import build_design
+from service.stats.errors import PredictionError
+from service.stats.predict import make_prediction_state, predict
+from service.stats.results import ConditionalModes
+from tests.stats.design_formulas import REFERENCE_FORMULAS, case, load
+
+
+def _r_state(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A prediction state from R's own fixef and ranef, through a JSON round trip."""
+    expected = case(name)
+    design = build_design(REFERENCE_FORMULAS[expected["formula"]], load(expected))
+    modes = []
+    for block in design.random:
+        by_level = expected["ranef"][block.group]
+        levels = tuple(by_level)
+        modes.append(ConditionalModes(
+            group=block.group, terms=block.terms, levels=levels,
+            modes=tuple(tuple(by_level[lv][t] for t in block.terms) for lv in levels),
+            cond_sd=()))
+    state = make_prediction_state(design, expected["fixef"], modes)
+    return json.loads(json.dumps(state)), expected
+
+
+@pytest.mark.parametrize("name", ["mood_lm_state", "mood_lm", "sleepstudy_lm"])
+def test_lm_prediction_reproduces_r(name: str) -> None:
+    state, expected = _r_state(name)
+    assert state["kind"] == "lm"
+    rows = pd.DataFrame(expected["predict_newdata"]["rows"])
+    # R's fixef are printed to 15 significant digits; X β then agrees to ~1e-13, so 1e-9
+    # absolute (predictions of order 1-10) leaves room only for arithmetic rounding.
+    np.testing.assert_allclose(predict(state, rows), expected["predict_newdata"]["fit"],
+                               rtol=0, atol=1e-9)
+    without_response = rows.drop(columns=[state["encoder"]["response"]["column"]])
+    np.testing.assert_allclose(predict(state, without_response),
+                               expected["predict_newdata"]["fit"], rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["sleepstudy_reml", "sleepstudy_ml", "sleepstudy_uncorr"])
+def test_lmm_prediction_reproduces_r(name: str) -> None:
+    state, expected = _r_state(name)
+    newdata = expected["predict_newdata"]
+    rows = pd.DataFrame(newdata["rows"])
+    # R's fixef/ranef are stored to 15 significant digits and the predictions are ~300:
+    # 1e-9 absolute is ~3e-12 relative, far above that rounding and far below any error.
+    tol = {"rtol": 0, "atol": 1e-9}
+    np.testing.assert_allclose(predict(state, rows), newdata["fit"], **tol)
+    np.testing.assert_allclose(predict(state, rows, include_random_effects=False),
+                               newdata["fit_fixed_only"], **tol)
+    unseen = pd.DataFrame(newdata["rows_unseen"])
+    np.testing.assert_allclose(predict(state, unseen), newdata["fit_unseen"], **tol)
+    with pytest.raises(PredictionError, match="308_unseen, 372_unseen"):
+        predict(state, unseen, new_levels="error")
+
+
+def test_population_prediction_needs_no_group_column() -> None:
+    state, expected = _r_state("sleepstudy_reml")
+    rows = pd.DataFrame(expected["predict_newdata"]["rows"]).drop(columns=["Subject"])
+    np.testing.assert_allclose(predict(state, rows, include_random_effects=False),
+                               expected["predict_newdata"]["fit_fixed_only"], rtol=0, atol=1e-9)
+    with pytest.raises(PredictionError, match="Subject"):
+        predict(state, rows)
+
+
+def test_crossed_and_nested_terms_add_every_block() -> None:
+    state, expected = _r_state("pastes_nested")
+    data = load(expected).iloc[:7]
+    # fitted = intercept + batch mode + cask:batch mode (R's fitted values, 15 digits).
+    np.testing.assert_allclose(predict(state, data), expected["fitted"][:7], rtol=0, atol=1e-9)
+
+
+def test_state_errors() -> None:
+    state, _ = _r_state("mood_lm_state")
+    with pytest.raises(PredictionError, match="Exercise, State"):
+        predict(state, pd.DataFrame({"Mood": [1.0]}))
+    with pytest.raises(PredictionError, match="kind"):
+        predict({**state, "kind": "lm_by_group"}, pd.DataFrame({"Exercise": [1.0]}))
