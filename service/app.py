@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
 from service.api import api_router
-from service.errors import Problem, install_error_handlers
+from service.errors import Problem, install_error_handlers, problem_responses
 from service.ops.metrics import Metrics, MetricsMiddleware
 from service.settings import Settings, get_settings
 
@@ -108,4 +108,13 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(problem.pop("$defs", {}))
     schemas["Problem"] = problem
+    # FastAPI documents its validation errors in its own shape; this app answers them with
+    # problem documents (service.errors), so the document says that instead.
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if "422" in responses and "application/json" in responses["422"].get("content", {}):
+                responses["422"] = problem_responses(422)[422]
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
     return schema

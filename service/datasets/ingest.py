@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -93,7 +94,16 @@ def read_csv(data: bytes) -> pd.DataFrame:
             raise InvalidInput("A row has more fields than the header line has column names."
                                ) from None
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-            raise InvalidInput(f"The CSV cannot be parsed: {_first_line(exc)}") from None
+            raise InvalidInput(_csv_problem(exc)) from None
+
+
+def _csv_problem(exc: BaseException) -> str:
+    fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+    if fields:
+        expected, line, seen = fields.groups()
+        return (f"The CSV cannot be parsed: line {line} has {seen} fields but the header has "
+                f"{expected} column names.")
+    return f"The CSV cannot be parsed: {_first_line(exc)}"
 
 
 def _check_header(text: str) -> None:

@@ -1,0 +1,107 @@
+"""The ``mixedfit`` command: serve the API, run workers, migrate, write the OpenAPI file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from service.settings import Settings, get_settings
+
+OPENAPI_PATH = Path("openapi") / "openapi.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mixedfit",
+        description="Linear and linear mixed-effects models over HTTP, with R/lme4 semantics. "
+                    "Configuration comes from MIXEDFIT_* environment variables "
+                    "(MIXEDFIT_DATABASE_URL, ...).")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve", help="run the API (and, unless --no-worker, a worker in the same process)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument("--no-worker", action="store_true",
+                       help="do not fit in this process (run `mixedfit worker` elsewhere)")
+
+    commands.add_parser("worker", help="run a worker that claims and fits queued models")
+    commands.add_parser("migrate", help="bring the database schema to the newest revision")
+
+    openapi = commands.add_parser("openapi", help="write or verify the OpenAPI document")
+    openapi.add_argument("--check", action="store_true",
+                         help="exit 1 if the file differs from what the app serves")
+    openapi.add_argument("--output", type=Path, default=OPENAPI_PATH,
+                         help=f"file to write or check (default {OPENAPI_PATH})")
+    return parser
+
+
+def render_openapi() -> str:
+    """The served OpenAPI document as the committed file holds it."""
+    from service.app import create_app
+
+    spec = create_app(Settings(embedded_worker=False)).openapi()
+    return json.dumps(spec, indent=2, ensure_ascii=False) + "\n"
+
+
+def _openapi(path: Path, check: bool) -> int:
+    text = render_openapi()
+    if check:
+        if not path.exists():
+            print(f"{path} does not exist; run `mixedfit openapi`", file=sys.stderr)
+            return 1
+        if json.loads(path.read_text(encoding="utf-8")) != json.loads(text):
+            print(f"{path} differs from the app's OpenAPI document; run `mixedfit openapi`",
+                  file=sys.stderr)
+            return 1
+        print(f"{path} is up to date")
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
+def _serve(settings: Settings, host: str, port: int, no_worker: bool) -> int:
+    import uvicorn
+
+    from service.app import create_app
+    from service.db.migrate import upgrade
+    from service.db.session import is_sqlite
+
+    if no_worker:
+        settings = settings.model_copy(update={"embedded_worker": False})
+    if is_sqlite(settings.database_url):
+        # the embedded database belongs to this process: keep its schema current; a shared
+        # PostgreSQL is migrated once, by `mixedfit migrate`, before any server starts
+        upgrade(settings.database_url)
+    uvicorn.run(create_app(settings), host=host, port=port)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    if args.command == "serve":
+        return _serve(settings, args.host, args.port, args.no_worker)
+    if args.command == "worker":
+        from service.jobs import run_worker_process
+
+        run_worker_process(settings)
+        return 0
+    if args.command == "migrate":
+        from service.db.migrate import upgrade
+
+        upgrade(settings.database_url)
+        print("database schema is at the newest revision")
+        return 0
+    return _openapi(args.output, args.check)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
