@@ -37,7 +37,7 @@ from service.stats.formula.tree import Column, Expr, Term
 #: Most terms a formula may expand to.
 MAX_TERMS = 1000
 #: Most term combinations formed while expanding (bounds the work on hostile input).
-MAX_WORK = 200_000
+MAX_WORK = 100_000
 
 TermSet = frozenset[int]
 
