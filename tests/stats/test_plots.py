@@ -1,0 +1,191 @@
+"""Every available plot of every model kind renders as a valid PNG and SVG.
+
+Validity is checked by decoding, not by looking: PNG bytes start with the PNG signature and
+decode with matplotlib.image.imread to an RGBA image; SVG bytes parse as XML with an <svg>
+root. Titles are checked in the SVG, where matplotlib keeps each text as a comment.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib import image as mpimg
+
+from service.stats.design.types import Design
+from service.stats.diagnostics import residual_table
+from service.stats.errors import StatsError
+from service.stats.ols import fit_ols, fitted_values
+from service.stats.plots import (
+    PLOT_NAMES,
+    PlotData,
+    available_plots,
+    caterpillar,
+    render_plot,
+)
+from service.stats.plots.residuals import ppoints
+from service.stats.results import ConditionalModes
+from tests.stats.test_ols import DATA, expected, hand_design
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(data: bytes) -> None:
+    assert data.startswith(PNG_SIGNATURE)
+    img = mpimg.imread(io.BytesIO(data), format="png")
+    assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+
+
+def assert_svg(data: bytes, must_mention: str) -> None:
+    root = ET.fromstring(data)
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    texts = " ".join(re.findall(r"<!-- (.*?) -->", data.decode(), flags=re.S))
+    assert must_mention in texts
+
+
+def lm_plot_data(group: bool) -> PlotData:
+    data = pd.read_csv(DATA / "mood.csv")
+    design = hand_design(data, "Mood", ["Exercise"])
+    table = residual_table(design, fitted_values(design, fit_ols(design)), data=data,
+                           group_columns=["State"])
+    return PlotData(
+        kind="lm", model_label="Mood ~ Exercise (OLS)", response_name="Mood",
+        fitted=table["fitted"].to_numpy(), residuals=table["residual"].to_numpy(),
+        std_residuals=table["std_residual"].to_numpy(),
+        group_name="State" if group else None,
+        group_values=tuple(table["State"]) if group else None,
+        x_name="Exercise", x=data["Exercise"].to_numpy(), y=data["Mood"].to_numpy(),
+        n_numeric_predictors=1,
+    )
+
+
+def modes_from_reference(case: str, group: str) -> ConditionalModes:
+    ref = expected(case)
+    levels = tuple(ref["ranef"][group])
+    terms = tuple(ref["ranef"][group][levels[0]])
+    return ConditionalModes(
+        group=group, terms=terms, levels=levels,
+        modes=tuple(tuple(ref["ranef"][group][lv][t] for t in terms) for lv in levels),
+        cond_sd=tuple(tuple(ref["ranef_condsd"][group][lv][t] for t in terms) for lv in levels),
+    )
+
+
+def lmm_plot_data(case: str, file: str, response: str, x: str, group: str) -> PlotData:
+    data = pd.read_csv(DATA / file)
+    ref = expected(case)
+    fitted = np.asarray(ref["fitted"])
+    resid = data[response].to_numpy() - fitted
+    population = ref["fixef"]["(Intercept)"] + ref["fixef"][x] * data[x].to_numpy()
+    return PlotData(
+        kind="lmm", model_label=f"{ref['formula']} ({ref['method']})", response_name=response,
+        fitted=fitted, residuals=resid, std_residuals=resid / ref["sigma"],
+        group_name=group, group_values=tuple(data[group].astype(str)),
+        x_name=x, x=data[x].to_numpy(dtype=float), y=data[response].to_numpy(),
+        population=population, conditional_modes=(modes_from_reference(case, group),),
+        n_numeric_predictors=1,
+    )
+
+
+def by_group_plot_data() -> PlotData:
+    data = pd.read_csv(DATA / "mood.csv")
+    fitted = np.empty(len(data))
+    std = np.empty(len(data))
+    for state, rows in data.groupby("State").groups.items():
+        part = data.loc[rows]
+        design: Design = hand_design(part, "Mood", ["Exercise"])
+        table = residual_table(design, fitted_values(design, fit_ols(design)))
+        fitted[np.asarray(rows)] = table["fitted"].to_numpy()
+        std[np.asarray(rows)] = table["std_residual"].to_numpy()
+        assert str(state) in "ABCD"
+    return PlotData(
+        kind="lm_by_group", model_label="Mood ~ Exercise | State (OLS by group)",
+        response_name="Mood", fitted=fitted, residuals=data["Mood"].to_numpy() - fitted,
+        std_residuals=std, group_name="State", group_values=tuple(data["State"]),
+        x_name="Exercise", x=data["Exercise"].to_numpy(), y=data["Mood"].to_numpy(),
+        n_numeric_predictors=1,
+    )
+
+
+MODELS = {
+    "lm": lambda: lm_plot_data(group=False),
+    "lm_grouped": lambda: lm_plot_data(group=True),
+    "lmm_mood": lambda: lmm_plot_data("mood_lmer_ml", "mood.csv", "Mood", "Exercise", "State"),
+    "lmm_sleepstudy": lambda: lmm_plot_data("sleepstudy_reml", "sleepstudy.csv", "Reaction",
+                                            "Days", "Subject"),
+    "lm_by_group": by_group_plot_data,
+}
+EXPECTED_NAMES = {
+    "lm": ["residuals_vs_fitted", "qq", "fitted_lines"],
+    "lm_grouped": ["residuals_vs_fitted", "residuals_by_group", "qq", "fitted_lines"],
+    "lmm_mood": list(PLOT_NAMES),
+    "lmm_sleepstudy": list(PLOT_NAMES),
+    "lm_by_group": ["residuals_vs_fitted", "residuals_by_group", "qq", "fitted_lines"],
+}
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_every_available_plot_renders_png_and_svg(model: str) -> None:
+    data = MODELS[model]()
+    assert data.available == EXPECTED_NAMES[model]
+    if model == "lm":
+        return  # its plots are lm_grouped's minus one; spare the shared CPUs
+    formula = data.model_label.split(" (")[0]
+    for name in data.available:
+        assert_png(render_plot(name, data, "png"))
+        assert_svg(render_plot(name, data, "svg"), formula)
+
+
+def test_available_plots_by_kind() -> None:
+    assert available_plots("lm", False, 2) == ["residuals_vs_fitted", "qq"]
+    assert available_plots("lm", False, 0) == ["residuals_vs_fitted", "qq"]
+    assert available_plots("lmm", False, 0) == ["residuals_vs_fitted", "residuals_by_group",
+                                                "qq", "caterpillar"]
+    assert "caterpillar" not in available_plots("lm_by_group", True, 1)
+
+
+def test_unavailable_plot_and_unknown_format_are_stats_errors() -> None:
+    data = lm_plot_data(group=False)
+    with pytest.raises(StatsError, match="no plot 'caterpillar'.*available: residuals_vs"):
+        render_plot("caterpillar", data, "png")
+    with pytest.raises(StatsError, match="format 'jpg'"):
+        render_plot("qq", data, "jpg")
+
+
+def test_caterpillar_with_many_levels_drops_labels_but_renders() -> None:
+    rng = np.random.default_rng(1)
+    levels = tuple(f"L{i:03d}" for i in range(80))
+    modes = ConditionalModes(
+        group="g", terms=("(Intercept)",), levels=levels,
+        modes=tuple((float(v),) for v in rng.normal(size=80)),
+        cond_sd=tuple((0.3,) for _ in levels),
+    )
+    assert_png(caterpillar([modes], model="y ~ 1 + (1 | g)", fmt="png"))
+    with pytest.raises(StatsError, match="no conditional modes"):
+        caterpillar([], model="y ~ x", fmt="png")
+
+
+def test_rendering_in_threads_gives_the_same_images() -> None:
+    # No pyplot and no global rcParams: concurrent renders must not disturb each other.
+    data = lmm_plot_data("mood_lmer_ml", "mood.csv", "Mood", "Exercise", "State")
+    jobs = [("qq", "png"), ("caterpillar", "svg"), ("fitted_lines", "png"),
+            ("residuals_by_group", "svg")]
+    sequential = [render_plot(n, data, f) for n, f in jobs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        concurrent = list(pool.map(lambda job: render_plot(job[0], data, job[1]), jobs))
+    assert [without_svg_ids(b) for b in concurrent] == [without_svg_ids(b) for b in sequential]
+
+
+def without_svg_ids(data: bytes) -> bytes:
+    # matplotlib salts SVG element ids with a random value per render (svg.hashsalt).
+    return re.sub(rb"[0-9a-f]{10}(?=[\")])", b"ID", data)
+
+
+def test_ppoints_matches_r() -> None:
+    # R: ppoints(5) and ppoints(20); exact rational values.
+    np.testing.assert_allclose(ppoints(5), (np.arange(1, 6) - 3 / 8) / 5.25, rtol=1e-15)
+    np.testing.assert_allclose(ppoints(20), (np.arange(1, 21) - 0.5) / 20, rtol=1e-15)
