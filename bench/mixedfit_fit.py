@@ -5,9 +5,10 @@ running this file as ``python bench/mixedfit_fit.py <dataset> <REML|ML>`` in a f
 process, which prints one line of JSON:
 
 - ``rss_growth_bytes``: peak resident set size during build_design + fit_lmm minus the
-  resident size just before it. The peak counter is reset first (Linux
-  ``/proc/self/clear_refs``) so that reading the CSV does not mask the fit's own peak;
-  where that is impossible, ``ru_maxrss`` growth is reported, which can only understate.
+  resident size just before it. Free heap memory is returned to the system first
+  (glibc ``malloc_trim``) and the peak counter is reset (Linux ``/proc/self/clear_refs``),
+  so that reading the CSV neither masks nor lends memory to the fit's own peak; where the
+  reset is impossible, ``ru_maxrss`` growth is reported, which can only understate.
 - ``tracemalloc_peak_bytes``: the largest amount of memory traced (Python objects and
   numpy buffers) at any moment of a second build_design + fit_lmm run.
 - ``frame_bytes``: ``df.memory_usage(deep=True).sum()`` of the frame that was fitted.
@@ -15,6 +16,7 @@ process, which prints one line of JSON:
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
 import resource
@@ -72,6 +74,15 @@ def _status_kib(field: str) -> int | None:
     return None
 
 
+def _release_free_heap() -> None:
+    # Memory freed by reading the CSV stays resident in glibc's heap and would be reused
+    # by the fit without raising RSS; hand it back so the growth measured is the fit's own.
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _reset_peak_rss() -> bool:
     # Writing 5 to clear_refs resets the kernel's peak-RSS mark (VmHWM), Linux >= 4.0.
     try:
@@ -92,6 +103,7 @@ def measure_memory(name: str, method: str) -> dict[str, Any]:
     except Exception as exc:  # a failed warm-up only makes the figures larger
         print(f"warm-up failed: {exc!r}", file=sys.stderr)
     gc.collect()
+    _release_free_heap()
 
     rss_before = _status_kib("VmRSS")
     maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
