@@ -59,6 +59,10 @@ def bars(formula: Formula) -> list[tuple[bool, list[str], tuple[str, ...], str]]
     ("y ~ x + z:w + v", ["x", "v", "z:w"]),
     # R labels factors in order of the variables' first appearance, not as written.
     ("y ~ b + a + a:b", ["b", "a", "b:a"]),
+    # ... where names only in removed parts are registered last (R's ExtractVars) ...
+    ("y ~ x - b + a + b:a", ["x", "a", "a:b"]),
+    # ... but calls are registered wherever they are
+    ("y ~ x - log(b) + a + a:log(b)", ["x", "a", "log(b):a"]),
     ("y ~ a + b:a", ["a", "a:b"]),
     ("y ~ ((x))", ["x"]),
     ("y ~ +x", ["x"]),
@@ -204,13 +208,17 @@ def test_response_expression() -> None:
     ("y ~ (x + z || g)", [(True, [], ("g",), "g"), (False, ["x"], ("g",), "g"),
                           (False, ["z"], ("g",), "g")]),
     ("y ~ (0 + x || g)", [(False, ["x"], ("g",), "g")]),
-    ("y ~ (1 | a/b)", [(True, [], ("a",), "a"), (True, [], ("b", "a"), "b:a")]),
-    ("y ~ (1 | a/b/c)", [(True, [], ("a",), "a"), (True, [], ("b", "a"), "b:a"),
-                         (True, [], ("c", "b", "a"), "c:b:a")]),
+    # lme4's expandSlash: innermost first; R's deparse parenthesises c:(b:a)
+    ("y ~ (1 | a/b)", [(True, [], ("b", "a"), "b:a"), (True, [], ("a",), "a")]),
+    ("y ~ (1 | a/b/c)", [(True, [], ("c", "b", "a"), "c:(b:a)"),
+                         (True, [], ("b", "a"), "b:a"), (True, [], ("a",), "a")]),
+    ("y ~ (1 | a:b/c)", [(True, [], ("c", "a", "b"), "c:(a:b)"),
+                         (True, [], ("a", "b"), "a:b")]),
+    ("y ~ (1 | a/b:c)", [(True, [], ("b", "c", "a"), "b:c:a"), (True, [], ("a",), "a")]),
     ("y ~ (1 | a:b)", [(True, [], ("a", "b"), "a:b")]),
     ("y ~ (1 | g) + (1 | h)", [(True, [], ("g",), "g"), (True, [], ("h",), "h")]),
-    ("y ~ (x || a/b)", [(True, [], ("a",), "a"), (True, [], ("b", "a"), "b:a"),
-                        (False, ["x"], ("a",), "a"), (False, ["x"], ("b", "a"), "b:a")]),
+    ("y ~ (x || a/b)", [(True, [], ("b", "a"), "b:a"), (True, [], ("a",), "a"),
+                        (False, ["x"], ("b", "a"), "b:a"), (False, ["x"], ("a",), "a")]),
     ("y ~ (1 | `my group`)", [(True, [], ("my group",), "`my group`")]),
     ("y ~ ((1 | g))", [(True, [], ("g",), "g")]),
     ("y ~ x + ((1 | g) + (1 | h))", [(True, [], ("g",), "g"), (True, [], ("h",), "h")]),
@@ -236,8 +244,8 @@ def test_random_only_keeps_the_fixed_intercept() -> None:
 
 def test_pastes_nested_groups_as_lme4_labels_them() -> None:
     formula = parse_formula("strength ~ 1 + (1 | batch/cask)")
-    assert [r.group_label for r in formula.random] == ["batch", "cask:batch"]
-    assert formula.random[1].group == ("cask", "batch")
+    assert [r.group_label for r in formula.random] == ["cask:batch", "batch"]
+    assert formula.random[0].group == ("cask", "batch")
 
 
 # -- lmList ----------------------------------------------------------------------------------
@@ -266,7 +274,8 @@ def test_plain_formula_kind() -> None:
 def test_formula_columns_in_order_of_first_appearance() -> None:
     formula = parse_formula(
         "log(y) ~ a*b + I(c^2 + a) + poly(d, 2) + (1 + e | g/h) + (0 + a || k)")
-    assert formula_columns(formula) == ("y", "a", "b", "c", "d", "e", "g", "h", "k")
+    # the nested group h:g comes first, as lme4 expands g/h
+    assert formula_columns(formula) == ("y", "a", "b", "c", "d", "e", "h", "g", "k")
 
 
 def test_formula_columns_of_lmlist() -> None:

@@ -75,8 +75,7 @@ def _holds_bar(source: Source, chain: SChain) -> bool:
 def expand_bar(source: Source, bar: Bar) -> list[RandomTerm]:
     """The ``RandomTerm``s of one bar: one per (term part, grouping factor)."""
     encoder = TermEncoder(source)
-    lhs_items = [("+", bar.lhs)]
-    terms = encoder.to_terms(encoder.encode_items(lhs_items))
+    terms = encoder.to_terms(encoder.expand([("+", bar.lhs)]))
     if not terms and not encoder.intercept:
         raise source.error(
             "the random-effects term has no effects: put 1 or a variable before the bar, "
@@ -89,22 +88,34 @@ def expand_bar(source: Source, bar: Bar) -> list[RandomTerm]:
         parts.extend((False, (term,)) for term in terms)
     else:
         parts.append((encoder.intercept, terms))
-    return [RandomTerm(intercept, part_terms, names, ":".join(name_label(n) for n in names))
-            for intercept, part_terms in parts for names in groups]
+    return [RandomTerm(intercept, part_terms, names, label)
+            for intercept, part_terms in parts for names, label in groups]
 
 
-def group_factors(source: Source, node: Node) -> list[tuple[str, ...]]:
-    """Grouping factors of ``g``, ``a:b`` or ``a/b`` (nested: ``a`` and ``b:a``)."""
+def group_factors(source: Source, node: Node) -> list[tuple[tuple[str, ...], str]]:
+    """Grouping factors (column names and lme4's label) of ``g``, ``a:b`` or ``a/b``.
+
+    lme4's ``expandSlash`` turns ``a/b/c`` into ``c:(b:a)``, ``b:a`` and ``a``, innermost
+    first, each level interacted with everything it is nested in (the label is R's deparse
+    of that call, which parenthesises a nested interaction on the right).
+    """
     inner = unwrap(node)
     levels: list[Node] = [inner]
     if isinstance(inner, SChain) and inner.ops == {"/"}:
         levels = [inner.first, *(n for _, _, n in inner.rest)]
-    groups: list[tuple[str, ...]] = []
-    outer: tuple[str, ...] = ()
+    groups: list[tuple[tuple[str, ...], str]] = []
+    names: tuple[str, ...] = ()
+    label = ""
     for level in levels:
-        # lme4 labels nested factors innermost first: cask:batch for batch/cask.
-        outer = interaction_names(source, level, "a grouping factor") + outer
-        groups.append(tuple(dict.fromkeys(outer)))
+        level_names = interaction_names(source, level, "a grouping factor")
+        level_label = ":".join(name_label(n) for n in level_names)
+        if names:
+            outer = f"({label})" if len(names) > 1 else label
+            names, label = level_names + names, f"{level_label}:{outer}"
+        else:
+            names, label = level_names, level_label
+        groups.append((tuple(dict.fromkeys(names)), label))
+    groups.reverse()
     return groups
 
 

@@ -48,7 +48,7 @@ def parse_formula(text: str) -> Formula:
             position(bars[0].lhs))
     encoder = TermEncoder(source)
     encoder.register(response, deparse(lhs), position(lhs))  # R: the response is variable 1
-    sets = encoder.encode_items(fixed_items)
+    sets = encoder.expand(fixed_items)
     if any(0 in s for s in sets):
         raise source.error(
             f"the response '{deparse(lhs)}' also appears on the right-hand side",

@@ -74,6 +74,38 @@ class TermEncoder:
             self.reused_at.setdefault(index, pos)
         return index
 
+    def expand(self, items: list[tuple[str, Node]]) -> list[TermSet]:
+        """The terms of a ``+``/``-`` sequence of items (one formula side).
+
+        As R does, variables are first collected in order of appearance, skipping plain
+        names that only appear in removed parts (``ExtractVars``), then expanded.
+        """
+        for op, node in items:
+            self.extract(node, checkonly=op == "-")
+        return self.encode_items(items)
+
+    def extract(self, node: Node, checkonly: bool) -> None:
+        """R's ``ExtractVars``: register variables in order of first appearance.
+
+        Under ``-`` names are not registered (they are, later, if encoding needs them), but
+        calls are, as in R. Recursion depth is bounded by the parser's nesting limit.
+        """
+        if isinstance(node, SName):
+            if not checkonly:
+                self.register(Column(node.name), name_label(node.name), node.pos)
+        elif isinstance(node, SCall):
+            self.register(term_call(self.source, node), deparse(node), node.pos)
+        elif isinstance(node, SParen):
+            self.extract(node.inner, checkonly)
+        elif isinstance(node, SUnary):
+            self.extract(node.operand, checkonly or node.op == "-")
+        elif isinstance(node, SPower):
+            self.extract(node.base, checkonly)
+        elif isinstance(node, SChain):
+            self.extract(node.first, checkonly)
+            for op, _, operand in node.rest:
+                self.extract(operand, checkonly or op == "-")
+
     def encode_items(self, items: list[tuple[str, Node]]) -> list[TermSet]:
         """Fold ``+``/``-`` items left to right, starting from no terms."""
         terms: list[TermSet] = []
@@ -179,7 +211,8 @@ class TermEncoder:
         return self._unique([a | b for a in left for b in right])
 
     def _unique(self, terms: list[TermSet]) -> list[TermSet]:
-        result = list(dict.fromkeys(terms))
+        # R's TrimRepeats: drop repeats (keeping the first) and empty terms.
+        result = [t for t in dict.fromkeys(terms) if t]
         if len(result) > MAX_TERMS:
             raise self.source.error(
                 f"the formula expands to more than {MAX_TERMS} terms; simplify the "
