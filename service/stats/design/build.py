@@ -17,7 +17,7 @@ from service.stats.design.encoder import (
     DesignEncoder,
     RandomSpec,
     evaluate_variables,
-    group_labels,
+    group_codes,
 )
 from service.stats.design.expr import (
     deparse,
@@ -32,8 +32,8 @@ from service.stats.design.terms import TermSpec, Variable, code_terms, model_col
 from service.stats.design.types import Design, FloatArray
 from service.stats.design.values import (
     ColumnKind,
+    factor_codes,
     infer_kinds,
-    level_labels,
     numeric_values,
     sort_levels,
 )
@@ -130,7 +130,7 @@ def _learn_variables(formula: Formula, frame: pd.DataFrame, kinds: dict[str, Col
             continue
         if is_categorical_expr(expr, kinds):
             column = factor_column(expr)
-            labels = level_labels(frame[column], kinds[column], DesignError)
+            _, labels = factor_codes(frame[column], kinds[column], DesignError)
             levels = sort_levels(list(labels), kinds[column])
             if len(levels) < 2:
                 raise DesignError(f"{label} has only one level ({', '.join(levels)}); "
@@ -159,12 +159,12 @@ def _random_spec(term: Any, frame: pd.DataFrame, kinds: dict[str, ColumnKind],
     _, names = model_columns(term.intercept, terms, variables, values, n)
     if not names:
         raise DesignError(f"the random term for {term.group_label} has no columns")
-    labels = group_labels(frame, term.group, kinds, DesignError)
+    _, labels = group_codes(frame, term.group, kinds, DesignError)
     if len(term.group) == 1:
-        levels = sort_levels([lab for lab in labels if lab is not None], kinds[term.group[0]])
+        levels = sort_levels(list(labels), kinds[term.group[0]])
     else:
-        # lme4 1.1-31 labels interaction levels "a:b" and sorts the labels as text.
-        levels = tuple(sorted({lab for lab in labels if lab is not None}))
+        # lme4 1.1-31 (the reference) labels interaction levels "a:b" and sorts them as text.
+        levels = tuple(sorted(labels))
     if len(levels) < 2:
         raise DesignError(f"grouping factor '{term.group_label}' has {len(levels)} level(s) "
                           f"({', '.join(levels)}); a random effect needs at least 2 levels")

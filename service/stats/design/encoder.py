@@ -19,7 +19,7 @@ from service.stats.design.functions import Evaluator
 from service.stats.design.serialize import encoder_from_json, encoder_to_json
 from service.stats.design.terms import TermSpec, Value, Variable, model_columns
 from service.stats.design.types import Design, FloatArray, IntArray, RandomBlock
-from service.stats.design.values import ColumnKind, level_labels, numeric_values
+from service.stats.design.values import ColumnKind, factor_codes, numeric_values
 from service.stats.errors import PredictionError, StatsError
 from service.stats.formula.tree import Expr
 
@@ -131,14 +131,12 @@ class DesignEncoder:
         """The random block of one term: level codes and the n × q covariates."""
         covariates, names = model_columns(spec.intercept, spec.terms, self.variables, values,
                                           len(frame))
-        labels = group_labels(frame, spec.group, self.kinds, error)
-        index = {level: i for i, level in enumerate(spec.levels)}
-        codes = np.array([index.get(label, -1) if label is not None else -1
-                          for label in labels], dtype=np.intp)
+        codes, unseen = recode(*group_codes(frame, spec.group, self.kinds, error), spec.levels)
         if new_levels == "error" and (codes < 0).any():
-            unseen = sorted({str(label) for label, c in zip(labels, codes, strict=True) if c < 0})
+            if not unseen:
+                unseen = ["(missing)"]
             raise PredictionError(f"group '{spec.group_label}' has levels not seen when "
-                                  f"fitting: {', '.join(unseen)}")
+                                  f"fitting: {', '.join(sorted(unseen))}")
         return RandomBlock(group=spec.group_label, terms=tuple(names), levels=spec.levels,
                            codes=codes, covariates=covariates)
 
@@ -194,12 +192,41 @@ class DesignEncoder:
             return None
 
 
-def group_labels(frame: pd.DataFrame, group: tuple[str, ...], kinds: Mapping[str, ColumnKind],
-                 error: type[StatsError]) -> list[str | None]:
-    """Group level labels per row: interaction values joined by ``:`` (None if missing)."""
-    parts = [level_labels(frame[c], kinds.get(c, "categorical"), error) for c in group]
-    rows = zip(*parts, strict=True)
-    return [None if any(p is None for p in row) else ":".join(row) for row in rows]
+def group_codes(frame: pd.DataFrame, group: tuple[str, ...], kinds: Mapping[str, ColumnKind],
+                error: type[StatsError]) -> tuple[IntArray, tuple[str, ...]]:
+    """Rows as codes into the group labels that occur (interaction values joined by ``:``).
+
+    Code -1 marks a row with a missing group value.
+    """
+    parts = [factor_codes(frame[c], kinds.get(c, "categorical"), error) for c in group]
+    if len(parts) == 1:
+        return parts[0]
+    valid = np.logical_and.reduce([codes >= 0 for codes, _ in parts])
+    key = np.zeros(len(frame), dtype=np.int64)
+    for codes, labels in parts:
+        key = key * len(labels) + np.maximum(codes, 0)
+    combos, inverse = np.unique(key[valid], return_inverse=True)
+    names = []
+    for combo in combos.tolist():
+        pieces = []
+        for _, labels in reversed(parts):
+            combo, index = divmod(combo, len(labels))
+            pieces.append(labels[index])
+        names.append(":".join(reversed(pieces)))
+    out = np.full(len(frame), -1, dtype=np.intp)
+    out[valid] = inverse.reshape(-1)
+    return out, tuple(names)
+
+
+def recode(codes: IntArray, labels: tuple[str, ...],
+           levels: tuple[str, ...]) -> tuple[IntArray, list[str]]:
+    """Codes into ``labels`` as codes into ``levels`` (-1 where unknown or missing), and the
+    labels that occur but are not levels."""
+    known = pd.Index(list(levels), dtype=object)
+    mapping = np.asarray(known.get_indexer(pd.Index(list(labels), dtype=object)), dtype=np.intp)
+    out = np.where(codes >= 0, mapping[np.maximum(codes, 0)] if len(mapping) else -1, -1)
+    unknown = [label for label, m in zip(labels, mapping, strict=True) if m < 0]
+    return out.astype(np.intp), unknown
 
 
 def evaluate_variables(encoder: DesignEncoder, frame: pd.DataFrame, labels: list[str], *,
@@ -226,11 +253,9 @@ def evaluate_variables(encoder: DesignEncoder, frame: pd.DataFrame, labels: list
 def level_codes(frame: pd.DataFrame, variable: Variable, kinds: Mapping[str, ColumnKind],
                 error: type[StatsError]) -> IntArray:
     """Codes of a categorical variable's values; unknown levels are an ``error``."""
-    labels = level_labels(frame[variable.column], kinds[variable.column], error)
-    index = {level: i for i, level in enumerate(variable.levels)}
-    codes = np.array([index.get(label, -1) for label in labels], dtype=np.intp)
-    if (codes < 0).any():
-        unknown = sorted({str(label) for label, c in zip(labels, codes, strict=True) if c < 0})
+    codes, unknown = recode(*factor_codes(frame[variable.column], kinds[variable.column], error),
+                            variable.levels)
+    if unknown:
         raise error(f"column '{variable.column}' has levels not seen when fitting: "
-                    f"{', '.join(unknown)} (known levels: {', '.join(variable.levels)})")
+                    f"{', '.join(sorted(unknown))} (known levels: {', '.join(variable.levels)})")
     return codes

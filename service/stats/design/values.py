@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from service.stats.design.types import FloatArray
+from service.stats.design.types import FloatArray, IntArray
 from service.stats.errors import StatsError
 
 ColumnKind = Literal["numeric", "categorical", "boolean"]
@@ -48,22 +48,34 @@ def format_number(value: float) -> str:
     return f"{number:.15g}"
 
 
+def factor_codes(series: pd.Series, kind: ColumnKind,
+                 error: type[StatsError]) -> tuple[IntArray, tuple[str, ...]]:
+    """A column as codes into its distinct R-style labels (code -1 where missing).
+
+    Only the distinct values are labelled, so this stays fast on large frames; values that
+    print alike (1 and "1") share a label.
+    """
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    labels = [_label(value, kind, str(series.name), error) for value in list(uniques)]
+    label_codes, distinct = pd.factorize(np.asarray(labels, dtype=object))
+    merged = np.where(codes >= 0, label_codes[np.maximum(codes, 0)], -1).astype(np.intp)
+    return merged, tuple(str(x) for x in distinct)
+
+
 def level_labels(series: pd.Series, kind: ColumnKind,
                  error: type[StatsError]) -> np.ndarray:
     """R-style level labels of a column (object array, None where the value is missing)."""
-    missing = series.isna().to_numpy()
-    out = np.empty(len(series), dtype=object)
-    values = series.to_numpy(dtype=object)
-    for i, value in enumerate(values):
-        if missing[i]:
-            out[i] = None
-        elif kind == "boolean":
-            out[i] = _boolean_label(value, str(series.name), error)
-        elif kind == "numeric":
-            out[i] = _numeric_label(value, str(series.name), error)
-        else:
-            out[i] = str(value)
-    return out
+    codes, labels = factor_codes(series, kind, error)
+    table = np.array([*labels, None], dtype=object)
+    return table[codes]  # code -1 picks the trailing None
+
+
+def _label(value: object, kind: ColumnKind, name: str, error: type[StatsError]) -> str:
+    if kind == "boolean":
+        return _boolean_label(value, name, error)
+    if kind == "numeric":
+        return _numeric_label(value, name, error)
+    return str(value)
 
 
 def _boolean_label(value: object, name: str, error: type[StatsError]) -> str:
