@@ -1,20 +1,20 @@
-"""One fit in a child process: ``python -m service.jobs.child MEMORY_BYTES``.
+"""The code that runs in a fit's child process: limits, then the statistics core.
 
-The parent writes a pickled :class:`FitRequest` to stdin and reads a pickled outcome tuple
-from stdout. The address-space limit is set before the data is even read, so a fit that
-needs more memory fails here with ``MemoryError`` (or dies) and never takes the worker down.
-Only the statistics core runs here: no database, no settings.
+The address-space limit is set before the data is even decoded, so a fit that needs more
+memory fails here with ``MemoryError`` (or dies) and never takes the worker down. Only the
+statistics core runs here: no database, no settings.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import pickle
 import resource
+import signal
 import sys
 import traceback
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any
 
 
@@ -23,6 +23,36 @@ class FitRequest:
     formula: str
     method: str
     parquet: bytes
+
+
+def run_child(connection: Connection, request: FitRequest, memory_bytes: int) -> None:
+    """Entry point of the child: fit ``request`` and send the outcome tuple back."""
+    die_with_parent()
+    limit_memory(memory_bytes)
+    outcome = fit(request)
+    try:
+        connection.send(outcome)
+    except MemoryError:
+        connection.send(("memory", "out of memory while sending the result"))
+    connection.close()
+
+
+def die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent (the fork server) dies.
+
+    The fork server exits when its worker does, even by SIGKILL, so an orphaned fit does
+    not run on. Elsewhere the fit runs to its end and its result goes nowhere.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def limit_memory(memory_bytes: int) -> None:
@@ -48,25 +78,3 @@ def fit(request: FitRequest) -> tuple[Any, ...]:
         return ("memory", traceback.format_exc(limit=-3))
     except Exception:
         return ("error", traceback.format_exc())
-
-
-def main() -> int:
-    memory_bytes = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-    # stdout carries the pickled outcome only: keep a private handle on it and send
-    # anything a library prints to stderr instead
-    result_stream = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    limit_memory(memory_bytes)
-    request: FitRequest = pickle.load(sys.stdin.buffer)
-    outcome = fit(request)
-    try:
-        payload = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
-    except MemoryError:
-        payload = pickle.dumps(("memory", "out of memory while sending the result"))
-    result_stream.write(payload)
-    result_stream.flush()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

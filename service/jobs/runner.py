@@ -1,35 +1,31 @@
 """Runs a fit in a child process with a time limit and a memory limit.
 
 The worker's own process never fits: a fit that runs away (too long, too much memory, a
-crash in native code) ends its child, and the worker reports why and lives on. While the
-child runs, ``on_tick`` is called every ``tick_seconds`` (the worker renews its lease there);
-when it returns False the child is killed and the fit is abandoned.
+crash in native code) ends its child, and the worker reports why and lives on. Children are
+forked from a fork server that has the statistics stack imported already (see preload.py),
+so a fit does not pay seconds of imports. While the child runs, ``on_tick`` is called every
+``tick_seconds`` (the worker renews its lease there); when it returns False the child is
+killed and the fit abandoned.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
+import multiprocessing
 import signal
-import subprocess
-import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.context import ForkServerContext
 from typing import Literal
 
-from service.jobs.child import FitRequest
+from service.jobs.child import FitRequest, run_child
 from service.stats.fit import FittedModel
 
 OutcomeStatus = Literal["succeeded", "invalid", "timeout", "memory", "crashed", "cancelled"]
 
-# One fit per child: BLAS threads would only fight the other workers for the cores.
-_CHILD_ENV_DEFAULTS = {
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-}
-_STDERR_TAIL = 2000
+_context: ForkServerContext | None = None
+_context_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -40,63 +36,75 @@ class FitOutcome:
     message: str = ""
 
 
+def _fork_server() -> ForkServerContext:
+    global _context
+    with _context_lock:
+        if _context is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["service.jobs.preload"])
+            _context = context
+        return _context
+
+
 def run_fit(request: FitRequest, *, timeout_seconds: float, memory_bytes: int,
             tick_seconds: float, on_tick: Callable[[], bool]) -> FitOutcome:
     """Fit ``request`` in a child process and say how it ended."""
-    env = {**_CHILD_ENV_DEFAULTS, **os.environ}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service.jobs.child", str(memory_bytes)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-    )
+    context = _fork_server()
+    reader, writer = context.Pipe(duplex=False)
+    process = context.Process(target=run_child, args=(writer, request, memory_bytes),
+                              name="mixedfit-fit", daemon=True)
+    process.start()
+    # only the child writes: with our copy closed, the child's death is EOF on the reader
+    writer.close()
     deadline = time.monotonic() + timeout_seconds
-    payload: bytes | None = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            _kill(process)
-            return FitOutcome("timeout", message=(
-                f"the fit ran longer than its time limit of {timeout_seconds:g} seconds "
-                "and was stopped"))
-        try:
-            # communicate() may be called again after a timeout without losing output
-            stdout, stderr = process.communicate(payload, timeout=min(tick_seconds, remaining))
-            break
-        except subprocess.TimeoutExpired:
-            payload = None
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return FitOutcome("timeout", message=(
+                    f"the fit ran longer than its time limit of {timeout_seconds:g} seconds "
+                    "and was stopped"))
+            if reader.poll(min(tick_seconds, remaining)):
+                break
             if not on_tick():
-                _kill(process)
                 return FitOutcome("cancelled", message="the fit was cancelled")
-    return _read_outcome(process.returncode, stdout, stderr, memory_bytes)
+        try:
+            outcome = reader.recv()
+        except EOFError:
+            process.join()
+            return _crashed(process.exitcode, memory_bytes)
+        return _read_outcome(outcome, memory_bytes)
+    finally:
+        if process.is_alive():
+            process.kill()
+        process.join()
+        process.close()
+        reader.close()
 
 
-def _kill(process: subprocess.Popen[bytes]) -> None:
-    process.kill()
-    process.communicate()
-
-
-def _read_outcome(returncode: int, stdout: bytes, stderr: bytes,
-                  memory_bytes: int) -> FitOutcome:
-    tail = stderr.decode("utf-8", "replace")[-_STDERR_TAIL:].strip()
-    if returncode == 0 and stdout:
-        outcome = pickle.loads(stdout)  # our own child's output
-        kind = outcome[0]
-        if kind == "ok":
-            return FitOutcome("succeeded", fitted=outcome[1])
-        if kind == "invalid":
-            return FitOutcome("invalid", error_type=outcome[1], message=outcome[2])
-        if kind == "memory":
-            return FitOutcome("memory", message=_memory_message(memory_bytes))
-        return FitOutcome("crashed", message=f"the fit failed unexpectedly:\n{outcome[1]}")
-    if _looks_like_memory(tail):
+def _read_outcome(outcome: tuple[object, ...], memory_bytes: int) -> FitOutcome:
+    kind = outcome[0]
+    if kind == "ok":
+        fitted = outcome[1]
+        assert isinstance(fitted, FittedModel)
+        return FitOutcome("succeeded", fitted=fitted)
+    if kind == "invalid":
+        return FitOutcome("invalid", error_type=str(outcome[1]), message=str(outcome[2]))
+    if kind == "memory":
         return FitOutcome("memory", message=_memory_message(memory_bytes))
-    how = (f"was killed by signal {signal.Signals(-returncode).name}" if returncode < 0
-           else f"exited with status {returncode}")
-    return FitOutcome("crashed", message=f"the fit process {how}" + (f": {tail}" if tail else ""))
+    return FitOutcome("crashed", message=f"the fit failed unexpectedly:\n{outcome[1]}")
 
 
-def _looks_like_memory(stderr_tail: str) -> bool:
-    markers = ("MemoryError", "bad_alloc", "Cannot allocate memory", "out of memory")
-    return any(marker in stderr_tail for marker in markers)
+def _crashed(exitcode: int | None, memory_bytes: int) -> FitOutcome:
+    if exitcode is not None and exitcode < 0:
+        how = f"was killed by signal {signal.Signals(-exitcode).name}"
+    else:
+        how = f"exited with status {exitcode}"
+    message = f"the fit process {how} before reporting a result"
+    if exitcode == -signal.SIGKILL:
+        message += (" (the system may have run out of memory; the fit's limit is "
+                    f"{memory_bytes / 2**20:,.0f} MiB)")
+    return FitOutcome("crashed", message=message)
 
 
 def _memory_message(memory_bytes: int) -> str:

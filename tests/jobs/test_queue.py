@@ -1,0 +1,125 @@
+"""The jobs table as a queue: atomic claims, leases, attempts (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+
+import pandas as pd
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.jobs import repository as jobs
+from tests.db.factories import DATA, submit_fit
+
+SessionFactory = sessionmaker[Session]
+
+
+def _submit(session_factory: SessionFactory, max_attempts: int = 3) -> str:
+    _, job_id = submit_fit(session_factory, pd.read_csv(DATA / "mood.csv"), "Mood ~ Exercise",
+                           max_attempts=max_attempts)
+    return job_id
+
+
+def _claim(session_factory: SessionFactory, worker: str, lease: float = 30.0) -> str | None:
+    with session_factory.begin() as session:
+        job = jobs.claim_next(session, worker, lease)
+        return None if job is None else job.id
+
+
+def _job(session_factory: SessionFactory, job_id: str) -> tuple[str, int, str | None]:
+    with session_factory() as session:
+        job = jobs.get_job(session, job_id)
+        assert job is not None
+        return job.status, job.attempts, job.lease_owner
+
+
+def test_a_claimed_job_is_leased_to_its_worker_only(session_factory: SessionFactory) -> None:
+    job_id = _submit(session_factory)
+    assert _claim(session_factory, "a") == job_id
+    assert _claim(session_factory, "b") is None
+    assert _job(session_factory, job_id) == ("running", 1, "a")
+    with session_factory.begin() as session:
+        assert jobs.renew_lease(session, job_id, "a", 30.0)
+        assert not jobs.renew_lease(session, job_id, "b", 30.0)
+        assert not jobs.complete(session, job_id, "b")
+        assert jobs.complete(session, job_id, "a")
+    assert _job(session_factory, job_id) == ("succeeded", 1, None)
+
+
+def test_jobs_are_claimed_oldest_first(session_factory: SessionFactory) -> None:
+    first, second = _submit(session_factory), _submit(session_factory)
+    assert [_claim(session_factory, "w"), _claim(session_factory, "w")] == [first, second]
+
+
+def test_racing_workers_claim_each_job_exactly_once(session_factory: SessionFactory) -> None:
+    # every round, eight workers (own connections, own threads) race for one job
+    for _ in range(5):
+        job_id = _submit(session_factory)
+        start = threading.Barrier(8)
+        claims: list[str | None] = []
+        lock = threading.Lock()
+
+        def race(worker: str) -> None:
+            start.wait()
+            claimed = _claim(session_factory, worker)
+            with lock:
+                claims.append(claimed)
+
+        threads = [threading.Thread(target=race, args=(f"w{i}",)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert (claims.count(job_id), claims.count(None)) == (1, 7)
+        assert _job(session_factory, job_id)[:2] == ("running", 1)
+
+
+def test_an_expired_lease_is_claimed_again(session_factory: SessionFactory) -> None:
+    job_id = _submit(session_factory)
+    # a lease that has already run out stands for a worker that died holding the job
+    assert _claim(session_factory, "dead", lease=-1.0) == job_id
+    assert _claim(session_factory, "alive") == job_id
+    assert _job(session_factory, job_id) == ("running", 2, "alive")
+    with session_factory.begin() as session:
+        assert not jobs.renew_lease(session, job_id, "dead", 30.0)
+        assert jobs.fail(session, job_id, "dead", "late", retry=True) is None
+        assert not jobs.complete(session, job_id, "dead")
+
+
+def test_max_attempts_is_respected(session_factory: SessionFactory) -> None:
+    job_id = _submit(session_factory, max_attempts=2)
+    assert _claim(session_factory, "w1", lease=-1.0) == job_id
+    assert _claim(session_factory, "w2", lease=-1.0) == job_id
+    assert _claim(session_factory, "w3") is None
+    with session_factory.begin() as session:
+        exhausted = jobs.take_exhausted(session)
+        assert [job.id for job in exhausted] == [job_id]
+    status, attempts, owner = _job(session_factory, job_id)
+    assert (status, attempts, owner) == ("failed", 2, None)
+
+
+def test_failed_attempts_are_retried_until_none_is_left(session_factory: SessionFactory) -> None:
+    job_id = _submit(session_factory, max_attempts=2)
+    statuses = []
+    for worker in ("w1", "w2"):
+        assert _claim(session_factory, worker) == job_id
+        with session_factory.begin() as session:
+            statuses.append(jobs.fail(session, job_id, worker, "timed out", retry=True))
+    assert statuses == ["queued", "failed"]
+    assert _claim(session_factory, "w3") is None
+
+
+def test_a_released_job_keeps_its_attempt(session_factory: SessionFactory) -> None:
+    job_id = _submit(session_factory, max_attempts=1)
+    assert _claim(session_factory, "stopping") == job_id
+    with session_factory.begin() as session:
+        assert jobs.release(session, job_id, "stopping")
+    assert _job(session_factory, job_id) == ("queued", 0, None)
+    assert _claim(session_factory, "next") == job_id
+
+
+def test_count_by_status_covers_every_status(session_factory: SessionFactory) -> None:
+    first, _second = _submit(session_factory), _submit(session_factory)
+    assert _claim(session_factory, "w") == first
+    with session_factory() as session:
+        assert jobs.count_by_status(session) == {"queued": 1, "running": 1, "succeeded": 0,
+                                                 "failed": 0}
