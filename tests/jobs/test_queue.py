@@ -50,25 +50,30 @@ def test_jobs_are_claimed_oldest_first(session_factory: SessionFactory) -> None:
     assert [_claim(session_factory, "w"), _claim(session_factory, "w")] == [first, second]
 
 
+def _race(session_factory: SessionFactory, n_workers: int) -> list[str | None]:
+    """Let ``n_workers`` (own threads, own connections) claim at the same moment."""
+    start = threading.Barrier(n_workers)
+    claims: list[str | None] = []
+    lock = threading.Lock()
+
+    def race(worker: str) -> None:
+        start.wait()
+        claimed = _claim(session_factory, worker)
+        with lock:
+            claims.append(claimed)
+
+    threads = [threading.Thread(target=race, args=(f"w{i}",)) for i in range(n_workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return claims
+
+
 def test_racing_workers_claim_each_job_exactly_once(session_factory: SessionFactory) -> None:
-    # every round, eight workers (own connections, own threads) race for one job
     for _ in range(5):
         job_id = _submit(session_factory)
-        start = threading.Barrier(8)
-        claims: list[str | None] = []
-        lock = threading.Lock()
-
-        def race(worker: str) -> None:
-            start.wait()
-            claimed = _claim(session_factory, worker)
-            with lock:
-                claims.append(claimed)
-
-        threads = [threading.Thread(target=race, args=(f"w{i}",)) for i in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        claims = _race(session_factory, 8)
         assert (claims.count(job_id), claims.count(None)) == (1, 7)
         assert _job(session_factory, job_id)[:2] == ("running", 1)
 
