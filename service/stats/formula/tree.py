@@ -8,7 +8,7 @@ has become the terms ``a``, ``b``, ``a:b``; ``(x || g)`` has become two random t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
 ArithmeticOp: TypeAlias = Literal["+", "-", "*", "/", "^"]
@@ -62,10 +62,16 @@ class Term:
 
     ``label`` is R's label (``Exercise:State``, ``log(x)``, ``I(x^2)``), factors joined by ``:``
     in the order they were written.
+
+    ``factor_labels`` (added by the parser; empty when a Term is built by hand) holds R's
+    deparse of each factor exactly as R prints it, e.g. ``poly(x, degree = 2)`` or
+    ``I((x + 1)^2)``, which the ``Expr`` alone cannot reproduce (R keeps argument names and
+    written parentheses). It takes no part in equality.
     """
 
     factors: tuple[Expr, ...]
     label: str
+    factor_labels: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def is_intercept(self) -> bool:
