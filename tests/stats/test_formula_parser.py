@@ -160,6 +160,14 @@ def test_function_and_name_labels(text: str, label: str) -> None:
     assert labels(parse_formula(text)) == [label]
 
 
+def test_factor_labels_keep_what_r_prints() -> None:
+    formula = parse_formula("y ~ poly(x, degree = 2):`my g` + I((x))")
+    assert [t.factor_labels for t in formula.fixed] == [("I((x))",),
+                                                        ("poly(x, degree = 2)", "`my g`")]
+    # they take no part in equality, so hand-built terms still compare equal
+    assert formula.fixed[0] == Term((Call("I", (Column("x"),)),), "I((x))")
+
+
 def test_call_trees() -> None:
     formula = parse_formula("log(y) ~ I(x^2) + poly(x, 2) + I(-x / 2) + factor(cyl)")
     assert formula.response == Call("log", (Column("y"),))

@@ -228,5 +228,5 @@ class TermEncoder:
 
     def _term(self, term: TermSet) -> Term:
         indices = sorted(term)
-        return Term(tuple(self.variables[i].expr for i in indices),
-                    ":".join(self.variables[i].label for i in indices))
+        labels = tuple(self.variables[i].label for i in indices)
+        return Term(tuple(self.variables[i].expr for i in indices), ":".join(labels), labels)
