@@ -148,3 +148,22 @@ def test_perfect_fit_is_a_fit_error() -> None:
     df = pd.read_csv(DATA / "mood.csv").assign(Mood=lambda d: 1 + 2 * d["Exercise"])
     with pytest.raises(FitError, match="exactly"):
         fit_ols(hand_design(df, "Mood", ["Exercise"]))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_matches_r_lm_through_parser_and_design(case: str) -> None:
+    # The real pipeline (parse_formula -> build_design -> fit_ols) gives R's columns and
+    # numbers; 1e-6 relative as above.
+    from service.stats.design import build_design
+    from service.stats.formula import parse_formula
+
+    ref = expected(case)
+    design = build_design(parse_formula(ref["formula"]), pd.read_csv(DATA / ref["dataset"]))
+    fit = fit_ols(design)
+    assert [fe.term for fe in fit.fixed_effects] == list(ref["fixef"])
+    for fe in fit.fixed_effects:
+        assert fe.estimate == pytest.approx(ref["fixef"][fe.term], rel=RTOL)
+        assert fe.p_value == pytest.approx(ref["p_value"][fe.term], rel=RTOL)
+    for name in ("sigma", "r_squared", "adj_r_squared", "loglik", "aic", "bic"):
+        assert getattr(fit.metrics, name) == pytest.approx(ref[name], rel=RTOL), name
+    np.testing.assert_allclose(fitted_values(design, fit), ref["fitted"], rtol=RTOL)
