@@ -1,5 +1,5 @@
-"""Parse trees built by hand for the design tests (independent of the parser), and the
-reference cases' formulas as trees."""
+"""Parse trees built by hand for the design unit tests (independent of the parser), and
+the reference cases."""
 
 from __future__ import annotations
 
@@ -55,31 +55,6 @@ def formula(response: str | Expr, *fixed: Term, random: tuple[RandomTerm, ...] =
             intercept: bool = True, text: str = "") -> Formula:
     resp = Column(response) if isinstance(response, str) else response
     return Formula(text, resp, intercept, tuple(fixed), random)
-
-
-# The reference cases' formulas, expanded as the parser expands them.
-REFERENCE_FORMULAS: dict[str, Formula] = {
-    "angle ~ recipe * temp + (1 | recipe:replicate)": formula(
-        "angle", term("recipe"), term("temp"), term("recipe", "temp"),
-        random=(bar(("recipe", "replicate")),)),
-    "Yield ~ 1 + (1 | Batch)": formula("Yield", random=(bar("Batch"),)),
-    "Mood ~ Exercise": formula("Mood", term("Exercise")),
-    "Mood ~ Exercise + State": formula("Mood", term("Exercise"), term("State")),
-    "Mood ~ Exercise + (1 + Exercise | State)": formula(
-        "Mood", term("Exercise"), random=(bar("State", term("Exercise")),)),
-    "distance ~ age + Sex + (age | Subject)": formula(
-        "distance", term("age"), term("Sex"), random=(bar("Subject", term("age")),)),
-    "strength ~ 1 + (1 | batch/cask)": formula(
-        "strength", random=(bar("batch"), bar(("cask", "batch")))),
-    "diameter ~ 1 + (1 | plate) + (1 | sample)": formula(
-        "diameter", random=(bar("plate"), bar("sample"))),
-    "Reaction ~ Days": formula("Reaction", term("Days")),
-    "Reaction ~ Days + (Days | Subject)": formula(
-        "Reaction", term("Days"), random=(bar("Subject", term("Days")),)),
-    "Reaction ~ Days + (Days || Subject)": formula(
-        "Reaction", term("Days"),
-        random=(bar("Subject"), bar("Subject", term("Days"), intercept=False))),
-}
 
 
 def reference_cases() -> list[dict[str, Any]]:

@@ -10,8 +10,8 @@ import pytest
 
 from service.stats.design import build_design, check_columns
 from service.stats.errors import DesignError
+from service.stats.formula import parse_formula
 from tests.stats.design_formulas import (
-    REFERENCE_FORMULAS,
     bar,
     c,
     call,
@@ -28,7 +28,7 @@ CASES = reference_cases()
 
 @pytest.mark.parametrize("case", CASES, ids=[c["case"] for c in CASES])
 def test_reference_names_and_group_sizes(case: dict[str, Any]) -> None:
-    design = build_design(REFERENCE_FORMULAS[case["formula"]], load(case))
+    design = build_design(parse_formula(case["formula"]), load(case))
     assert list(design.fixed_names) == list(case["fixef"])
     assert design.n_obs == case["n_obs"]
     sizes: dict[str, int] = {}
@@ -39,15 +39,15 @@ def test_reference_names_and_group_sizes(case: dict[str, Any]) -> None:
 
 
 def test_reference_group_levels_and_terms() -> None:
-    design = build_design(REFERENCE_FORMULAS["Reaction ~ Days + (Days || Subject)"],
+    design = build_design(parse_formula("Reaction ~ Days + (Days || Subject)"),
                           load("sleepstudy.csv"))
     assert [(b.group, b.terms) for b in design.random] == [
         ("Subject", ("(Intercept)",)), ("Subject", ("Days",))]
-    pastes = build_design(REFERENCE_FORMULAS["strength ~ 1 + (1 | batch/cask)"],
+    pastes = build_design(parse_formula("strength ~ 1 + (1 | batch/cask)"),
                           load("pastes.csv"))
-    nested = pastes.random[1]
+    nested = pastes.random[0]
     assert nested.group == "cask:batch" and nested.levels[:3] == ("a:A", "a:B", "a:C")
-    cake = build_design(REFERENCE_FORMULAS["angle ~ recipe * temp + (1 | recipe:replicate)"],
+    cake = build_design(parse_formula("angle ~ recipe * temp + (1 | recipe:replicate)"),
                         load("cake.csv"))
     # lme4 1.1-31 (the reference) sorts interaction labels as text: A:1, A:10, A:11, ...
     assert cake.random[0].levels[:3] == ("A:1", "A:10", "A:11")
@@ -183,3 +183,16 @@ def test_random_covariates_intercept_first_and_factor_contrasts() -> None:
     np.testing.assert_array_equal(block.covariates[:, 0], np.ones(6))
     np.testing.assert_array_equal(block.covariates[:, 1], data["x"].to_numpy())
     assert block.covariates.shape == (6, 4)
+
+
+@pytest.mark.parametrize(("text", "names"), [
+    ("y ~ x * f", ("(Intercept)", "x", "fb", "fc", "x:fb", "x:fc")),
+    ("y ~ f + x + x:f", ("(Intercept)", "fb", "fc", "x", "fb:x", "fc:x")),
+    ("y ~ poly(x, degree = 2)", ("(Intercept)", "poly(x, degree = 2)1", "poly(x, degree = 2)2")),
+    ("y ~ log(x) + I((x + 1)^2) + 0", ("log(x)", "I((x + 1)^2)")),
+    ("y ~ 0 + f", ("fa", "fb", "fc")),
+])
+def test_names_from_parsed_formulas_are_rs(text: str, names: tuple[str, ...]) -> None:
+    data = pd.DataFrame({"y": np.arange(9.0), "x": np.arange(1.0, 10.0) ** 1.3,
+                         "f": list("abc" * 3)})
+    assert build_design(parse_formula(text), data).fixed_names == names

@@ -10,9 +10,9 @@ import pytest
 
 from service.stats.design import DesignEncoder, build_design
 from service.stats.errors import PredictionError
+from service.stats.formula import parse_formula
 from service.stats.formula.tree import Formula
 from tests.stats.design_formulas import (
-    REFERENCE_FORMULAS,
     bar,
     c,
     call,
@@ -106,7 +106,7 @@ def test_missing_levels_keep_all_columns_and_unseen_groups_get_minus_one() -> No
 
 
 def test_missing_group_value_is_population_level_or_an_error() -> None:
-    fitted = build_design(REFERENCE_FORMULAS["Reaction ~ Days + (Days | Subject)"],
+    fitted = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"),
                           load("sleepstudy.csv"))
     rows = pd.DataFrame({"Days": [1.0, 2.0], "Subject": [308, None]})
     assert fitted.encoder.transform(rows).random[0].codes.tolist() == [0, -1]

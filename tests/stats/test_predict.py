@@ -11,15 +11,16 @@ import pytest
 
 from service.stats.design import build_design
 from service.stats.errors import PredictionError
+from service.stats.formula import parse_formula
 from service.stats.predict import make_prediction_state, predict
 from service.stats.results import ConditionalModes
-from tests.stats.design_formulas import REFERENCE_FORMULAS, case, load
+from tests.stats.design_formulas import case, load
 
 
 def _r_state(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """A prediction state from R's own fixef and ranef, through a JSON round trip."""
     expected = case(name)
-    design = build_design(REFERENCE_FORMULAS[expected["formula"]], load(expected))
+    design = build_design(parse_formula(expected["formula"]), load(expected))
     modes = []
     for block in design.random:
         by_level = expected["ranef"][block.group]

@@ -120,26 +120,33 @@ def _labels(term: Term) -> tuple[str, ...]:
 def _learn_variables(formula: Formula, frame: pd.DataFrame, kinds: dict[str, ColumnKind]
                      ) -> tuple[dict[str, Variable], dict[str, Expr]]:
     """Each distinct term factor, with the levels of categorical ones as found in ``frame``."""
-    factors = [f for t in formula.fixed for f in t.factors]
-    factors += [f for r in formula.random for t in r.terms for f in t.factors]
+    terms = list(formula.fixed) + [t for r in formula.random for t in r.terms]
     variables: dict[str, Variable] = {}
     exprs: dict[str, Expr] = {}
-    for expr in factors:
-        label = deparse(expr)
-        if label in variables:
-            continue
-        if is_categorical_expr(expr, kinds):
-            column = factor_column(expr)
-            _, labels = factor_codes(frame[column], kinds[column], DesignError)
-            levels = sort_levels(list(labels), kinds[column])
-            if len(levels) < 2:
-                raise DesignError(f"{label} has only one level ({', '.join(levels)}); "
-                                  "a categorical variable needs at least 2 levels")
-            variables[label] = Variable(label, True, column=column, levels=levels)
-        else:
-            variables[label] = Variable(label, False, suffixes=_suffixes(expr))
-            exprs[label] = expr
+    for term in terms:
+        written = getattr(term, "factor_labels", ())
+        names = written if len(written) == len(term.factors) else ("",) * len(term.factors)
+        for expr, name in zip(term.factors, names, strict=True):
+            label = deparse(expr)
+            if label in variables:
+                continue
+            if is_categorical_expr(expr, kinds):
+                variables[label] = _categorical(expr, label, name, frame, kinds)
+            else:
+                variables[label] = Variable(label, False, suffixes=_suffixes(expr), name=name)
+                exprs[label] = expr
     return variables, exprs
+
+
+def _categorical(expr: Expr, label: str, name: str, frame: pd.DataFrame,
+                 kinds: dict[str, ColumnKind]) -> Variable:
+    column = factor_column(expr)
+    _, labels = factor_codes(frame[column], kinds[column], DesignError)
+    levels = sort_levels(list(labels), kinds[column])
+    if len(levels) < 2:
+        raise DesignError(f"{name or label} has only one level ({', '.join(levels)}); "
+                          "a categorical variable needs at least 2 levels")
+    return Variable(label, True, column=column, levels=levels, name=name)
 
 
 def _suffixes(expr: Expr) -> tuple[str, ...]:

@@ -49,7 +49,9 @@ def deparse(expr: Expr) -> str:
     prec = _PRECEDENCE[expr.op]
     right_assoc = expr.op == "^"
     left = _wrap(expr.left, prec, tighter_only=right_assoc)
-    right = _wrap(expr.right, prec, tighter_only=not right_assoc)
+    # A unary minus on the right needs no parentheses (R prints x^-1 and a - -b).
+    right = (deparse(expr.right) if isinstance(expr.right, Negate)
+             else _wrap(expr.right, prec, tighter_only=not right_assoc))
     sep = f" {expr.op} " if expr.op in _SPACED else expr.op
     return f"{left}{sep}{right}"
 

@@ -59,7 +59,8 @@ def encoder_from_json(encoder_cls: type[DesignEncoder], random_cls: type[RandomS
             variable = Variable(label=str(item["label"]), categorical=bool(item["categorical"]),
                                 column=str(item["column"]),
                                 levels=tuple(str(x) for x in item["levels"]),
-                                suffixes=tuple(str(x) for x in item["suffixes"]))
+                                suffixes=tuple(str(x) for x in item["suffixes"]),
+                                name=str(item.get("name", "")))
             variables[variable.label] = variable
             if item.get("expr") is not None:
                 exprs[variable.label] = expr_from_json(item["expr"])
@@ -96,6 +97,7 @@ def _variable_to_json(variable: Variable, expr: Any) -> dict[str, Any]:
         "column": variable.column,
         "levels": list(variable.levels),
         "suffixes": list(variable.suffixes),
+        "name": variable.name,
         "expr": None if expr is None else expr_to_json(expr),
     }
 

@@ -23,9 +23,11 @@ INTERCEPT = "(Intercept)"
 class Variable:
     """One distinct term factor: a categorical variable or a numeric expression.
 
-    ``label`` is R's deparsed text (``State``, ``factor(x)``, ``log(x)``, ``poly(x, 2)``);
-    categorical variables read ``column`` and have ``levels``; numeric ones produce
-    one column per entry of ``suffixes`` (``poly``: ``1``..``k``, otherwise ``""``).
+    ``label`` is R's deparsed text (``State``, ``factor(x)``, ``log(x)``, ``poly(x, 2)``)
+    and identifies the variable; ``name`` is the text R prints for it when the parser knows
+    it as written (``poly(x, degree = 2)``). Categorical variables read ``column`` and have
+    ``levels``; numeric ones produce one column per entry of ``suffixes`` (``poly``:
+    ``1``..``k``, otherwise ``""``).
     """
 
     label: str
@@ -33,6 +35,12 @@ class Variable:
     column: str = ""
     levels: tuple[str, ...] = ()
     suffixes: tuple[str, ...] = ("",)
+    name: str = ""
+
+    @property
+    def display(self) -> str:
+        """The name columns are built from: the parser's R text if known, else ``label``."""
+        return self.name or self.label
 
 
 @dataclass(frozen=True)
@@ -80,12 +88,12 @@ def variable_block(variable: Variable, contrasts: bool,
     """The columns one variable contributes to a term, with their names."""
     if not variable.categorical:
         matrix = np.asarray(value, dtype=np.float64)
-        return matrix, [variable.label + s for s in variable.suffixes]
+        return matrix, [variable.display + s for s in variable.suffixes]
     first = 1 if contrasts else 0
     codes = np.asarray(value)
     levels = variable.levels[first:]
     matrix = (codes[:, None] == np.arange(first, len(variable.levels))[None, :]).astype(np.float64)
-    return matrix, [variable.label + level for level in levels]
+    return matrix, [variable.display + level for level in levels]
 
 
 def term_block(term: TermSpec, variables: Mapping[str, Variable],
