@@ -5,6 +5,7 @@ from __future__ import annotations
 from service.stats.formula._source import Source
 from service.stats.formula.bars import MAX_RANDOM_TERMS, expand_bar, interaction_names, split_bars
 from service.stats.formula.calls import to_expr
+from service.stats.formula.columns import expr_columns
 from service.stats.formula.parser import parse_syntax
 from service.stats.formula.syntax import Node, SChain, deparse, position, unwrap
 from service.stats.formula.terms import TermEncoder
@@ -77,8 +78,6 @@ def _response(source: Source, lhs: Node) -> Expr:
 
 
 def _has_column(expr: Expr) -> bool:
-    from service.stats.formula.columns import expr_columns
-
     return bool(expr_columns(expr))
 
 

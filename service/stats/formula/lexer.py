@@ -184,6 +184,10 @@ class Lexer:
         if name.startswith(".") and i > 0 and (text[i - 1] == ")" or _is_name_char(text[i - 1])):
             raise self.source.error(
                 f"attribute access {show(name)} is not allowed in a formula", i, name)
+        if not name.strip("."):
+            raise self.source.error(
+                f"{show(name)} is not supported: R's '.' (all other columns) must be written "
+                "out as the column names", i, name)
         if name in RESERVED:
             raise self.source.error(
                 f"{show(name)} is a reserved word and cannot be used as a name; write a "

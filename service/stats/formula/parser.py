@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from service.stats.formula._source import MAX_LENGTH, Source
+from service.stats.formula.calls import check_function_name
 from service.stats.formula.lexer import Lexer, Token
 from service.stats.formula.syntax import (
     Node,
@@ -185,9 +186,6 @@ class _Parser:
         raise self._unexpected("a variable, a number or '('")
 
     def _call(self, name: Token) -> Node:
-        # Imported here: the allow-list lives with the code that gives calls meaning.
-        from service.stats.formula.calls import check_function_name
-
         check_function_name(self.source, name.text, name.pos)
         opening = self._advance()
         self._enter(opening)

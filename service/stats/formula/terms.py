@@ -107,14 +107,22 @@ class TermEncoder:
                 self.extract(operand, checkonly or op == "-")
 
     def encode_items(self, items: list[tuple[str, Node]]) -> list[TermSet]:
-        """Fold ``+``/``-`` items left to right, starting from no terms."""
-        terms: list[TermSet] = []
+        """Fold ``+``/``-`` items left to right, starting from no terms.
+
+        An insertion-ordered dict keeps this linear in the number of items (a long sum is
+        the common case for wide data).
+        """
+        terms: dict[TermSet, None] = {}
         for op, node in items:
             if op == "+":
-                terms = self._plus(terms, self.encode(node, allow_numbers=True))
+                for term in self.encode(node, allow_numbers=True):
+                    if term:
+                        terms.setdefault(term)
+                self._check_count(len(terms))
             else:
-                terms = self._delete(terms, node)
-        return terms
+                for term in self._removed(node):
+                    terms.pop(term, None)
+        return list(terms)
 
     def to_terms(self, sets: list[TermSet]) -> tuple[Term, ...]:
         """R's final order: by number of variables, then order of appearance."""
@@ -196,12 +204,16 @@ class TermEncoder:
         return result
 
     def _delete(self, left: list[TermSet], node: Node) -> list[TermSet]:
+        removed = self._removed(node)
+        return [t for t in left if t not in removed]
+
+    def _removed(self, node: Node) -> set[TermSet]:
+        """The terms of a removed part; R flips what 0 and 1 mean while encoding it."""
         self._parity = not self._parity
         try:
-            removed = set(self.encode(node, allow_numbers=True))
+            return set(self.encode(node, allow_numbers=True))
         finally:
             self._parity = not self._parity
-        return [t for t in left if t not in removed]
 
     def _plus(self, left: list[TermSet], right: list[TermSet]) -> list[TermSet]:
         return self._unique(left + right)
@@ -213,11 +225,14 @@ class TermEncoder:
     def _unique(self, terms: list[TermSet]) -> list[TermSet]:
         # R's TrimRepeats: drop repeats (keeping the first) and empty terms.
         result = [t for t in dict.fromkeys(terms) if t]
-        if len(result) > MAX_TERMS:
+        self._check_count(len(result))
+        return result
+
+    def _check_count(self, count: int) -> None:
+        if count > MAX_TERMS:
             raise self.source.error(
                 f"the formula expands to more than {MAX_TERMS} terms; simplify the "
                 "interactions", None)
-        return result
 
     def _spend(self, work: int) -> None:
         self._work += work
