@@ -1,4 +1,5 @@
-"""The mixed-model engine against lme4 1.1.31 / lmerTest on every reference mixed model.
+"""The mixed-model engine against lme4 1.1.31 / lmerTest on every reference mixed model,
+through the real parser and design builder.
 
 Tolerances (issue 4), and why:
 - log-likelihood no worse than lme4's by more than 2e-4: lme4's BOBYQA stops at about
@@ -23,94 +24,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from service.stats.design.types import Design, RandomBlock
+from service.stats.design import build_design
+from service.stats.design.types import Design
+from service.stats.formula import parse_formula
 from service.stats.lmm import fit_lmm, fitted_values
 from service.stats.results import FitResult
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-def _block(group: str, labels: pd.Series, covariates: dict[str, np.ndarray],
-           n: int) -> RandomBlock:
-    levels = tuple(sorted(labels.astype(str).unique()))
-    lookup = {level: i for i, level in enumerate(levels)}
-    codes = np.array([lookup[v] for v in labels.astype(str)], dtype=np.intp)
-    cov = np.column_stack([covariates[t] for t in covariates]) if covariates else np.ones((n, 1))
-    return RandomBlock(group=group, terms=tuple(covariates), levels=levels, codes=codes,
-                       covariates=cov.astype(np.float64))
-
-
-def _design(frame: pd.DataFrame, response: str, fixed: dict[str, np.ndarray],
-            blocks: list[RandomBlock]) -> Design:
-    n = len(frame)
-    return Design(
-        y=frame[response].to_numpy(dtype=np.float64),
-        X=np.column_stack([fixed[k] for k in fixed]).astype(np.float64),
-        fixed_names=tuple(fixed), random=tuple(blocks), rows=np.arange(n, dtype=np.intp),
-        response_name=response, encoder=None,  # type: ignore[arg-type]
-    )
-
-
-def _case_design(case: str) -> Design:
-    one = None
-    if case.startswith("sleepstudy"):
-        df = pd.read_csv(DATA / "sleepstudy.csv")
-        n = len(df)
-        one = np.ones(n)
-        days = df["Days"].to_numpy(dtype=float)
-        fixed = {"(Intercept)": one, "Days": days}
-        if case == "sleepstudy_uncorr":
-            blocks = [_block("Subject", df["Subject"], {"(Intercept)": one}, n),
-                      _block("Subject", df["Subject"], {"Days": days}, n)]
-        else:
-            blocks = [_block("Subject", df["Subject"], {"(Intercept)": one, "Days": days}, n)]
-        return _design(df, "Reaction", fixed, blocks)
-    if case.startswith("dyestuff"):
-        name = "dyestuff2.csv" if case.startswith("dyestuff2") else "dyestuff.csv"
-        df = pd.read_csv(DATA / name)
-        one = np.ones(len(df))
-        return _design(df, "Yield", {"(Intercept)": one},
-                       [_block("Batch", df["Batch"], {"(Intercept)": one}, len(df))])
-    if case.startswith("penicillin"):
-        df = pd.read_csv(DATA / "penicillin.csv")
-        one = np.ones(len(df))
-        return _design(df, "diameter", {"(Intercept)": one},
-                       [_block("plate", df["plate"], {"(Intercept)": one}, len(df)),
-                        _block("sample", df["sample"], {"(Intercept)": one}, len(df))])
-    if case.startswith("pastes"):
-        df = pd.read_csv(DATA / "pastes.csv")
-        one = np.ones(len(df))
-        nested = df["cask"].astype(str) + ":" + df["batch"].astype(str)
-        return _design(df, "strength", {"(Intercept)": one},
-                       [_block("batch", df["batch"], {"(Intercept)": one}, len(df)),
-                        _block("cask:batch", nested, {"(Intercept)": one}, len(df))])
-    if case.startswith("cake"):
-        df = pd.read_csv(DATA / "cake.csv")
-        one = np.ones(len(df))
-        temp = df["temp"].to_numpy(dtype=float)
-        b = (df["recipe"] == "B").to_numpy(dtype=float)
-        c = (df["recipe"] == "C").to_numpy(dtype=float)
-        fixed = {"(Intercept)": one, "recipeB": b, "recipeC": c, "temp": temp,
-                 "recipeB:temp": b * temp, "recipeC:temp": c * temp}
-        group = df["recipe"].astype(str) + ":" + df["replicate"].astype(str)
-        return _design(df, "angle", fixed,
-                       [_block("recipe:replicate", group, {"(Intercept)": one}, len(df))])
-    if case.startswith("mood"):
-        df = pd.read_csv(DATA / "mood.csv")
-        one = np.ones(len(df))
-        ex = df["Exercise"].to_numpy(dtype=float)
-        return _design(df, "Mood", {"(Intercept)": one, "Exercise": ex},
-                       [_block("State", df["State"], {"(Intercept)": one, "Exercise": ex},
-                               len(df))])
-    if case.startswith("orthodont"):
-        df = pd.read_csv(DATA / "orthodont.csv")
-        one = np.ones(len(df))
-        age = df["age"].to_numpy(dtype=float)
-        male = (df["Sex"] == "Male").to_numpy(dtype=float)
-        return _design(df, "distance", {"(Intercept)": one, "age": age, "SexMale": male},
-                       [_block("Subject", df["Subject"], {"(Intercept)": one, "age": age},
-                               len(df))])
-    raise KeyError(case)
+def _case_design(expected: dict[str, Any]) -> Design:
+    frame = pd.read_csv(DATA / expected["dataset"])
+    return build_design(parse_formula(expected["formula"]), frame)
 
 
 CASES = ["sleepstudy_reml", "sleepstudy_ml", "sleepstudy_uncorr", "dyestuff_reml",
@@ -124,7 +49,7 @@ def fitted_case(case: str) -> tuple[Design, FitResult, dict[str, Any]]:
     """Fit each reference case once per test session."""
     if case not in _FITS:
         expected = json.loads((DATA / "expected" / f"{case}.json").read_text())
-        design = _case_design(case)
+        design = _case_design(expected)
         _FITS[case] = (design, fit_lmm(design, expected["method"]), expected)
     return _FITS[case]
 

@@ -11,12 +11,13 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from service.stats.design.types import FloatArray
-from service.stats.lmm.factor import BlockedFactor
+from service.stats.lmm import batched
+from service.stats.lmm.factor import BlockedFactor, first_block_sparse
 from service.stats.lmm.structure import CrossProducts
 
 # Columns of the first term processed at a time when forming its conditional variances,
 # to bound memory at n_rest × _CHUNK doubles.
-_CHUNK = 4096
+_CHUNK = 1024
 
 
 def _split_rest(cp: CrossProducts, values: FloatArray) -> list[FloatArray]:
@@ -33,17 +34,18 @@ def spherical_modes(cp: CrossProducts, factor: BlockedFactor, beta: FloatArray,
     """û per term as (levels, q) arrays: the solution of Lᵀ û = c_u − R_ZX β̂."""
     p = cp.n_fixed
     m = cp.n_rest
-    first = factor.first_xy[:, :, p] - factor.first_xy[:, :, :p] @ beta
+    xy = factor.first_xy  # (q1, p + 1, l1)
+    first = xy[:, p, :] - np.tensordot(beta, xy[:, :p, :], axes=(0, 1))  # (q1, l1)
     rest: list[FloatArray] = []
     if m:
         dense = factor.dense
         rhs = dense[m + p, :m] - dense[m:m + p, :m].T @ beta
         u_rest = sla.solve_triangular(dense[:m, :m], rhs, lower=True, trans="T")
-        first = first - (factor.rest_first.T @ u_rest).reshape(first.shape)
+        correction = factor.rest_first.T @ u_rest  # level-major over the first term
+        first = first - correction.reshape(first.shape[1], first.shape[0]).T
         rest = _split_rest(cp, u_rest)
-    l_t = np.swapaxes(factor.first, 1, 2)
-    u_first = np.asarray(np.linalg.solve(l_t, first[:, :, None])[:, :, 0], dtype=np.float64)
-    return [u_first, *rest]
+    u_first = batched.backward_solve(factor.first, first[:, None, :])[:, 0, :]
+    return [np.ascontiguousarray(u_first.T), *rest]
 
 
 def conditional_modes(cp: CrossProducts, factor: BlockedFactor, beta: FloatArray,
@@ -67,18 +69,14 @@ def conditional_modes(cp: CrossProducts, factor: BlockedFactor, beta: FloatArray
 
 def _first_inverse_blocks(cp: CrossProducts, factor: BlockedFactor) -> FloatArray:
     """Diagonal blocks of (LLᵀ)⁻¹ for the first term, (l1, q1, q1)."""
-    l11_inv = np.linalg.inv(factor.first)
-    blocks = np.swapaxes(l11_inv, 1, 2) @ l11_inv
+    l11_inv = batched.inverse_lower(factor.first)  # (q, q, l)
+    blocks = np.einsum("kal,kbl->lab", l11_inv, l11_inv)
     m = cp.n_rest
     if not m:
         return blocks
     # (LLᵀ)⁻¹₁₁ = L11⁻ᵀL11⁻¹ + VᵀV with V = Lrr⁻¹ Lr1 L11⁻¹ (block inverse of the factor)
-    levels, q, _ = l11_inv.shape
-    indptr = np.arange(0, levels * q * q + 1, q)
-    indices = (np.repeat(np.arange(levels) * q, q * q).reshape(levels, q, q)
-               + np.arange(q)[None, None, :]).ravel()
-    inv_sparse = sp.csr_matrix((l11_inv.ravel(), indices, indptr), shape=(levels * q,) * 2)
-    w = sp.csc_matrix(factor.rest_first @ inv_sparse)
+    q, _, levels = l11_inv.shape
+    w = sp.csc_matrix(factor.rest_first @ first_block_sparse(l11_inv))
     lrr = factor.dense[:m, :m]
     step = max(1, _CHUNK // q)
     for start in range(0, levels, step):

@@ -21,6 +21,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from service.stats.design.types import FloatArray
+from service.stats.lmm import batched
 from service.stats.lmm.structure import CrossProducts
 
 
@@ -28,10 +29,11 @@ from service.stats.lmm.structure import CrossProducts
 class BlockedFactor:
     """The factor at one θ.
 
-    ``first`` holds the l1 diagonal q1 × q1 blocks of L; ``first_xy[l]`` is
-    L1[l]⁻¹ T1' (Z1'[X y])[l], i.e. the first term's rows of R_ZX and c_u; ``rest_first``
-    is the sparse block of L below the first term; ``dense`` is the lower Cholesky factor
-    of the remaining Schur complement (the rest's L, then R_X', c_β', sqrt(r²)).
+    ``first`` holds the diagonal q1 × q1 blocks of L, one per level (level last);
+    ``first_xy[:, :, l]`` is L1[l]⁻¹ T1' (Z1'[X y])[l], the first term's rows of R_ZX and
+    c_u; ``rest_first`` is the sparse block of L below the first term; ``dense`` is the
+    lower Cholesky factor of the remaining Schur complement (the rest's L, then R_X',
+    c_β', sqrt(r²)).
     """
 
     theta: FloatArray
@@ -46,7 +48,8 @@ class BlockedFactor:
     @property
     def logdet_l(self) -> float:
         """log |L|², L the Cholesky factor of Λ'Z'ZΛ + I."""
-        diag_first = np.diagonal(self.first, axis1=1, axis2=2)
+        q = self.first.shape[0]
+        diag_first = self.first[np.arange(q), np.arange(q)]
         diag_rest = np.diagonal(self.dense)[:self.n_rest]
         return float(2.0 * (np.log(diag_first).sum() + np.log(diag_rest).sum()))
 
@@ -75,18 +78,6 @@ class BlockedFactor:
         return np.asarray(sla.solve_triangular(self.r_x(), c_beta, lower=False))
 
 
-def _batched_cholesky(blocks: FloatArray) -> FloatArray:
-    if blocks.shape[1] == 1:
-        return np.asarray(np.sqrt(blocks), dtype=np.float64)
-    return np.asarray(np.linalg.cholesky(blocks), dtype=np.float64)
-
-
-def _batched_lower_solve(lower: FloatArray, rhs: FloatArray) -> FloatArray:
-    if lower.shape[1] == 1:
-        return np.asarray(rhs / lower, dtype=np.float64)
-    return np.asarray(np.linalg.solve(lower, rhs), dtype=np.float64)
-
-
 def lambda_rest(cp: CrossProducts, theta: FloatArray) -> sp.csr_matrix:
     """The rest's block of Λθ as a sparse matrix (entries taken from θ, as lme4's Lind)."""
     m = cp.n_rest
@@ -94,14 +85,61 @@ def lambda_rest(cp: CrossProducts, theta: FloatArray) -> sp.csr_matrix:
                           cp.lambda_rest_indptr), shape=(m, m))
 
 
-def _first_block_sparse(blocks: FloatArray) -> sp.csr_matrix:
-    """blockdiag of (l, q, q) dense blocks as a sparse matrix."""
-    levels, q, _ = blocks.shape
+def first_block_sparse(blocks: FloatArray) -> sp.csr_matrix:
+    """blockdiag of (q, q, l) blocks as an (l q) × (l q) sparse matrix."""
+    q, _, levels = blocks.shape
     m = levels * q
     indptr = np.arange(0, m * q + 1, q)
     indices = (np.repeat(np.arange(levels) * q, q * q).reshape(levels, q, q)
                + np.arange(q)[None, None, :]).ravel()
-    return sp.csr_matrix((blocks.ravel(), indices, indptr), shape=(m, m))
+    data = np.ascontiguousarray(blocks.transpose(2, 0, 1)).ravel()
+    return sp.csr_matrix((data, indices, indptr), shape=(m, m))
+
+
+def _rest_first(cp: CrossProducts, theta: FloatArray, t1: FloatArray,
+                l11: FloatArray) -> sp.csr_matrix:
+    """Λr'Zr'Z1 Λ1 L11⁻ᵀ, the block of L below the first term (same pattern as Zr'Z1).
+
+    With scalar terms (q = 1) both products are rescalings of the stored entries.
+    """
+    a = cp.zrest_zfirst
+    if t1.shape[0] == 1:
+        column_scale = t1[0, 0] / l11[0, 0]
+        data = a.data * column_scale[a.indices]
+        scaled = sp.csr_matrix((data, a.indices, a.indptr), shape=a.shape)
+    else:
+        g = batched.left_multiply(t1, np.swapaxes(batched.inverse_lower(l11), 0, 1))
+        scaled = sp.csr_matrix(a @ first_block_sparse(g))
+    if cp.rest_is_diagonal:
+        row_scale = theta[cp.lambda_rest_theta]
+        rows = (cp.zrest_zfirst_rows if scaled.nnz == a.nnz
+                else np.repeat(np.arange(a.shape[0]), np.diff(scaled.indptr)))
+        return sp.csr_matrix((scaled.data * row_scale[rows], scaled.indices, scaled.indptr),
+                             shape=a.shape)
+    return sp.csr_matrix(lambda_rest(cp, theta).T @ scaled)
+
+
+def _rest_schur(cp: CrossProducts, theta: FloatArray, rest_first: sp.csr_matrix,
+                first_xy: FloatArray, xy_schur: FloatArray) -> FloatArray:
+    """The dense Schur complement of the first term's block (rest, X and y columns)."""
+    m = cp.n_rest
+    p1 = xy_schur.shape[0]
+    first_xy_flat = batched.level_major(first_xy)
+    schur = np.empty((m + p1, m + p1))
+    if cp.rest_is_diagonal:
+        lam = theta[cp.lambda_rest_theta]
+        schur[:m, :m] = cp.ztz_rest * np.outer(lam, lam)
+        zxy = cp.zxy_rest * lam[:, None]
+    else:
+        lam_t = lambda_rest(cp, theta).T.tocsr()
+        schur[:m, :m] = lam_t @ (lam_t @ cp.ztz_rest).T  # ztz_rest is symmetric
+        zxy = lam_t @ cp.zxy_rest
+    schur[:m, :m] -= (rest_first @ rest_first.T).toarray()
+    schur[np.arange(m), np.arange(m)] += 1.0
+    schur[m:, :m] = (zxy - rest_first @ first_xy_flat).T
+    schur[:m, m:] = schur[m:, :m].T
+    schur[m:, m:] = xy_schur
+    return schur
 
 
 def update_factor(cp: CrossProducts, theta: FloatArray) -> BlockedFactor:
@@ -126,32 +164,18 @@ def update_factor(cp: CrossProducts, theta: FloatArray) -> BlockedFactor:
     t1 = factors[0]
     q1 = t1.shape[0]
     # Λ1'Z1'Z1Λ1 + I, one q1 × q1 block per level
-    a11 = t1.T @ cp.ztz_first @ t1
-    a11 += np.eye(q1)
-    l11 = _batched_cholesky(a11)
-    first_xy = _batched_lower_solve(l11, t1.T @ cp.zxy_first)
-    xy_schur = cp.xy_xy - np.einsum("lak,laj->kj", first_xy, first_xy)
-    m = cp.n_rest
-    if m == 0:
+    a11 = batched.congruence(t1, cp.ztz_first)
+    a11[np.arange(q1), np.arange(q1)] += 1.0
+    l11 = batched.cholesky(a11)
+    first_xy = batched.forward_solve(l11, batched.left_multiply(t1.T, cp.zxy_first))
+    xy_schur = cp.xy_xy - np.tensordot(first_xy, first_xy, axes=([0, 2], [0, 2]))
+    if cp.n_rest == 0:
         schur = xy_schur
-        rest_first = sp.csr_matrix((0, l11.shape[0] * q1))
+        rest_first = sp.csr_matrix((0, l11.shape[2] * q1))
     else:
-        lam_r = lambda_rest(cp, theta)
-        lam_r_t = lam_r.T.tocsr()
-        # Λ1 L11⁻ᵀ, block diagonal: the first term's columns of L below the diagonal are
-        # Λr'Zr'Z1 Λ1 L11⁻ᵀ
-        l11_inv = np.linalg.inv(l11) if q1 > 1 else 1.0 / l11
-        g = _first_block_sparse(t1 @ np.swapaxes(l11_inv, 1, 2))
-        rest_first = sp.csr_matrix(lam_r_t @ cp.zrest_zfirst @ g)
-        first_xy_flat = first_xy.reshape(-1, first_xy.shape[2])
-        p1 = xy_schur.shape[0]
-        schur = np.empty((m + p1, m + p1))
-        zz = lam_r_t @ (lam_r_t @ cp.ztz_rest).T  # Λr'ZrᵀZrΛr (ztz_rest is symmetric)
-        schur[:m, :m] = zz - (rest_first @ rest_first.T).toarray()
-        schur[:m, :m] += np.eye(m)
-        schur[m:, :m] = (lam_r_t @ cp.zxy_rest - rest_first @ first_xy_flat).T
-        schur[:m, m:] = schur[m:, :m].T
-        schur[m:, m:] = xy_schur
+        rest_first = _rest_first(cp, theta, t1, l11)
+        schur = _rest_schur(cp, theta, rest_first, first_xy, xy_schur)
     dense = sla.cholesky(schur, lower=True, check_finite=False)
     return BlockedFactor(theta=theta, relative_factors=factors, first=l11, first_xy=first_xy,
-                         rest_first=rest_first, dense=dense, n_rest=m, n_fixed=cp.n_fixed)
+                         rest_first=rest_first, dense=dense, n_rest=cp.n_rest,
+                         n_fixed=cp.n_fixed)

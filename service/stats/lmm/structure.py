@@ -74,10 +74,11 @@ class CrossProducts:
     terms: tuple[TermLayout, ...]
     n_obs: int
     n_fixed: int
-    ztz_first: FloatArray  # (l1, q1, q1) diagonal blocks of Z1'Z1
-    zxy_first: FloatArray  # (l1, q1, p + 1) per-level blocks of Z1'[X y]
+    ztz_first: FloatArray  # (q1, q1, l1) diagonal blocks of Z1'Z1, level last
+    zxy_first: FloatArray  # (q1, p + 1, l1) per-level blocks of Z1'[X y], level last
     ztz_rest: FloatArray  # (m, m) dense Zr'Zr of the other terms
     zrest_zfirst: sp.csr_matrix  # (m, l1 q1) sparse Zr'Z1
+    zrest_zfirst_rows: IntArray  # row of each stored entry of zrest_zfirst
     zxy_rest: FloatArray  # (m, p + 1) Zr'[X y]
     xy_xy: FloatArray  # (p + 1, p + 1) [X y]'[X y]
     lambda_rest_indptr: IntArray  # CSR pattern of the rest's block of Λθ ...
@@ -91,6 +92,11 @@ class CrossProducts:
     @property
     def n_rest(self) -> int:
         return int(self.ztz_rest.shape[0])
+
+    @property
+    def rest_is_diagonal(self) -> bool:
+        """Whether the rest's block of Λθ is diagonal (every other term has q = 1)."""
+        return all(t.q == 1 for t in self.terms[1:])
 
     def lower_bounds(self) -> FloatArray:
         """0 for diagonal elements of each T, -inf for the others."""
@@ -140,14 +146,18 @@ def _sparse_z(block: RandomBlock) -> sp.csr_matrix:
 
 
 def _per_level_products(block: RandomBlock, right: FloatArray) -> FloatArray:
-    """Σ over the rows of each level of covariates[r]ᵀ right[r]: (l, q, k) blocks."""
+    """Σ over the rows of each level of covariates[r]ᵀ right[r]: (q, k, l) blocks.
+
+    The level is the last (contiguous) axis so that per-level operations in the
+    factorization are vector operations over levels.
+    """
     codes = block.codes
     levels = block.n_levels
-    out = np.empty((levels, block.q, right.shape[1]))
+    out = np.empty((block.q, right.shape[1], levels))
     for a in range(block.q):
         for k in range(right.shape[1]):
-            out[:, a, k] = np.bincount(codes, weights=block.covariates[:, a] * right[:, k],
-                                       minlength=levels)
+            out[a, k] = np.bincount(codes, weights=block.covariates[:, a] * right[:, k],
+                                    minlength=levels)
     return out
 
 
@@ -209,6 +219,7 @@ def cross_products(design: Design) -> CrossProducts:
         z_rest_t = z_rest.T.tocsr()
         ztz_rest = np.asarray((z_rest_t @ z_rest).toarray())
         zrest_zfirst = sp.csr_matrix(z_rest_t @ _sparse_z(first))
+        zrest_zfirst.sum_duplicates()  # canonical CSR: the factor rescales .data in place
         zxy_rest = np.asarray(z_rest_t @ xy)
     else:
         ztz_rest = np.zeros((0, 0))
@@ -223,6 +234,8 @@ def cross_products(design: Design) -> CrossProducts:
         zxy_first=zxy_first,
         ztz_rest=ztz_rest,
         zrest_zfirst=zrest_zfirst,
+        zrest_zfirst_rows=np.repeat(np.arange(n_rest, dtype=np.intp),
+                                    np.diff(zrest_zfirst.indptr)),
         zxy_rest=zxy_rest,
         xy_xy=xy.T @ xy,
         lambda_rest_indptr=indptr,
