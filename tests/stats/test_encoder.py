@@ -139,3 +139,13 @@ def test_aliased_columns_are_remembered() -> None:
     assert again.fixed_names == ("(Intercept)", "z")
     assert again.dropped_aliased == ("xB",)
     np.testing.assert_array_equal(again.X, fitted.X[:2])
+
+
+def test_a_group_column_also_used_as_a_term_must_be_complete() -> None:
+    fitted = build_design(parse_formula("Mood ~ Exercise + State + (1 | State)"),
+                          load("mood.csv"))
+    rows = pd.DataFrame({"Exercise": [1.0, 2.0], "State": ["A", None]})
+    with pytest.raises(PredictionError, match=r"missing values in column\(s\) State: rows 1"):
+        fitted.encoder.transform(rows)
+    with pytest.raises(PredictionError, match="State"):
+        fitted.encoder.transform(rows, random=False)

@@ -140,14 +140,16 @@ class DesignEncoder:
         return RandomBlock(group=spec.group_label, terms=tuple(names), levels=spec.levels,
                            codes=codes, covariates=covariates)
 
-    def columns_used(self, *, random: bool = True, response: bool = False) -> list[str]:
-        """The data columns the fixed part (and optionally random part, response) reads."""
+    def columns_used(self, *, random: bool = True, response: bool = False,
+                     groups: bool = True) -> list[str]:
+        """The data columns the fixed part (and optionally random terms, their grouping
+        columns, the response) reads."""
         names: list[str] = []
         for label in self._needed_variables(random):
             variable = self.variables[label]
             names.extend([variable.column] if variable.categorical
                          else expr_columns(self.exprs[label]))
-        if random:
+        if random and groups:
             names.extend(c for spec in self.random for c in spec.group)
         if response:
             names.extend(expr_columns(self.response))
@@ -166,8 +168,10 @@ class DesignEncoder:
                                   "not present in the new data: " + ", ".join(absent))
 
     def _refuse_missing_values(self, frame: pd.DataFrame, random: bool) -> None:
-        groups = {c for spec in self.random for c in spec.group} if random else set()
-        columns = [c for c in self.columns_used(random=random) if c not in groups]
+        # Missing group values are new levels (handled by ``new_levels``); every other
+        # used column must be complete, including a group column also used as a term.
+        terms_only = self.columns_used(random=random, groups=False)
+        columns = [c for c in self.columns_used(random=random) if c in terms_only]
         if not columns:
             return
         missing = frame[columns].isna()
@@ -258,4 +262,6 @@ def level_codes(frame: pd.DataFrame, variable: Variable, kinds: Mapping[str, Col
     if unknown:
         raise error(f"column '{variable.column}' has levels not seen when fitting: "
                     f"{', '.join(sorted(unknown))} (known levels: {', '.join(variable.levels)})")
+    if (codes < 0).any():
+        raise error(f"column '{variable.column}' has missing values")
     return codes
