@@ -86,3 +86,16 @@ def test_state_errors() -> None:
         predict(state, pd.DataFrame({"Mood": [1.0]}))
     with pytest.raises(PredictionError, match="kind"):
         predict({**state, "kind": "lm_by_group"}, pd.DataFrame({"Exercise": [1.0]}))
+
+
+@pytest.mark.parametrize("name", ["sleepstudy_uncorr", "pastes_nested", "mood_lm_state"])
+def test_state_from_a_real_fit_reproduces_r_fitted_values(name: str) -> None:
+    from service.stats.fit import fit_model
+
+    expected = case(name)
+    data = load(expected)
+    fitted = fit_model(expected["formula"], data, "REML")
+    state = json.loads(json.dumps(fitted.prediction_state))
+    # Our optimum matches lme4's to ~1e-6 relative in θ, so fitted values (up to ~450)
+    # agree to well under 1e-3; a mismatched block or level would be off by whole units.
+    np.testing.assert_allclose(predict(state, data), expected["fitted"], rtol=0, atol=1e-3)
