@@ -85,6 +85,7 @@ def lmm_plot_data(case: str, file: str, response: str, x: str, group: str) -> Pl
         kind="lmm", model_label=f"{ref['formula']} ({ref['method']})", response_name=response,
         fitted=fitted, residuals=resid, std_residuals=resid / ref["sigma"],
         group_name=group, group_values=tuple(data[group].astype(str)),
+        line_group_name=group, line_group_values=tuple(data[group].astype(str)),
         x_name=x, x=data[x].to_numpy(dtype=float), y=data[response].to_numpy(),
         population=population, conditional_modes=(modes_from_reference(case, group),),
         n_numeric_predictors=1,
@@ -106,6 +107,7 @@ def by_group_plot_data() -> PlotData:
         kind="lm_by_group", model_label="Mood ~ Exercise | State (OLS by group)",
         response_name="Mood", fitted=fitted, residuals=data["Mood"].to_numpy() - fitted,
         std_residuals=std, group_name="State", group_values=tuple(data["State"]),
+        line_group_name="State", line_group_values=tuple(data["State"]),
         x_name="Exercise", x=data["Exercise"].to_numpy(), y=data["Mood"].to_numpy(),
         n_numeric_predictors=1,
     )

@@ -59,7 +59,9 @@ class PlotData:
     ``fitted``, ``residuals`` and ``std_residuals`` have one entry per row used in the fit
     (a ``residual_table``'s columns); ``group_values`` that row's level of ``group_name``;
     ``x`` that row's value of the one numeric predictor ``x_name`` and ``y`` the response;
-    ``population`` the fixed-effects-only fitted values of a mixed model.
+    ``population`` the fixed-effects-only fitted values of a mixed model;
+    ``line_group_values`` the row's line in the fitted-line plot (one line per level of
+    the grouping factor or categorical predictor, None for a single line).
     """
 
     kind: ModelKind
@@ -76,6 +78,8 @@ class PlotData:
     population: npt.NDArray[np.float64] | None = None
     conditional_modes: tuple[ConditionalModes, ...] = ()
     n_numeric_predictors: int = 0
+    line_group_name: str | None = None
+    line_group_values: tuple[object, ...] | None = None
 
     @property
     def available(self) -> list[str]:
@@ -125,7 +129,7 @@ def render_plot(name: str, data: PlotData, fmt: str = "png") -> bytes:
             raise StatsError("The fitted-line plot needs the predictor and response values.")
         return data_with_fit(
             data.x, data.y, data.fitted, x_label=data.x_name, y_label=data.response_name,
-            model=model, groups=data.group_values, group_name=data.group_name,
+            model=model, groups=data.line_group_values, group_name=data.line_group_name,
             population=data.population if data.kind == "lmm" else None, fmt=fmt,
         )
     return caterpillar(data.conditional_modes, model=model, fmt=fmt)
