@@ -196,3 +196,21 @@ def test_names_from_parsed_formulas_are_rs(text: str, names: tuple[str, ...]) ->
     data = pd.DataFrame({"y": np.arange(9.0), "x": np.arange(1.0, 10.0) ** 1.3,
                          "f": list("abc" * 3)})
     assert build_design(parse_formula(text), data).fixed_names == names
+
+
+def test_poly_follows_rs_qr_definition_and_coefficients() -> None:
+    # R's poly(x, 3), transcribed from its source: QR of outer(x - mean, 0:3, "^"),
+    # Z = qr.qy(QR, diag(R)), norm2 = colSums(Z^2), alpha = colSums(x_c Z^2)/norm2 + mean,
+    # columns Z[, -1] / sqrt(norm2[-1]). Rounding differences only: 1e-12 absolute.
+    x = np.array([0.3, 1.7, 2.2, 2.9, 4.4, 5.0, 6.8, 7.1, 9.5, 12.0])
+    centred = x - x.mean()
+    q, r = np.linalg.qr(np.vander(centred, 4, increasing=True))
+    z = q * np.diag(r)
+    norm2 = (z**2).sum(axis=0)
+    alpha = (centred @ z**2) / norm2 + x.mean()
+    data = pd.DataFrame({"y": np.sin(x), "x": x})
+    design = build_design(formula("y", term(call("poly", c("x"), num(3)))), data)
+    np.testing.assert_allclose(design.X[:, 1:], z[:, 1:] / np.sqrt(norm2[1:]), atol=1e-12)
+    params = design.encoder.params["poly(x, 3)"]
+    np.testing.assert_allclose(params["alpha"], alpha[:3], rtol=1e-12)
+    np.testing.assert_allclose(params["norm2"], [1.0, *norm2], rtol=1e-12)

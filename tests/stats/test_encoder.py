@@ -149,3 +149,10 @@ def test_a_group_column_also_used_as_a_term_must_be_complete() -> None:
         fitted.encoder.transform(rows)
     with pytest.raises(PredictionError, match="State"):
         fitted.encoder.transform(rows, random=False)
+
+
+def test_function_domain_errors_in_new_data_are_prediction_errors() -> None:
+    data = pd.DataFrame({"y": [1.0, 2, 3, 4], "x": [1.0, 2, 3, 5]})
+    fitted = build_design(formula("y", term(call("log", c("x")))), data)
+    with pytest.raises(PredictionError, match=r"log\(x\) gives NaN.*column 'x'"):
+        fitted.encoder.transform(pd.DataFrame({"x": [1.0, -1.0]}))
