@@ -18,7 +18,10 @@ from typing import Any
 
 from scipy import stats
 
+from service.stats.design.expr import deparse
 from service.stats.errors import StatsError
+from service.stats.formula.tree import Formula
+from service.stats.results import FitResult
 
 
 class ComparisonError(StatsError):
@@ -67,6 +70,31 @@ class ComparisonTable:
     def to_dict(self) -> dict[str, Any]:
         """The ``result`` object of a comparison in the API."""
         return {"rows": [asdict(row) for row in self.rows]}
+
+
+def comparison_entry(model_id: str, dataset_id: str, formula: Formula,
+                     result: FitResult) -> ComparisonEntry:
+    """The comparison's view of a stored fit.
+
+    Parameters
+    ----------
+    model_id, dataset_id : str
+        The model's and its dataset's ids.
+    formula : Formula
+        The model's parsed formula (its fixed terms and response decide nesting).
+    result : FitResult
+        The fit; for a mixed model fitted by REML pass the ML refit's result instead.
+
+    Returns
+    -------
+    ComparisonEntry
+    """
+    terms = (("(Intercept)",) if formula.intercept else ()) + tuple(t.label for t in formula.fixed)
+    return ComparisonEntry(
+        model_id=model_id, kind=result.kind, method=result.method, dataset_id=dataset_id,
+        n_obs=result.metrics.n_obs, response=deparse(formula.response), fixed_terms=terms,
+        npar=result.metrics.npar, loglik=result.metrics.loglik, rmse=result.metrics.rmse,
+    )
 
 
 def compare_models(entries: Sequence[ComparisonEntry]) -> ComparisonTable:
