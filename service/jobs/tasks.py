@@ -64,7 +64,7 @@ def run_fit_job(job: JobRow, ctx: TaskContext) -> None:
         else:
             _release(job, ctx)
         return
-    _record(job, outcome, ctx)
+    record_outcome(job, outcome, ctx)
 
 
 def _load_request(job: JobRow, ctx: TaskContext) -> FitRequest | None:
@@ -85,7 +85,7 @@ def _load_request(job: JobRow, ctx: TaskContext) -> FitRequest | None:
         return FitRequest(formula=model.formula, method=model.method, parquet=dataset.content)
 
 
-def _record(job: JobRow, outcome: FitOutcome, ctx: TaskContext) -> None:
+def record_outcome(job: JobRow, outcome: FitOutcome, ctx: TaskContext) -> None:
     try:
         with ctx.session_factory.begin() as session:
             _write_outcome(session, job, outcome, ctx.worker_id)

@@ -1,0 +1,66 @@
+"""Data that takes a real mixed-model fit seconds, and reading a fit's end state."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.db.models import FixedEffectRow, JobRow, ModelMetricRow, ModelRow
+
+SLOW_FORMULA = "y ~ x + (x | a) + (1 | b)"
+T = TypeVar("T")
+
+
+def slow_lmm_data(n: int = 20_000, n_a: int = 300, n_b: int = 150, seed: int = 7
+                  ) -> pd.DataFrame:
+    """Crossed random effects with a random slope: a fit of several seconds here."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, n_a, n)
+    b = rng.integers(0, n_b, n)
+    x = rng.normal(size=n)
+    y = (1.0 + 0.5 * x + rng.normal(size=n_a)[a] + 0.3 * rng.normal(size=n_a)[a] * x
+         + rng.normal(size=n_b)[b] + rng.normal(size=n))
+    return pd.DataFrame({"y": y, "x": x, "a": [f"a{i}" for i in a], "b": [f"b{i}" for i in b]})
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the database says about one model and its job."""
+
+    model_status: str
+    error: dict[str, Any] | None
+    job_status: str
+    attempts: int
+    n_fixed_effects: int
+    n_metrics: int
+
+
+def stored(session_factory: sessionmaker[Session], model_id: str, job_id: str) -> Stored:
+    with session_factory() as session:
+        model = session.get(ModelRow, model_id)
+        job = session.get(JobRow, job_id)
+        assert model is not None and job is not None
+        n_fixed = session.scalar(select(func.count()).select_from(FixedEffectRow)
+                                 .where(FixedEffectRow.model_id == model_id))
+        n_metrics = session.scalar(select(func.count()).select_from(ModelMetricRow)
+                                   .where(ModelMetricRow.model_id == model_id))
+        return Stored(model.status, model.error, job.status, job.attempts, n_fixed or 0,
+                      n_metrics or 0)
+
+
+def wait_for(check: Callable[[], T | None], what: str, limit: float = 300.0) -> T:
+    """Poll ``check`` until it returns something; the limit only stops a hung test."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        value = check()
+        if value is not None and value is not False:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"gave up waiting {limit:g} s for {what}")

@@ -1,0 +1,122 @@
+"""The worker loop in this process, fitting in real child processes (SQLite, PostgreSQL)."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import pandas as pd
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.datasets.repository import delete_dataset
+from service.db.models import FixedEffectRow, ModelRow
+from service.jobs import repository as jobs
+from service.jobs.child import FitRequest
+from service.jobs.runner import run_fit
+from service.jobs.tasks import TaskContext, record_outcome
+from service.jobs.worker import Worker
+from service.settings import Settings
+from tests.db.factories import DATA, expected, parquet_bytes, submit_fit
+from tests.jobs.helpers import stored
+
+SessionFactory = sessionmaker[Session]
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, lease_seconds=30.0, fit_timeout_seconds=600.0)
+
+
+@pytest.fixture
+def mood() -> pd.DataFrame:
+    return pd.read_csv(DATA / "mood.csv")
+
+
+def test_a_queued_fit_is_run_and_stored(settings: Settings, session_factory: SessionFactory,
+                                        mood: pd.DataFrame) -> None:
+    model_id, job_id = submit_fit(session_factory, mood, "Mood ~ Exercise")
+    worker = Worker(settings, session_factory)
+    assert worker.run_once()
+    assert not worker.run_once()
+    state = stored(session_factory, model_id, job_id)
+    assert (state.model_status, state.job_status, state.attempts) == ("succeeded", "succeeded", 1)
+    r = expected("mood_lm")
+    with session_factory() as session:
+        rows = session.execute(select(FixedEffectRow.term, FixedEffectRow.estimate).where(
+            FixedEffectRow.model_id == model_id).order_by(FixedEffectRow.position)).all()
+        model = session.get(ModelRow, model_id)
+        assert model is not None and model.result is not None
+        assert model.started_at is not None and model.finished_at is not None
+    assert [term for term, _ in rows] == list(r["fixef"])
+    for term, estimate in rows:
+        assert estimate is not None
+        # R's lm to 1e-6 relative, the issue's tolerance for the stored numbers
+        assert math.isclose(estimate, r["fixef"][term], rel_tol=1e-6)
+    assert math.isclose(model.result["metrics"]["loglik"], r["loglik"], rel_tol=1e-6)
+
+
+def test_a_formula_the_data_cannot_fit_fails_with_a_problem(
+        settings: Settings, session_factory: SessionFactory, mood: pd.DataFrame) -> None:
+    model_id, job_id = submit_fit(session_factory, mood, "Mood ~ Nonexistent")
+    assert Worker(settings, session_factory).run_once()
+    state = stored(session_factory, model_id, job_id)
+    # input errors are not retried: another attempt would fail the same way
+    assert (state.model_status, state.job_status, state.attempts) == ("failed", "failed", 1)
+    assert state.error is not None
+    assert state.error["type"] == "https://mixedfit.dev/problems/fit-failed"
+    assert state.error["status"] == 422
+    assert "Nonexistent" in state.error["detail"]
+
+
+def test_a_deleted_dataset_fails_the_model_clearly(
+        settings: Settings, session_factory: SessionFactory, mood: pd.DataFrame) -> None:
+    model_id, job_id = submit_fit(session_factory, mood, "Mood ~ Exercise")
+    with session_factory.begin() as session:
+        model = session.get(ModelRow, model_id)
+        assert model is not None
+        delete_dataset(session, model.dataset_id)
+    assert Worker(settings, session_factory).run_once()
+    state = stored(session_factory, model_id, job_id)
+    assert (state.model_status, state.job_status) == ("failed", "failed")
+    assert state.error is not None
+    assert state.error["type"] == "https://mixedfit.dev/problems/dataset-not-found"
+
+
+def test_a_job_run_twice_stores_one_result(settings: Settings, session_factory: SessionFactory,
+                                           mood: pd.DataFrame) -> None:
+    model_id, job_id = submit_fit(session_factory, mood, "Mood ~ Exercise")
+    # worker "slow" claims the job and fits it, but its lease runs out before it stores
+    with session_factory.begin() as session:
+        slow_job = jobs.claim_next(session, "slow", lease_seconds=-1.0)
+    assert slow_job is not None
+    outcome = run_fit(FitRequest("Mood ~ Exercise", "REML", parquet_bytes(mood)),
+                      timeout_seconds=600, memory_bytes=settings.fit_memory_bytes,
+                      tick_seconds=10, on_tick=lambda: True)
+    assert outcome.status == "succeeded"
+    # meanwhile another worker claims the expired job and completes it
+    assert Worker(settings, session_factory, worker_id="fast").run_once()
+    first = stored(session_factory, model_id, job_id)
+    assert (first.model_status, first.attempts) == ("succeeded", 2)
+    # the slow worker's late result is discarded, not stored a second time
+    record_outcome(slow_job, outcome, TaskContext(settings, session_factory, "slow",
+                                                  stop=threading.Event()))
+    assert stored(session_factory, model_id, job_id) == first
+    assert first.n_fixed_effects == 2
+
+
+def test_an_expired_lease_nobody_took_still_stores_its_result(
+        settings: Settings, session_factory: SessionFactory, mood: pd.DataFrame) -> None:
+    model_id, job_id = submit_fit(session_factory, mood, "Mood ~ Exercise")
+    with session_factory.begin() as session:
+        job = jobs.claim_next(session, "late", lease_seconds=-1.0)
+    assert job is not None
+    outcome = run_fit(FitRequest("Mood ~ Exercise", "REML", parquet_bytes(mood)),
+                      timeout_seconds=600, memory_bytes=settings.fit_memory_bytes,
+                      tick_seconds=10, on_tick=lambda: True)
+    record_outcome(job, outcome, TaskContext(settings, session_factory, "late",
+                                             threading.Event()))
+    state = stored(session_factory, model_id, job_id)
+    assert (state.model_status, state.job_status, state.n_fixed_effects) == (
+        "succeeded", "succeeded", 2)

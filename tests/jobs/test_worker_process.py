@@ -1,0 +1,119 @@
+"""Real worker processes (``python -m service.jobs.worker``) on SQLite and PostgreSQL.
+
+The fits are real: a crossed mixed model on simulated data that takes seconds, so that a
+worker can be killed in the middle of it and a time limit can cut it short.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.db.models import JobRow
+from tests.db.factories import DATA, submit_fit
+from tests.jobs.helpers import SLOW_FORMULA, Stored, slow_lmm_data, stored, wait_for
+
+SessionFactory = sessionmaker[Session]
+StartWorker = Callable[..., subprocess.Popen[bytes]]
+LEASE = 2.0
+
+
+@pytest.fixture
+def start_worker(database_url: str, tmp_path: Path) -> Iterator[StartWorker]:
+    """Start worker processes on the test database; each is killed at teardown if alive."""
+    started: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def start(name: str, **settings: object) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "MIXEDFIT_DATABASE_URL": database_url,
+               "MIXEDFIT_WORKER_POLL_SECONDS": "0.1",
+               **{f"MIXEDFIT_{key.upper()}": str(value) for key, value in settings.items()}}
+        log = tmp_path / f"{name}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen([sys.executable, "-m", "service.jobs.worker"], env=env,
+                                       stdout=out, stderr=subprocess.STDOUT)
+        started.append((process, log))
+        return process
+
+    yield start
+    for process, log in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        # shown by pytest when the test failed
+        print(f"--- {log.name} (exit {process.returncode}) ---\n{log.read_text()[-4000:]}")
+
+
+def _finished(session_factory: SessionFactory, model_id: str, job_id: str) -> Stored | None:
+    state = stored(session_factory, model_id, job_id)
+    return state if state.model_status in ("succeeded", "failed") else None
+
+
+def _fitting(session_factory: SessionFactory, job_id: str) -> bool:
+    """True once the worker has renewed the job's lease: its fit has been running a while."""
+    with session_factory() as session:
+        job = session.get(JobRow, job_id)
+        assert job is not None
+        if job.status != "running" or job.started_at is None or job.lease_expires_at is None:
+            return False
+        return job.lease_expires_at > job.started_at + timedelta(seconds=LEASE)
+
+
+def test_a_killed_worker_job_is_claimed_again_and_stored_once(
+        session_factory: SessionFactory, start_worker: StartWorker) -> None:
+    model_id, job_id = submit_fit(session_factory, slow_lmm_data(), SLOW_FORMULA)
+    first = start_worker("first", lease_seconds=LEASE)
+    wait_for(lambda: _fitting(session_factory, job_id), "the first worker to be fitting")
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    state = stored(session_factory, model_id, job_id)
+    assert (state.model_status, state.job_status, state.n_fixed_effects) == (
+        "running", "running", 0)
+
+    start_worker("second", lease_seconds=LEASE)
+    final = wait_for(lambda: _finished(session_factory, model_id, job_id), "the fit to end")
+    assert final.error is None
+    assert (final.model_status, final.job_status, final.attempts) == (
+        "succeeded", "succeeded", 2)
+    assert final.n_fixed_effects == 2  # (Intercept), x: one result, not two
+    assert final.n_metrics > 0
+
+
+def test_a_fit_over_its_time_limit_fails_and_the_worker_goes_on(
+        session_factory: SessionFactory, start_worker: StartWorker) -> None:
+    # far more than 3 seconds of fitting on any machine; the next job takes well under it
+    slow_id, slow_job = submit_fit(session_factory, slow_lmm_data(60_000, 800, 400),
+                                   SLOW_FORMULA, max_attempts=1)
+    fast_id, fast_job = submit_fit(session_factory, pd.read_csv(DATA / "mood.csv"),
+                                   "Mood ~ Exercise")
+    worker = start_worker("worker", fit_timeout_seconds=3, lease_seconds=LEASE)
+    fast = wait_for(lambda: _finished(session_factory, fast_id, fast_job), "the next job")
+    assert (fast.model_status, fast.job_status) == ("succeeded", "succeeded")
+
+    slow = stored(session_factory, slow_id, slow_job)
+    assert (slow.model_status, slow.job_status, slow.attempts) == ("failed", "failed", 1)
+    assert slow.error is not None
+    assert slow.error["type"] == "https://mixedfit.dev/problems/fit-timeout"
+    assert "time limit of 3 seconds" in slow.error["detail"]
+    assert "MIXEDFIT_FIT_TIMEOUT_SECONDS" in slow.error["detail"]
+    assert worker.poll() is None
+
+
+def test_sigterm_stops_the_worker_and_gives_its_job_back(
+        session_factory: SessionFactory, start_worker: StartWorker) -> None:
+    model_id, job_id = submit_fit(session_factory, slow_lmm_data(), SLOW_FORMULA)
+    worker = start_worker("worker", lease_seconds=LEASE)
+    wait_for(lambda: _fitting(session_factory, job_id), "the worker to be fitting")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=120) == 0
+    state = stored(session_factory, model_id, job_id)
+    # released, not failed: the interrupted attempt does not count
+    assert (state.model_status, state.job_status, state.attempts) == ("queued", "queued", 0)
