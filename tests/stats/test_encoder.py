@@ -156,3 +156,13 @@ def test_function_domain_errors_in_new_data_are_prediction_errors() -> None:
     fitted = build_design(formula("y", term(call("log", c("x")))), data)
     with pytest.raises(PredictionError, match=r"log\(x\) gives NaN.*column 'x'"):
         fitted.encoder.transform(pd.DataFrame({"x": [1.0, -1.0]}))
+
+
+def test_no_rows_gives_empty_matrices() -> None:
+    fitted = build_design(parse_formula("angle ~ recipe * temp + (1 | recipe:replicate)"),
+                          load("cake.csv"))
+    empty = pd.DataFrame({"recipe": pd.Series([], dtype=object),
+                          "temp": pd.Series([], dtype=float),
+                          "replicate": pd.Series([], dtype=float)})
+    design = fitted.encoder.transform(empty)
+    assert design.X.shape == (0, 6) and design.random[0].covariates.shape == (0, 1)

@@ -104,7 +104,8 @@ def term_block(term: TermSpec, variables: Mapping[str, Variable],
     for label, contrasts in zip(term.variables, term.contrasts, strict=True):
         block, block_names = variable_block(variables[label], contrasts, values[label])
         # Column (j, i) = new column j times previous column i: previous varies fastest.
-        matrix = (block[:, :, None] * matrix[:, None, :]).reshape(n, -1)
+        width = block.shape[1] * matrix.shape[1]
+        matrix = (block[:, :, None] * matrix[:, None, :]).reshape(n, width)
         names = [f"{prev}:{new}" if prev else new for new in block_names for prev in names]
     return matrix, names
 
