@@ -13,14 +13,16 @@ from service.body import media_type, read_body, unsupported
 from service.datasets.ingest import frame_from_records, read_csv
 from service.dependencies import SessionDep, SettingsDep
 from service.errors import InvalidInput, field_errors, problem_responses
-from service.models import service
+from service.models import effects, service
 from service.models.schemas import (
+    Coefficients,
     Model,
     ModelCreate,
     ModelList,
     NewLevels,
     PredictionRequest,
     Predictions,
+    RandomEffects,
 )
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -72,6 +74,22 @@ async def get_model(
     """Read a model; with ``wait``, answer as soon as its fit has finished."""
     row = await service.wait_for_model(session, model_id, min(wait, settings.max_wait_seconds))
     return Model.from_row(row)
+
+
+@router.get("/{model_id}/random-effects", response_model=RandomEffects,
+            responses=problem_responses(404, 409))
+def get_random_effects(model_id: str, session: SessionDep) -> RandomEffects:
+    """Conditional modes (BLUPs) and conditional standard deviations per group and level."""
+    row = service.get_fitted_model(session, model_id)
+    return RandomEffects(model_id=row.id, random_effects=effects.random_effects(row))
+
+
+@router.get("/{model_id}/coefficients", response_model=Coefficients,
+            responses=problem_responses(404, 409))
+def get_coefficients(model_id: str, session: SessionDep) -> Coefficients:
+    """Per-level coefficients: fixed effects plus conditional modes (R's coef())."""
+    row = service.get_fitted_model(session, model_id)
+    return Coefficients(model_id=row.id, coefficients=effects.coefficients(row))
 
 
 @router.post("/{model_id}/predictions", response_model=Predictions,

@@ -143,3 +143,40 @@ class Predictions(BaseModel):
     predictions: list[Number]
 
 
+
+
+class LevelEffects(BaseModel):
+    level: str
+    modes: list[Number] = Field(description="Conditional modes, aligned with the block's terms")
+    cond_sd: list[Number] = Field(description="Conditional standard deviations of the modes")
+
+
+class RandomEffectsBlock(BaseModel):
+    group: str
+    terms: list[str]
+    levels: list[LevelEffects]
+
+
+class RandomEffects(BaseModel):
+    """R's ``ranef(m, condVar = TRUE)``: one block per random-effects term."""
+
+    model_id: str
+    random_effects: list[RandomEffectsBlock]
+
+
+class LevelCoefficients(BaseModel):
+    level: str
+    values: list[Number] = Field(description="Coefficients, aligned with the group's terms")
+
+
+class GroupCoefficients(BaseModel):
+    group: str
+    terms: list[str]
+    levels: list[LevelCoefficients]
+
+
+class Coefficients(BaseModel):
+    """R's ``coef(m)``: per grouping factor, fixed effects plus each level's modes."""
+
+    model_id: str
+    coefficients: list[GroupCoefficients]

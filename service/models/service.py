@@ -85,15 +85,23 @@ async def wait_for_model(session: Session, model_id: str, wait_seconds: float) -
 def predict(session: Session, model_id: str, frame: pd.DataFrame,
             include_random_effects: bool, new_levels: NewLevels) -> list[float | None]:
     """Predictions for the rows of ``frame`` from a model whose fit succeeded."""
-    row = get_model(session, model_id)
-    if row.status != "succeeded" or row.prediction_state is None:
-        raise Conflict(_not_ready(row), model_status=row.status)
+    row = get_fitted_model(session, model_id)
+    if row.prediction_state is None:
+        raise Conflict(f"Model {row.id} stored no prediction state.", model_status=row.status)
     from service.stats.predict import predict as predict_from_state
 
     state: dict[str, Any] = row.prediction_state
     values = predict_from_state(state, frame, include_random_effects=include_random_effects,
                                 new_levels=new_levels)
     return _floats(values)
+
+
+def get_fitted_model(session: Session, model_id: str) -> ModelRow:
+    """A model whose fit succeeded (409 otherwise)."""
+    row = get_model(session, model_id)
+    if row.status != "succeeded":
+        raise Conflict(_not_ready(row), model_status=row.status)
+    return row
 
 
 def _not_ready(row: ModelRow) -> str:

@@ -111,6 +111,32 @@ def test_predictions_survive_the_dataset(worker_client: TestClient, mood: str) -
     assert _close(response.json()["predictions"][0], intercept)
 
 
+def test_least_squares_models_have_no_random_effects(worker_client: TestClient,
+                                                     mood: str) -> None:
+    model = fit(worker_client, mood, "Mood ~ Exercise")
+    ranef = worker_client.get(f"/v1/models/{model['id']}/random-effects")
+    assert ranef.status_code == 200 and ranef.json()["random_effects"] == []
+    assert worker_client.get(f"/v1/models/{model['id']}/coefficients").json()[
+        "coefficients"] == []
+
+
+def test_per_group_fits_give_per_level_coefficients(worker_client: TestClient,
+                                                    mood: str) -> None:
+    expected = json.loads((EXPECTED / "mood_lmlist.json").read_text())
+    model = fit(worker_client, mood, expected["formula"])
+    assert model["status"] == "succeeded", model["error"]
+    coef = worker_client.get(f"/v1/models/{model['id']}/coefficients").json()
+    (group,) = coef["coefficients"]
+    assert group["group"] == "State"
+    assert [level["level"] for level in group["levels"]] == list(expected["groups"])
+    for level in group["levels"]:
+        want = expected["groups"][level["level"]]["fixef"]
+        assert group["terms"] == list(want)
+        # separate least-squares fits: R's lmList to 1e-6 relative, as for lm
+        assert all(_close(v, want[t]) for t, v in zip(group["terms"], level["values"],
+                                                       strict=True)), level
+
+
 def test_prediction_errors_name_the_problem(worker_client: TestClient, mood: str) -> None:
     model = fit(worker_client, mood, "Mood ~ Exercise + State")
     url = f"/v1/models/{model['id']}/predictions"
@@ -145,3 +171,25 @@ def test_mixed_model_matches_lme4(worker_client: TestClient, mood: str) -> None:
         assert all(abs(g - w) <= tol for g, w in zip(got, nd[key], strict=True)), (key, got)
     refused = worker_client.post(url, json={"records": nd["rows_unseen"], "new_levels": "error"})
     assert refused.status_code == 422
+    assert "B_unseen" in refused.json()["detail"]
+
+    # ranef(m, condVar = TRUE) and coef(m): the modes move with the optimum, so they are
+    # compared to 1% of their conditional standard deviation, the sds to 1% relative
+    ranef = worker_client.get(f"/v1/models/{model['id']}/random-effects").json()
+    (block,) = ranef["random_effects"]
+    assert block["group"] == "State" and block["terms"] == ["(Intercept)", "Exercise"]
+    assert [level["level"] for level in block["levels"]] == ["A", "B", "C", "D"]
+    for level in block["levels"]:
+        want_modes = expected["ranef"]["State"][level["level"]]
+        want_sd = expected["ranef_condsd"]["State"][level["level"]]
+        for term, mode, sd in zip(block["terms"], level["modes"], level["cond_sd"], strict=True):
+            assert abs(mode - want_modes[term]) <= 0.01 * want_sd[term], (level, term)
+            assert math.isclose(sd, want_sd[term], rel_tol=0.01), (level, term)
+    coef = worker_client.get(f"/v1/models/{model['id']}/coefficients").json()
+    (group,) = coef["coefficients"]
+    assert group["group"] == "State" and group["terms"] == ["(Intercept)", "Exercise"]
+    for level in group["levels"]:
+        want = expected["coef"]["State"][level["level"]]
+        sds = expected["ranef_condsd"]["State"][level["level"]]
+        for term, value in zip(group["terms"], level["values"], strict=True):
+            assert abs(value - want[term]) <= 0.01 * sds[term], (level, term)

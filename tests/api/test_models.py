@@ -119,3 +119,12 @@ def test_prediction_request_errors(client: TestClient, mood_id: str) -> None:
     body = assert_problem(client.post(url, json={"records": []}), 422)
     assert body["errors"][0]["field"] == "records"
     assert_problem(client.post(url, json={"records": [{"a": 1}], "new_levels": "guess"}), 422)
+
+
+@pytest.mark.parametrize("view", ["random-effects", "coefficients"])
+def test_per_level_views_need_a_finished_fit(client: TestClient, mood_id: str, view: str) -> None:
+    model_id = client.post("/v1/models", json={"dataset_id": mood_id,
+                                               "formula": "Mood ~ (1 | State)"}).json()["id"]
+    assert assert_problem(client.get(f"/v1/models/{model_id}/{view}"), 409)["model_status"] \
+        == "queued"
+    assert_problem(client.get(f"/v1/models/nope/{view}"), 404)
