@@ -189,3 +189,23 @@ def test_too_few_rows_are_refused() -> None:
     design = _design(1, [(3, 1)], n=3)
     with pytest.raises(FitError, match="too few"):
         fit_lmm(design)
+
+
+def test_a_vanishing_slope_variance_is_a_singular_converged_fit() -> None:
+    # random intercepts only in the data; (x | g) drives the slope's T[1, 1] to its bound
+    rng = np.random.default_rng(42)
+    n, levels = 400, 20
+    codes = np.arange(n) % levels
+    x = rng.normal(size=n)
+    y = 2.0 + x + rng.normal(scale=1.5, size=levels)[codes] + rng.normal(size=n)
+    block = RandomBlock("g", ("(Intercept)", "x"), tuple(f"g{i}" for i in range(levels)),
+                        codes.astype(np.intp), np.column_stack([np.ones(n), x]))
+    design = Design(y=y, X=np.column_stack([np.ones(n), x]), fixed_names=("(Intercept)", "x"),
+                    random=(block,), rows=np.arange(n, dtype=np.intp), response_name="y",
+                    encoder=None)  # type: ignore[arg-type]
+    result = fit_lmm(design, "REML")
+    assert result.convergence.singular
+    assert result.convergence.converged
+    assert result.convergence.messages == ("boundary (singular) fit: see help('isSingular')",)
+    assert result.theta[2] < 1e-4
+    assert all(fe.df is not None and fe.df > 0 for fe in result.fixed_effects)

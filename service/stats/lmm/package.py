@@ -34,14 +34,22 @@ def is_singular(cp: CrossProducts, theta: FloatArray) -> bool:
     return bool(np.any(theta[diagonal] < SINGULAR_TOL))
 
 
-def convergence_messages(derivs: VarianceDerivatives, singular: bool) -> tuple[bool, list[str]]:
-    """lme4's ``checkConv``: the singular note, the scaled gradient and the Hessian checks."""
+def convergence_messages(derivs: VarianceDerivatives, singular: bool,
+                         at_bound: FloatArray) -> tuple[bool, list[str]]:
+    """lme4's ``checkConv``: the singular note, the scaled gradient and the Hessian checks.
+
+    Parameters on their bound (``at_bound``) are left out of the gradient and Hessian
+    checks: at a constrained optimum their derivative need not vanish.
+    """
     messages: list[str] = []
     converged = True
     if singular:
         messages.append("boundary (singular) fit: see help('isSingular')")
-    gradient = derivs.profiled_gradient
-    hessian = derivs.profiled_hessian
+    free = ~np.asarray(at_bound, dtype=bool)
+    gradient = derivs.profiled_gradient[free]
+    hessian = derivs.profiled_hessian[np.ix_(free, free)]
+    if not len(gradient):
+        return converged, messages
     try:
         upper = np.linalg.cholesky(hessian).T
         scaled = np.linalg.solve(upper, gradient)
@@ -55,12 +63,12 @@ def convergence_messages(derivs: VarianceDerivatives, singular: bool) -> tuple[b
         worst = np.minimum(np.abs(scaled), np.abs(gradient))
         if worst.max() > GRADIENT_TOL:
             converged = False
+            component = int(np.flatnonzero(free)[worst.argmax()]) + 1
             messages.append(
                 f"Model failed to converge with max|grad| = {worst.max():.6g} "
-                f"(tol = {GRADIENT_TOL:g}, component {int(worst.argmax()) + 1})")
-    if not singular and len(gradient):
-        eigenvalues = np.linalg.eigvalsh(hessian)
-        negative = int(np.sum(eigenvalues < 0))
+                f"(tol = {GRADIENT_TOL:g}, component {component})")
+    if not singular:
+        negative = int(np.sum(np.linalg.eigvalsh(hessian) < 0))
         if negative:
             converged = False
             messages.append(
@@ -181,7 +189,8 @@ def make_result(design: Design, cp: CrossProducts, method: Method, optimum: Opti
         n_dropped_missing=design.n_dropped_missing, npar=npar)
 
     singular = is_singular(cp, theta)
-    converged, messages = convergence_messages(derivs, singular)
+    converged, messages = convergence_messages(derivs, singular,
+                                               theta <= cp.lower_bounds())
     messages = [*optimum.messages, *messages]
     convergence = Convergence(
         converged=converged and not optimum.messages, singular=singular,
