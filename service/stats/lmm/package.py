@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 from scipy import stats
 
 from service.stats.design.types import Design, FloatArray
@@ -35,7 +36,7 @@ def is_singular(cp: CrossProducts, theta: FloatArray) -> bool:
 
 
 def convergence_messages(derivs: VarianceDerivatives, singular: bool,
-                         at_bound: FloatArray) -> tuple[bool, list[str]]:
+                         at_bound: npt.NDArray[np.bool_]) -> tuple[bool, list[str]]:
     """lme4's ``checkConv``: the singular note, the scaled gradient and the Hessian checks.
 
     Parameters on their bound (``at_bound``) are left out of the gradient and Hessian
@@ -45,7 +46,7 @@ def convergence_messages(derivs: VarianceDerivatives, singular: bool,
     converged = True
     if singular:
         messages.append("boundary (singular) fit: see help('isSingular')")
-    free = ~np.asarray(at_bound, dtype=bool)
+    free = ~at_bound
     gradient = derivs.profiled_gradient[free]
     hessian = derivs.profiled_hessian[np.ix_(free, free)]
     if not len(gradient):
