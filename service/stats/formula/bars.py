@@ -116,7 +116,9 @@ def group_factors(source: Source, node: Node) -> list[tuple[tuple[str, ...], str
             names, label = level_names, level_label
         groups.append((tuple(dict.fromkeys(names)), label))
     groups.reverse()
-    return groups
+    # lme4 names groups by deparse(), which backticks names only inside a call: a lone
+    # `my g` is named "my g", an interaction a:`my g` keeps its backticks.
+    return [(names, names[0] if len(names) == 1 else label) for names, label in groups]
 
 
 def interaction_names(source: Source, node: Node, what: str) -> tuple[str, ...]:

@@ -132,8 +132,7 @@ def r_number(value: float) -> str:
 
 
 def number_label(node: SNumber) -> str:
-    if node.text.endswith("L"):
-        return r_number(node.value) + "L"
+    # R's term labels print 2L as 2 (deparse1line without keepInteger).
     return r_number(node.value)
 
 

@@ -77,34 +77,10 @@ class TermEncoder:
     def expand(self, items: list[tuple[str, Node]]) -> list[TermSet]:
         """The terms of a ``+``/``-`` sequence of items (one formula side).
 
-        As R does, variables are first collected in order of appearance, skipping plain
-        names that only appear in removed parts (``ExtractVars``), then expanded.
+        Variables are registered as encoding meets them, which is their textual order, as
+        R 4.2's ``ExtractVars`` orders them (names under ``-`` included).
         """
-        for op, node in items:
-            self.extract(node, checkonly=op == "-")
         return self.encode_items(items)
-
-    def extract(self, node: Node, checkonly: bool) -> None:
-        """R's ``ExtractVars``: register variables in order of first appearance.
-
-        Under ``-`` names are not registered (they are, later, if encoding needs them), but
-        calls are, as in R. Recursion depth is bounded by the parser's nesting limit.
-        """
-        if isinstance(node, SName):
-            if not checkonly:
-                self.register(Column(node.name), name_label(node.name), node.pos)
-        elif isinstance(node, SCall):
-            self.register(term_call(self.source, node), deparse(node), node.pos)
-        elif isinstance(node, SParen):
-            self.extract(node.inner, checkonly)
-        elif isinstance(node, SUnary):
-            self.extract(node.operand, checkonly or node.op == "-")
-        elif isinstance(node, SPower):
-            self.extract(node.base, checkonly)
-        elif isinstance(node, SChain):
-            self.extract(node.first, checkonly)
-            for op, _, operand in node.rest:
-                self.extract(operand, checkonly or op == "-")
 
     def encode_items(self, items: list[tuple[str, Node]]) -> list[TermSet]:
         """Fold ``+``/``-`` items left to right, starting from no terms.
@@ -166,10 +142,14 @@ class TermEncoder:
             right = self.encode(operand, allow_numbers=False)
             if op == ":":
                 terms = self._interact(terms, right)
+            elif not terms:
+                # R's CrossTerms/NestTerms append to the left list in place, so an empty
+                # left side stays empty: (a - a)*b has no terms in R.
+                continue
             elif op == "*":
                 terms = self._plus(self._plus(terms, right), self._interact(terms, right))
             else:  # "/": R's NestTerms
-                whole = frozenset().union(*terms) if terms else frozenset()
+                whole = frozenset().union(*terms)
                 terms = self._plus(terms, self._interact([whole], right))
         return terms
 
