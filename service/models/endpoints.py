@@ -65,6 +65,7 @@ def list_models(
 @router.get("/{model_id}", response_model=Model, responses=problem_responses(404, 422))
 async def get_model(
     model_id: str,
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     wait: Annotated[float, Query(ge=0, description=(
@@ -72,7 +73,8 @@ async def get_model(
         "server's MIXEDFIT_MAX_WAIT_SECONDS"))] = 0,
 ) -> Model:
     """Read a model; with ``wait``, answer as soon as its fit has finished."""
-    row = await service.wait_for_model(session, model_id, min(wait, settings.max_wait_seconds))
+    row = await service.wait_for_model(session, model_id, min(wait, settings.max_wait_seconds),
+                                       gone=request.is_disconnected)
     return Model.from_row(row)
 
 

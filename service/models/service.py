@@ -7,7 +7,7 @@ import asyncio
 import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -69,14 +69,18 @@ def _read_detached(session: Session, model_id: str) -> ModelRow:
     return row
 
 
-async def wait_for_model(session: Session, model_id: str, wait_seconds: float) -> ModelRow:
-    """The model, re-read until its fit has finished or ``wait_seconds`` have passed."""
+async def wait_for_model(session: Session, model_id: str, wait_seconds: float,
+                         gone: Callable[[], Awaitable[bool]] | None = None) -> ModelRow:
+    """The model, re-read until its fit has finished or ``wait_seconds`` have passed.
+
+    ``gone`` tells whether the client has stopped waiting (then the current row is returned).
+    """
     deadline = time.monotonic() + wait_seconds
     pause = FIRST_POLL_SECONDS
     while True:
         row = await run_in_threadpool(_read_detached, session, model_id)
         remaining = deadline - time.monotonic()
-        if row.status in FINISHED or remaining <= 0:
+        if row.status in FINISHED or remaining <= 0 or (gone is not None and await gone()):
             return row
         await asyncio.sleep(min(pause, remaining))
         pause = min(pause * 1.5, MAX_POLL_SECONDS)

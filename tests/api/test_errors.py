@@ -34,3 +34,21 @@ def test_body_that_is_not_json_is_a_problem(client: TestClient) -> None:
                            headers={"Content-Type": "application/json"})
     body = assert_problem(response, 422)
     assert body["errors"][0]["location"] == "body"
+
+
+def test_unexpected_failure_is_a_500_problem_without_internals(database_url: str) -> None:
+    from service.app import create_app
+    from tests.api.conftest import make_settings
+
+    app = create_app(make_settings(database_url))
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internal detail")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/boom")
+    body = assert_problem(response, 500)
+    assert "secret" not in response.text
+    assert "Traceback" not in response.text
+    assert body["title"] == "Internal Server Error"
