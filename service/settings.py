@@ -1,4 +1,7 @@
-"""Configuration from environment variables prefixed ``MIXEDFIT_`` (read through ``get_settings``)."""
+"""Configuration from environment variables prefixed ``MIXEDFIT_``.
+
+Read through ``get_settings``, never at import time.
+"""
 
 from __future__ import annotations
 
