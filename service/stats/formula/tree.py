@@ -61,7 +61,8 @@ class Term:
     """One model term: the interaction of its factors. ``Term(())`` is the intercept.
 
     ``label`` is R's label (``Exercise:State``, ``log(x)``, ``I(x^2)``), factors joined by ``:``
-    in the order they were written.
+    in the order their variables first appear in the formula (R: ``y ~ b + a + a:b`` labels
+    the interaction ``b:a``); ``factors`` is in the same order.
 
     ``factor_labels`` (added by the parser; empty when a Term is built by hand) holds R's
     deparse of each factor exactly as R prints it, e.g. ``poly(x, degree = 2)`` or
