@@ -154,3 +154,22 @@ class ModelMetricRow(Base):
         ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[float | None] = mapped_column(Float)
+
+
+class ComparisonRow(Base):
+    """A likelihood-ratio comparison of stored models (R's ``anova``).
+
+    ``refits`` maps a compared REML mixed model's id to the id of its ML refit;
+    ``result`` is the table, stored once every member fit has finished.
+    """
+
+    __tablename__ = "comparisons"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    model_ids: Mapped[list[str]] = mapped_column(JSON)
+    refits: Mapped[dict[str, str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
