@@ -76,8 +76,9 @@ def run_mixedfit(dataset: Dataset, df: pd.DataFrame, method: str, repeat: int) -
         "mixedfit",
         seconds=best.total,
         loglik=best.result.metrics.loglik,
-        note=f"design {best.design:.3f} s + fit {best.fit:.3f} s; "
-        f"{conv.optimizer}, {conv.iterations} evals"
+        note=f"design {best.design:.3f} s + fit {best.fit:.3f} s"
+        + "".join(f", {label} {sec:.3f} s" for label, sec in best.steps.items())
+        + f"; {conv.optimizer}, {conv.iterations} evals"
         + ("" if conv.converged else ", NOT converged")
         + (", singular" if conv.singular else ""),
         detail={
@@ -85,6 +86,7 @@ def run_mixedfit(dataset: Dataset, df: pd.DataFrame, method: str, repeat: int) -
             "parse_seconds": best.parse,
             "design_seconds": best.design,
             "fit_seconds": best.fit,
+            "fit_steps_seconds": best.steps,
             "engine_fit_seconds": best.result.fit_seconds,
             "theta": list(best.result.theta),
             "fixef": {fe.term: fe.estimate for fe in best.result.fixed_effects},
