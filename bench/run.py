@@ -53,6 +53,7 @@ class Outcome:
 
     engine: str
     seconds: float | None = None
+    cpu_seconds: float | None = None
     loglik: float | None = None
     status: str = "ok"  # "ok", "timeout", "unavailable" or "failed"
     note: str = ""
@@ -75,6 +76,7 @@ def run_mixedfit(dataset: Dataset, df: pd.DataFrame, method: str, repeat: int) -
     return Outcome(
         "mixedfit",
         seconds=best.total,
+        cpu_seconds=best.cpu,
         loglik=best.result.metrics.loglik,
         note=f"design {best.design:.3f} s + fit {best.fit:.3f} s"
         + "".join(f", {label} {sec:.3f} s" for label, sec in best.steps.items())
@@ -113,6 +115,7 @@ def run_json(engine: str, command: list[str], timeout: float) -> Outcome:
     return Outcome(
         engine,
         seconds=float(out["seconds"]),
+        cpu_seconds=float(out["cpu_seconds"]),
         loglik=float(out["loglik"]),
         note="; ".join(messages)[:120],
         detail=out,
@@ -167,10 +170,13 @@ def fmt_loglik(o: Outcome) -> str:
 
 
 def ratio(a: Outcome, b: Outcome, timeout: float) -> str:
-    """a's time over b's; a lower bound when a timed out."""
+    """a's elapsed time over b's (and CPU time's); a lower bound when a timed out."""
     if a.ok and b.ok:
         assert a.seconds is not None and b.seconds is not None
-        return f"{a.seconds / b.seconds:.2f}"
+        text = f"{a.seconds / b.seconds:.2f}"
+        if a.cpu_seconds and b.cpu_seconds:
+            text += f" (CPU {a.cpu_seconds / b.cpu_seconds:.2f})"
+        return text
     if a.status == "timeout" and b.ok:
         assert b.seconds is not None
         return f"> {timeout / b.seconds:.0f}"
@@ -183,13 +189,14 @@ def print_results(
     memory: dict[str, dict[str, Any] | None],
     timeout: float,
 ) -> None:
-    print("\n| dataset | rows | engine | seconds | loglik | note |")
-    print("|---|---:|---|---:|---:|---|")
+    print("\n| dataset | rows | engine | seconds | CPU s | loglik | note |")
+    print("|---|---:|---|---:|---:|---:|---|")
     for name, outcomes in results.items():
         for o in outcomes.values():
             note = o.note if o.ok else o.note or o.status
+            cpu = "" if o.cpu_seconds is None else f"{o.cpu_seconds:.2f}"
             print(f"| {name} | {rows[name]:,} | {o.engine} | {fmt_seconds(o, timeout)} | "
-                  f"{fmt_loglik(o)} | {note} |")
+                  f"{cpu} | {fmt_loglik(o)} | {note} |")
 
     print("\n| dataset | mixedfit/lme4 (target <= 0.5) | statsmodels/mixedfit (target >= 10) "
           "| loglik mixedfit - lme4 (>= -2e-4) | peak memory / frame (target <= 3) |")
@@ -247,8 +254,9 @@ def main() -> None:
     timeout = args.statsmodels_timeout
 
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.node()}, "
-          f"{os.cpu_count()} CPUs, Python {platform.python_version()}, method {args.method}, "
-          f"repeat {args.repeat}", flush=True)
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, Python "
+          f"{platform.python_version()}, method {args.method}, repeat {args.repeat}",
+          flush=True)
     if "mixedfit" in args.engines:
         # Warm-up: the first fit in a process pays for lazy imports, not for the model.
         warm = run_mixedfit(DATASETS["sleepstudy"], DATASETS["sleepstudy"].load(), "REML", 1)
