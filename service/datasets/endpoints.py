@@ -52,13 +52,16 @@ async def _read_upload(request: Request, limit: int, name: str | None) -> servic
     if media == "multipart/form-data":
         body = await read_body(request, limit)
         form = await replay(request, body).form(max_files=1, max_fields=10)
-        part = form.get("file")
-        if not isinstance(part, UploadFile):
-            raise InvalidInput("The multipart body has no 'file' part holding the data.")
-        form_name = form.get("name")
-        return service.Upload(await part.read(), "sniff",
-                              name or (form_name if isinstance(form_name, str) else None),
-                              filename=part.filename)
+        try:
+            part = form.get("file")
+            if not isinstance(part, UploadFile):
+                raise InvalidInput("The multipart body has no 'file' part holding the data.")
+            form_name = form.get("name")
+            return service.Upload(await part.read(), "sniff",
+                                  name or (form_name if isinstance(form_name, str) else None),
+                                  filename=part.filename)
+        finally:
+            await form.close()  # removes the spooled temporary file
     raise unsupported(media, ACCEPTED)
 
 

@@ -8,9 +8,9 @@ on. Every number may be null: R reports NA for an aliased coefficient, for insta
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.datasets.schemas import Cell
 from service.db.models import ModelRow
@@ -111,9 +111,21 @@ class Model(BaseModel):
             method=row.method, kind=row.kind,  # type: ignore[arg-type]
             status=row.status,  # type: ignore[arg-type]
             created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at,
-            error=Problem.model_validate(row.error) if row.error else None,
+            error=_problem(row.error),
             result=FitResult.model_validate(row.result) if row.result else None,
         )
+
+
+def _problem(stored: dict[str, Any] | None) -> Problem | None:
+    if not stored:
+        return None
+    try:
+        return Problem.model_validate(stored)
+    except ValidationError:
+        # a stored document of another shape must not make the model unreadable
+        status = stored.get("status")
+        return Problem(title="The fit failed", status=status if isinstance(status, int) else 500,
+                       detail=str(stored.get("detail") or stored)[:2000])
 
 
 class ModelList(BaseModel):

@@ -193,3 +193,20 @@ def test_mixed_model_matches_lme4(worker_client: TestClient, mood: str) -> None:
         sds = expected["ranef_condsd"]["State"][level["level"]]
         for term, value in zip(group["terms"], level["values"], strict=True):
             assert abs(value - want[term]) <= 0.01 * sds[term], (level, term)
+
+
+def test_a_fit_that_fails_carries_a_problem_document(worker_client: TestClient) -> None:
+    records = [{"y": 1.0, "x": 1.0, "h": "z"}, {"y": 2.0, "x": 2.0, "h": "z"},
+               {"y": 3.5, "x": 3.0, "h": "z"}]
+    dataset = worker_client.post("/v1/datasets", json={"records": records}).json()["id"]
+    # the columns exist, so the spec is accepted; only the fit finds h has a single level
+    model = fit(worker_client, dataset, "y ~ h")
+    assert model["status"] == "failed"
+    assert model["result"] is None and model["finished_at"]
+    error = model["error"]
+    assert error["status"] == 422 and error["title"]
+    assert "h" in error["detail"] and "level" in error["detail"]
+    response = worker_client.post(f"/v1/models/{model['id']}/predictions",
+                                  json={"records": records})
+    assert response.status_code == 409
+    assert "failed" in response.json()["detail"]
