@@ -10,8 +10,7 @@ from __future__ import annotations
 import io
 import os
 import resource
-import signal
-import sys
+import threading
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -25,9 +24,10 @@ class FitRequest:
     parquet: bytes
 
 
-def run_child(connection: Connection, request: FitRequest, memory_bytes: int) -> None:
+def run_child(connection: Connection, lifeline: Connection, request: FitRequest,
+              memory_bytes: int) -> None:
     """Entry point of the child: fit ``request`` and send the outcome tuple back."""
-    die_with_parent()
+    die_with_parent(lifeline)
     limit_memory(memory_bytes)
     outcome = fit(request)
     try:
@@ -37,22 +37,21 @@ def run_child(connection: Connection, request: FitRequest, memory_bytes: int) ->
     connection.close()
 
 
-def die_with_parent() -> None:
-    """Ask Linux to kill this process when its parent (the fork server) dies.
+def die_with_parent(lifeline: Connection) -> None:
+    """End this process as soon as the worker that asked for the fit is gone.
 
-    The fork server exits when its worker does, even by SIGKILL, so an orphaned fit does
-    not run on. Elsewhere the fit runs to its end and its result goes nowhere.
+    The worker holds the only writing end of ``lifeline`` and never writes: end of file
+    means it died (even by SIGKILL), and the fit's result would go nowhere. Without this an
+    orphaned fit would run on next to the worker that takes its job over.
     """
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
 
-    pr_set_pdeathsig = 1
-    parent = os.getppid()
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
+    def watch() -> None:
+        try:
+            lifeline.poll(None)
+        finally:
+            os._exit(3)
+
+    threading.Thread(target=watch, name="lifeline", daemon=True).start()
 
 
 def limit_memory(memory_bytes: int) -> None:

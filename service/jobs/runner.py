@@ -51,11 +51,15 @@ def run_fit(request: FitRequest, *, timeout_seconds: float, memory_bytes: int,
     """Fit ``request`` in a child process and say how it ended."""
     context = _fork_server()
     reader, writer = context.Pipe(duplex=False)
-    process = context.Process(target=run_child, args=(writer, request, memory_bytes),
+    # the child watches the lifeline and quits at its end of file: when this process dies
+    lifeline, keep_alive = context.Pipe(duplex=False)
+    process = context.Process(target=run_child,
+                              args=(writer, lifeline, request, memory_bytes),
                               name="mixedfit-fit", daemon=True)
     process.start()
     # only the child writes: with our copy closed, the child's death is EOF on the reader
     writer.close()
+    lifeline.close()
     deadline = time.monotonic() + timeout_seconds
     try:
         while True:
@@ -80,6 +84,7 @@ def run_fit(request: FitRequest, *, timeout_seconds: float, memory_bytes: int,
         process.join()
         process.close()
         reader.close()
+        keep_alive.close()
 
 
 def _read_outcome(outcome: tuple[object, ...], memory_bytes: int) -> FitOutcome:

@@ -67,13 +67,46 @@ def _fitting(session_factory: SessionFactory, job_id: str) -> bool:
         return job.lease_expires_at > job.started_at + timedelta(seconds=LEASE)
 
 
+def _descendants(pid: int) -> set[int]:
+    """Process ids below ``pid`` (its fork server and the fit it forked), from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    return {pid for pid in pids if _state(pid) not in (None, "Z")}
+
+
+def _state(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
 def test_a_killed_worker_job_is_claimed_again_and_stored_once(
         session_factory: SessionFactory, start_worker: StartWorker) -> None:
     model_id, job_id = submit_fit(session_factory, slow_lmm_data(), SLOW_FORMULA)
     first = start_worker("first", lease_seconds=LEASE)
     wait_for(lambda: _fitting(session_factory, job_id), "the first worker to be fitting")
+    helpers = _descendants(first.pid)
+    assert len(helpers) >= 2  # the fork server and the fit
     first.send_signal(signal.SIGKILL)
     first.wait()
+    # the orphaned fit quits instead of running on beside the next worker's
+    wait_for(lambda: not _alive(helpers), "the killed worker's fit process to end", 60)
     state = stored(session_factory, model_id, job_id)
     assert (state.model_status, state.job_status, state.n_fixed_effects) == (
         "running", "running", 0)
