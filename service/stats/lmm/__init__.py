@@ -62,7 +62,7 @@ def fit_lmm(design: Design, method: Method = "REML") -> FitResult:
             "or the response has no variation.") from error
     derivs = variance_derivatives(cp, optimum.theta, method)
     ml_deviance = (optimum.objective if method == "ML"
-                   else ml_refit_deviance(cp, optimum.theta))
+                   else ml_refit_deviance(cp, optimum.theta, derivs.ml_newton_step))
     return make_result(design, cp, method, optimum, factor, derivs, ml_deviance,
                        fit_seconds=time.perf_counter() - started)
 

@@ -45,49 +45,61 @@ class VarianceDerivatives:
     covariance: FloatArray
     profiled_gradient: FloatArray
     profiled_hessian: FloatArray
+    ml_newton_step: FloatArray  # a Newton step towards the ML optimum (zeros if not ascent-safe)
 
 
-def _pieces(cp: CrossProducts, theta: FloatArray, method: Method,
+def _pieces(cp: CrossProducts, theta: FloatArray,
             with_cov: bool) -> tuple[FloatArray, FloatArray | None]:
+    """(log|L|², log|R_X|², r²) at θ, and C₁ = R_X⁻¹R_X⁻ᵀ if asked for."""
     factor = update_factor(cp, theta)
-    a = factor.logdet_l + (factor.logdet_rx if method == "REML" else 0.0)
     cov = None
     if with_cov:
         rx_inv = sla.solve_triangular(factor.r_x(), np.eye(cp.n_fixed), lower=False)
         cov = rx_inv @ rx_inv.T
-    return np.array([a, factor.penalized_rss]), cov
+    return np.array([factor.logdet_l, factor.logdet_rx, factor.penalized_rss]), cov
 
 
-def _differences(cp: CrossProducts, theta: FloatArray, method: Method,
+def _differences(cp: CrossProducts, theta: FloatArray, center: FloatArray,
                  steps: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Central-difference gradient (2,k), Hessian (2,k,k) of (a, r²) and ∂C₁ (k,p,p)."""
+    """Central-difference gradient (3,k), Hessian (3,k,k) of the pieces and ∂C₁ (k,p,p)."""
     k = len(theta)
-    center, _ = _pieces(cp, theta, method, with_cov=False)
-    grad = np.zeros((2, k))
-    hess = np.zeros((2, k, k))
+    grad = np.zeros((3, k))
+    hess = np.zeros((3, k, k))
     cov_grad = np.zeros((k, cp.n_fixed, cp.n_fixed))
-    plus = np.zeros((k, 2))
-    minus = np.zeros((k, 2))
     for i in range(k):
         e = np.zeros(k)
         e[i] = steps[i]
-        plus[i], cov_plus = _pieces(cp, theta + e, method, with_cov=True)
-        minus[i], cov_minus = _pieces(cp, theta - e, method, with_cov=True)
+        plus, cov_plus = _pieces(cp, theta + e, with_cov=True)
+        minus, cov_minus = _pieces(cp, theta - e, with_cov=True)
         assert cov_plus is not None and cov_minus is not None
-        grad[:, i] = (plus[i] - minus[i]) / (2 * steps[i])
-        hess[:, i, i] = (plus[i] - 2 * center + minus[i]) / steps[i] ** 2
+        grad[:, i] = (plus - minus) / (2 * steps[i])
+        hess[:, i, i] = (plus - 2 * center + minus) / steps[i] ** 2
         cov_grad[i] = (cov_plus - cov_minus) / (2 * steps[i])
     for i in range(k):
         for j in range(i + 1, k):
-            total = np.zeros(2)
+            total = np.zeros(3)
             for si, sj, sign in ((1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1)):
                 e = np.zeros(k)
                 e[i] = si * steps[i]
                 e[j] = sj * steps[j]
-                value, _ = _pieces(cp, theta + e, method, with_cov=False)
+                value, _ = _pieces(cp, theta + e, with_cov=False)
                 total += sign * value
             hess[:, i, j] = hess[:, j, i] = total / (4 * steps[i] * steps[j])
     return grad, hess, cov_grad
+
+
+def _ml_newton_step(cp: CrossProducts, center: FloatArray, grad: FloatArray,
+                    hess: FloatArray) -> FloatArray:
+    """Newton step of the profiled ML deviance log|L|² + n log r² (+ const) at θ."""
+    n = cp.n_obs
+    r2 = center[2]
+    gradient = grad[0] + n * grad[2] / r2
+    hessian = hess[0] + n * (hess[2] / r2 - np.outer(grad[2], grad[2]) / r2**2)
+    try:
+        np.linalg.cholesky(hessian)  # only a convex model gives a step towards a minimum
+    except np.linalg.LinAlgError:
+        return np.zeros_like(gradient)
+    return np.asarray(-np.linalg.solve(hessian, gradient), dtype=np.float64)
 
 
 def variance_derivatives(cp: CrossProducts, theta: FloatArray, method: Method,
@@ -110,10 +122,14 @@ def variance_derivatives(cp: CrossProducts, theta: FloatArray, method: Method,
     theta = np.asarray(theta, dtype=np.float64)
     k = len(theta)
     steps = _RELATIVE_STEP * np.abs(theta) + _ABSOLUTE_STEP
-    grad, hess, cov_grad_theta = _differences(cp, theta, method, steps)
-
-    (_, r2), cov1 = _pieces(cp, theta, method, with_cov=True)
+    center, cov1 = _pieces(cp, theta, with_cov=True)
     assert cov1 is not None
+    pieces_grad, pieces_hess, cov_grad_theta = _differences(cp, theta, center, steps)
+    # a = log|L|² (+ log|R_X|² for REML), then r²
+    with_rx = 1.0 if method == "REML" else 0.0
+    grad = np.stack([pieces_grad[0] + with_rx * pieces_grad[1], pieces_grad[2]])
+    hess = np.stack([pieces_hess[0] + with_rx * pieces_hess[1], pieces_hess[2]])
+    r2 = center[2]
     dof = residual_dof(cp, method)
     sigma2 = r2 / dof
     sigma = float(np.sqrt(sigma2))
@@ -127,7 +143,9 @@ def variance_derivatives(cp: CrossProducts, theta: FloatArray, method: Method,
     return VarianceDerivatives(hessian=full, cov_gradient=cov_gradient,
                                covariance=sigma2 * cov1,
                                profiled_gradient=profiled_gradient,
-                               profiled_hessian=profiled_hessian)
+                               profiled_hessian=profiled_hessian,
+                               ml_newton_step=_ml_newton_step(cp, center, pieces_grad,
+                                                              pieces_hess))
 
 
 def satterthwaite_df(derivs: VarianceDerivatives, tol: float = 1e-6) -> FloatArray:

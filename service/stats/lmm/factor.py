@@ -119,6 +119,19 @@ def _rest_first(cp: CrossProducts, theta: FloatArray, t1: FloatArray,
     return sp.csr_matrix(lambda_rest(cp, theta).T @ scaled)
 
 
+def _subtract_outer(schur: FloatArray, rest_first: sp.csr_matrix, split: int) -> None:
+    """schur[:m, :m] -= Lr1 Lr1ᵀ, sparse rows by a sparse product, dense rows densely."""
+    m = rest_first.shape[0]
+    if split > 0:
+        sparse_rows = rest_first[:split] if split < m else rest_first
+        schur[:split, :split] -= (sparse_rows @ sparse_rows.T).toarray()
+    if split < m:
+        dense_rows = rest_first[split:].toarray()
+        cross = np.asarray(rest_first @ dense_rows.T)  # (m, m - split)
+        schur[:m, split:m] -= cross
+        schur[split:m, :split] -= cross[:split].T
+
+
 def _rest_schur(cp: CrossProducts, theta: FloatArray, rest_first: sp.csr_matrix,
                 first_xy: FloatArray, xy_schur: FloatArray) -> FloatArray:
     """The dense Schur complement of the first term's block (rest, X and y columns)."""
@@ -134,7 +147,7 @@ def _rest_schur(cp: CrossProducts, theta: FloatArray, rest_first: sp.csr_matrix,
         lam_t = lambda_rest(cp, theta).T.tocsr()
         schur[:m, :m] = lam_t @ (lam_t @ cp.ztz_rest).T  # ztz_rest is symmetric
         zxy = lam_t @ cp.zxy_rest
-    schur[:m, :m] -= (rest_first @ rest_first.T).toarray()
+    _subtract_outer(schur, rest_first, cp.dense_rows_start)
     schur[np.arange(m), np.arange(m)] += 1.0
     schur[m:, :m] = (zxy - rest_first @ first_xy_flat).T
     schur[:m, m:] = schur[m:, :m].T

@@ -79,6 +79,7 @@ class CrossProducts:
     ztz_rest: FloatArray  # (m, m) dense Zr'Zr of the other terms
     zrest_zfirst: sp.csr_matrix  # (m, l1 q1) sparse Zr'Z1
     zrest_zfirst_rows: IntArray  # row of each stored entry of zrest_zfirst
+    dense_rows_start: int  # rest rows from here on couple with most first-term levels
     zxy_rest: FloatArray  # (m, p + 1) Zr'[X y]
     xy_xy: FloatArray  # (p + 1, p + 1) [X y]'[X y]
     lambda_rest_indptr: IntArray  # CSR pattern of the rest's block of Λθ ...
@@ -184,6 +185,27 @@ def _lambda_rest_pattern(terms: tuple[TermLayout, ...]) -> tuple[IntArray, IntAr
             np.concatenate(theta_index).astype(np.intp))
 
 
+# Rest rows of Zr'Z1 denser than this are multiplied as dense arrays: for them a sparse
+# product costs more per row (pairs of entries × ~20 ns) than a pass over all of Zr'Z1.
+_DENSE_ROW_DENSITY = 0.05
+
+
+def _dense_rows_start(terms: tuple[TermLayout, ...], zrest_zfirst: sp.csr_matrix) -> int:
+    """Start of the trailing run of rest terms whose rows of Zr'Z1 are dense.
+
+    Terms come in decreasing number of levels, so the few-level ones (a department, a
+    site) that meet most levels of the first term are at the end.
+    """
+    start = zrest_zfirst.shape[0]
+    counts = np.diff(zrest_zfirst.indptr)
+    for term in reversed(terms[1:]):
+        rows = counts[term.column_start:term.column_start + term.n_columns]
+        if rows.mean() < _DENSE_ROW_DENSITY * zrest_zfirst.shape[1]:
+            break
+        start = term.column_start
+    return start
+
+
 def cross_products(design: Design) -> CrossProducts:
     """Precompute the blocked cross-products of a mixed-model design.
 
@@ -236,6 +258,7 @@ def cross_products(design: Design) -> CrossProducts:
         zrest_zfirst=zrest_zfirst,
         zrest_zfirst_rows=np.repeat(np.arange(n_rest, dtype=np.intp),
                                     np.diff(zrest_zfirst.indptr)),
+        dense_rows_start=_dense_rows_start(terms, zrest_zfirst),
         zxy_rest=zxy_rest,
         xy_xy=xy.T @ xy,
         lambda_rest_indptr=indptr,
