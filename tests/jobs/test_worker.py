@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 
+import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import select
@@ -13,13 +14,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.datasets.repository import delete_dataset
 from service.db.models import FixedEffectRow, ModelRow
 from service.jobs import repository as jobs
+from service.jobs import start_embedded_worker
 from service.jobs.child import FitRequest
 from service.jobs.runner import run_fit
 from service.jobs.tasks import TaskContext, record_outcome
 from service.jobs.worker import Worker
 from service.settings import Settings
 from tests.db.factories import DATA, expected, parquet_bytes, submit_fit
-from tests.jobs.helpers import stored
+from tests.jobs.helpers import stored, wait_for
 
 SessionFactory = sessionmaker[Session]
 
@@ -120,3 +122,36 @@ def test_an_expired_lease_nobody_took_still_stores_its_result(
     state = stored(session_factory, model_id, job_id)
     assert (state.model_status, state.job_status, state.n_fixed_effects) == (
         "succeeded", "succeeded", 2)
+
+
+def test_a_fit_over_its_memory_limit_fails_and_the_worker_goes_on(
+        settings: Settings, session_factory: SessionFactory, mood: pd.DataFrame) -> None:
+    # a factor with 15,000 levels in 30,000 rows: a dense design of about 3.6 GB, far over
+    # the 1.5 GB limit (a fit process starts at about 0.6 GB of address space)
+    rng = np.random.default_rng(1)
+    wide = pd.DataFrame({"y": rng.normal(size=30_000),
+                         "f": [f"l{i}" for i in rng.integers(0, 15_000, 30_000)]})
+    big_id, big_job = submit_fit(session_factory, wide, "y ~ f", max_attempts=1)
+    next_id, next_job = submit_fit(session_factory, mood, "Mood ~ Exercise")
+    worker = Worker(settings.model_copy(update={"fit_memory_bytes": 1_500_000_000}),
+                    session_factory)
+    assert worker.run_once() and worker.run_once()
+    big = stored(session_factory, big_id, big_job)
+    assert (big.model_status, big.job_status, big.attempts) == ("failed", "failed", 1)
+    assert big.error is not None
+    assert big.error["type"] == "https://mixedfit.dev/problems/fit-memory-limit"
+    assert "MIXEDFIT_FIT_MEMORY_BYTES" in big.error["detail"]
+    assert stored(session_factory, next_id, next_job).model_status == "succeeded"
+
+
+def test_the_embedded_worker_fits_in_the_background_and_stops(
+        settings: Settings, session_factory: SessionFactory, mood: pd.DataFrame) -> None:
+    model_id, job_id = submit_fit(session_factory, mood, "Mood ~ Exercise")
+    embedded = start_embedded_worker(settings.model_copy(update={"worker_poll_seconds": 0.05}))
+    try:
+        done = wait_for(lambda: stored(session_factory, model_id, job_id).model_status
+                        == "succeeded", "the embedded worker's fit")
+        assert done
+    finally:
+        embedded.stop()
+    assert not embedded.running
