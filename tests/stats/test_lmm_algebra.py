@@ -209,3 +209,23 @@ def test_a_vanishing_slope_variance_is_a_singular_converged_fit() -> None:
     assert result.convergence.messages == ("boundary (singular) fit: see help('isSingular')",)
     assert result.theta[2] < 1e-4
     assert all(fe.df is not None and fe.df > 0 for fe in result.fixed_effects)
+
+
+def test_a_model_without_fixed_effects_fits() -> None:
+    design = _design(9, [(12, 1)])
+    bare = Design(y=design.y, X=np.zeros((design.n_obs, 0)), fixed_names=(),
+                  random=design.random, rows=design.rows, response_name="y",
+                  encoder=None)  # type: ignore[arg-type]
+    result = fit_lmm(bare, "ML")
+    assert result.fixed_effects == ()
+    assert math.isfinite(result.metrics.loglik)
+    assert result.metrics.npar == len(result.theta) + 1
+
+
+def test_a_constant_response_is_refused() -> None:
+    design = _design(2, [(6, 1)])
+    flat = Design(y=np.ones(design.n_obs), X=design.X[:, :1], fixed_names=("(Intercept)",),
+                  random=design.random, rows=design.rows, response_name="y",
+                  encoder=None)  # type: ignore[arg-type]
+    with pytest.raises(FitError, match="no variation"):
+        fit_lmm(flat)

@@ -54,8 +54,10 @@ def _pieces(cp: CrossProducts, theta: FloatArray,
     factor = update_factor(cp, theta)
     cov = None
     if with_cov:
-        rx_inv = sla.solve_triangular(factor.r_x(), np.eye(cp.n_fixed), lower=False)
-        cov = rx_inv @ rx_inv.T
+        cov = np.zeros((0, 0))
+        if cp.n_fixed:
+            rx_inv = sla.solve_triangular(factor.r_x(), np.eye(cp.n_fixed), lower=False)
+            cov = rx_inv @ rx_inv.T
     return np.array([factor.logdet_l, factor.logdet_rx, factor.penalized_rss]), cov
 
 

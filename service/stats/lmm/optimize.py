@@ -98,6 +98,9 @@ def minimize_theta(objective: Objective, start: FloatArray, lower: FloatArray,
     except nlopt.RoundoffLimited:
         # BOBYQA's trust region has shrunk to round-off: the best point seen is the optimum
         code = "ROUNDOFF_LIMITED"
+    except (RuntimeError, ValueError) as error:
+        code = "FAILURE"
+        messages.append(f"the optimizer stopped early ({error}); the best point seen is reported")
     if code == "MAXEVAL_REACHED":
         messages.append(f"maximum number of function evaluations ({_MAX_EVALUATIONS}) reached")
     theta = best_theta[0]

@@ -185,6 +185,10 @@ def _lambda_rest_pattern(terms: tuple[TermLayout, ...]) -> tuple[IntArray, IntAr
             np.concatenate(theta_index).astype(np.intp))
 
 
+# The terms after the first are factored as one dense matrix of this order at most
+# (8 bytes × 10,000² = 800 MB per copy); more needs a sparse Cholesky.
+MAX_DENSE_COLUMNS = 10_000
+
 # Rest rows of Zr'Z1 denser than this are multiplied as dense arrays: for them a sparse
 # product costs more per row (pairs of entries × ~20 ns) than a pass over all of Zr'Z1.
 _DENSE_ROW_DENSITY = 0.05
@@ -229,13 +233,18 @@ def cross_products(design: Design) -> CrossProducts:
     if not design.random:
         raise FitError("A mixed model needs at least one random-effects term such as (1 | g).")
     blocks = lme4_order(design.random)
+    n_rest = sum(b.q * b.n_levels for b in blocks[1:])
+    if n_rest > MAX_DENSE_COLUMNS:
+        raise FitError(
+            f"The random-effects terms other than the one with most levels have {n_rest} "
+            f"columns together; this engine handles at most {MAX_DENSE_COLUMNS}. Group the "
+            "data more coarsely or drop a crossed term with many levels.")
     terms = _layout(blocks)
     xy = np.column_stack([np.asarray(design.X, dtype=np.float64),
                           np.asarray(design.y, dtype=np.float64)])
     first = blocks[0]
     ztz_first = _per_level_products(first, first.covariates)
     zxy_first = _per_level_products(first, xy)
-    n_rest = sum(b.q * b.n_levels for b in blocks[1:])
     if n_rest:
         z_rest = sp.hstack([_sparse_z(b) for b in blocks[1:]], format="csr")
         z_rest_t = z_rest.T.tocsr()
