@@ -1,0 +1,1 @@
+"""Comparisons: likelihood-ratio tables over stored models (R's ``anova``)."""

@@ -1,0 +1,40 @@
+"""HTTP routes of /v1/comparisons."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from service.comparisons import service
+from service.comparisons.schemas import Comparison, ComparisonCreate
+from service.dependencies import SessionDep, SettingsDep
+from service.errors import problem_responses
+
+router = APIRouter(prefix="/v1/comparisons", tags=["comparisons"])
+
+
+@router.post("", status_code=202, response_model=Comparison,
+             responses=problem_responses(404, 409, 422))
+def create_comparison(spec: ComparisonCreate, response: Response, session: SessionDep,
+                      settings: SettingsDep) -> Comparison:
+    """Check the models and queue ML refits of REML mixed models (202; poll the Location)."""
+    row = service.create_comparison(session, spec, settings.max_attempts)
+    response.headers["Location"] = f"/v1/comparisons/{row.id}"
+    return Comparison.from_row(row)
+
+
+@router.get("/{comparison_id}", response_model=Comparison,
+            responses=problem_responses(404, 422))
+async def get_comparison(
+    comparison_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    wait: Annotated[float, Query(ge=0, description=(
+        "Seconds to wait for the member fits to finish before answering (long poll); "
+        "capped at the server's MIXEDFIT_MAX_WAIT_SECONDS"))] = 0,
+) -> Comparison:
+    """Read a comparison; when every member fit has finished, its likelihood-ratio table."""
+    row, status = await service.wait_for_comparison(
+        session, comparison_id, min(wait, settings.max_wait_seconds))
+    return Comparison.from_row(row, status)

@@ -1,0 +1,27 @@
+"""SQL for comparisons, and the one query reading their member models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.db.models import ComparisonRow, ModelRow
+
+
+def add_comparison(session: Session, row: ComparisonRow) -> ComparisonRow:
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_comparison(session: Session, comparison_id: str) -> ComparisonRow | None:
+    return session.get(ComparisonRow, comparison_id)
+
+
+def get_models(session: Session, model_ids: Iterable[str]) -> dict[str, ModelRow]:
+    """The models with these ids that exist, by id."""
+    ids = list(dict.fromkeys(model_ids))
+    rows = session.scalars(select(ModelRow).where(ModelRow.id.in_(ids)))
+    return {row.id: row for row in rows}

@@ -1,0 +1,89 @@
+"""HTTP routes of /v1/models/{id}/residuals and /v1/models/{id}/plots.
+
+Plain ``def`` endpoints: FastAPI runs them on its threadpool, so rebuilding a design and
+drawing with matplotlib (CPU-bound) never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from service.dependencies import SessionDep
+from service.errors import problem_responses
+from service.inspection import service
+from service.inspection.schemas import ImageFormat, PlotLink, PlotList, ResidualFormat, Residuals
+
+router = APIRouter(prefix="/v1/models", tags=["inspection"])
+
+GroupQuery = Annotated[list[str], Query(
+    description="A data column to attach and summarise residuals by (repeatable), e.g. the "
+                "State of a model that does not contain it")]
+PlotGroupQuery = Annotated[str | None, Query(
+    description="For a least squares model: a data column to plot residuals by")]
+IMAGE_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
+
+_RESIDUALS_CSV: dict[int | str, dict[str, Any]] = {200: {"content": {
+    "text/csv": {"schema": {"type": "string"}, "description": "The rows as CSV"}}}}
+_IMAGES: dict[int | str, dict[str, Any]] = {200: {"content": {
+    media: {"schema": {"type": "string", "format": "binary"}}
+    for media in IMAGE_TYPES.values()}}}
+
+
+@router.get("/{model_id}/residuals", response_model=Residuals,
+            responses={**_RESIDUALS_CSV, **problem_responses(404, 409, 422)})
+def get_residuals(
+    model_id: str,
+    request: Request,
+    session: SessionDep,
+    group: GroupQuery = [],  # noqa: B006 - FastAPI copies query defaults
+    format: Annotated[ResidualFormat | None, Query(
+        description="json or csv; without it the Accept header decides")] = None,
+) -> Any:
+    """Fitted values, residuals and standardized residuals, with their summaries."""
+    if (format or _accepts_csv(request)) == "csv":
+        return Response(service.residuals_csv(session, model_id, group),
+                        media_type="text/csv; charset=utf-8")
+    return service.residuals(session, model_id, group)
+
+
+@router.get("/{model_id}/plots", response_model=PlotList,
+            responses=problem_responses(404, 409, 422))
+def list_plots(model_id: str, session: SessionDep, group: PlotGroupQuery = None) -> PlotList:
+    """The plots available for this model, with their PNG and SVG URLs."""
+    row, names = service.plot_names(session, model_id, group)
+    suffix = f"&group={group}" if group else ""
+    base = f"/v1/models/{row.id}/plots"
+    return PlotList(model_id=row.id, kind=row.kind,  # type: ignore[arg-type]
+                    plots=[PlotLink(name=name, png=f"{base}/{name}?format=png{suffix}",
+                                    svg=f"{base}/{name}?format=svg{suffix}")
+                           for name in names])
+
+
+@router.get("/{model_id}/plots/{name}", response_class=Response,
+            responses={**_IMAGES, **problem_responses(404, 409, 422)})
+def get_plot(
+    model_id: str,
+    name: str,
+    request: Request,
+    session: SessionDep,
+    group: PlotGroupQuery = None,
+    format: Annotated[ImageFormat | None, Query(
+        description="png or svg; without it the Accept header decides (PNG by default)")
+    ] = None,
+) -> Response:
+    """Draw one plot of the model as PNG or SVG."""
+    fmt = format or ("svg" if _prefers_svg(request) else "png")
+    image = service.render(session, model_id, name, fmt, group)
+    return Response(image, media_type=IMAGE_TYPES[fmt])
+
+
+def _accepts_csv(request: Request) -> str | None:
+    accept = request.headers.get("accept", "")
+    return "csv" if "text/csv" in accept and "application/json" not in accept else None
+
+
+def _prefers_svg(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "image/svg+xml" in accept and "image/png" not in accept
