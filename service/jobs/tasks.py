@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +27,8 @@ from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
+STOP_CHECK_SECONDS = 0.5
+
 
 @dataclass
 class TaskContext:
@@ -41,12 +44,18 @@ def run_fit_job(job: JobRow, ctx: TaskContext) -> None:
     if request is None:
         return
     lost = threading.Event()
+    renew_every = ctx.settings.lease_seconds / 3
+    last_renewal = time.monotonic()
 
     def keep_lease() -> bool:
+        nonlocal last_renewal
         if ctx.stop.is_set():
             return False
+        if time.monotonic() - last_renewal < renew_every:
+            return True
         with ctx.session_factory.begin() as session:
             held = jobs.renew_lease(session, job.id, ctx.worker_id, ctx.settings.lease_seconds)
+        last_renewal = time.monotonic()
         if not held:
             lost.set()
         return held
@@ -55,7 +64,8 @@ def run_fit_job(job: JobRow, ctx: TaskContext) -> None:
         request,
         timeout_seconds=ctx.settings.fit_timeout_seconds,
         memory_bytes=ctx.settings.fit_memory_bytes,
-        tick_seconds=ctx.settings.lease_seconds / 3,
+        # look at the stop flag often, so that shutting down does not wait for a renewal
+        tick_seconds=min(renew_every, STOP_CHECK_SECONDS),
         on_tick=keep_lease,
     )
     if outcome.status == "cancelled":
