@@ -67,7 +67,8 @@ class BlockedFactor:
     def r_x(self) -> FloatArray:
         """R_X, the upper-triangular factor with R_X'R_X = X'V⁻¹X / σ²."""
         s = self.n_rest
-        return np.asarray(self.dense[s:s + self.n_fixed, s:s + self.n_fixed].T)
+        # only the lower triangle of ``dense`` holds the factor (see ``_cholesky_in_place``)
+        return np.asarray(np.tril(self.dense[s:s + self.n_fixed, s:s + self.n_fixed]).T)
 
     def fixed_effects(self) -> FloatArray:
         """β̂(θ) = R_X⁻¹ c_β."""
@@ -141,7 +142,8 @@ def _rest_schur(cp: CrossProducts, theta: FloatArray, rest_first: sp.csr_matrix,
     schur = np.empty((m + p1, m + p1))
     if cp.rest_is_diagonal:
         lam = theta[cp.lambda_rest_theta]
-        schur[:m, :m] = cp.ztz_rest * np.outer(lam, lam)
+        np.multiply(cp.ztz_rest, lam[:, None], out=schur[:m, :m])
+        schur[:m, :m] *= lam[None, :]
         zxy = cp.zxy_rest * lam[:, None]
     else:
         lam_t = lambda_rest(cp, theta).T.tocsr()
@@ -153,6 +155,19 @@ def _rest_schur(cp: CrossProducts, theta: FloatArray, rest_first: sp.csr_matrix,
     schur[:m, m:] = schur[m:, :m].T
     schur[m:, m:] = xy_schur
     return schur
+
+
+def _cholesky_in_place(a: FloatArray) -> FloatArray:
+    """Lower Cholesky factor of the symmetric C-ordered ``a``, overwriting its lower triangle.
+
+    LAPACK sees ``a.T`` (Fortran order, the same memory) and factors its upper triangle,
+    which is ``a``'s lower one; no copy of the (possibly large) matrix is made and the
+    strict upper triangle is left as it was.
+    """
+    upper, info = sla.lapack.dpotrf(a.T, lower=0, clean=0, overwrite_a=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"the system is not positive definite (dpotrf info {info})")
+    return np.asarray(upper.T)
 
 
 def update_factor(cp: CrossProducts, theta: FloatArray) -> BlockedFactor:
@@ -188,7 +203,7 @@ def update_factor(cp: CrossProducts, theta: FloatArray) -> BlockedFactor:
     else:
         rest_first = _rest_first(cp, theta, t1, l11)
         schur = _rest_schur(cp, theta, rest_first, first_xy, xy_schur)
-    dense = sla.cholesky(schur, lower=True, check_finite=False)
+    dense = _cholesky_in_place(schur)
     return BlockedFactor(theta=theta, relative_factors=factors, first=l11, first_xy=first_xy,
                          rest_first=rest_first, dense=dense, n_rest=cp.n_rest,
                          n_fixed=cp.n_fixed)
