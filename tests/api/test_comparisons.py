@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.models.repository import mark_failed
 from tests.api.conftest import DATA, ClientFactory, assert_problem
-from tests.api.test_end_to_end import fit
 
 EXPECTED = Path(__file__).resolve().parent.parent / "data" / "expected"
 MAX_POLLS = 60  # each poll waits up to 5 s
@@ -47,6 +46,17 @@ def create(client: TestClient, dataset_id: str, formula: str, method: str = "REM
     assert response.status_code == 202, response.text
     model_id: str = response.json()["id"]
     return model_id
+
+
+def fit(client: TestClient, dataset_id: str, formula: str, method: str = "REML"
+        ) -> dict[str, Any]:
+    """Create a model and long-poll it until its fit has finished."""
+    location = f"/v1/models/{create(client, dataset_id, formula, method)}"
+    for _ in range(MAX_POLLS):
+        model: dict[str, Any] = client.get(f"{location}?wait=5").json()
+        if model["status"] in ("succeeded", "failed"):
+            return model
+    pytest.fail(f"{formula}: still {model['status']} after {MAX_POLLS} polls")
 
 
 def compare(client: TestClient, model_ids: list[str]) -> dict[str, Any]:

@@ -1,0 +1,70 @@
+"""Per-group regressions (R's lmList) through the HTTP API: `y ~ x | g` gives an
+lm_by_group model whose result holds one fit per level, with R's numbers; a level too
+small to fit is reported, not fatal; predictions are refused with a clear problem.
+
+Tolerance: each level is an ordinary least squares fit, equal to R's lm to 1e-6 relative.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import DATA, ClientFactory, assert_problem
+from tests.api.test_comparisons import expected, fit, upload
+
+REL = 1e-6
+
+
+@pytest.fixture
+def worker_client(make_client: ClientFactory) -> TestClient:
+    return make_client(embedded_worker=True, worker_poll_seconds=0.05)
+
+
+def test_per_group_model_matches_lmlist(worker_client: TestClient) -> None:
+    ref = expected("mood_lmlist")
+    mood = upload(worker_client, "mood")
+    model = fit(worker_client, mood, ref["formula"])
+    assert model["status"] == "succeeded", model["error"]
+    assert model["kind"] == "lm_by_group"
+    result = model["result"]
+    assert result["fixed_effects"] == []  # no single coefficient vector
+    groups = result["groups"]
+    assert [g["level"] for g in groups] == list(ref["groups"])
+    for group in groups:
+        want = ref["groups"][group["level"]]
+        assert group["n_obs"] == want["n_obs"] and group["error"] is None
+        fixed = {fe["term"]: fe for fe in group["fixed_effects"]}
+        assert list(fixed) == list(want["fixef"])
+        for term, estimate in want["fixef"].items():
+            assert math.isclose(fixed[term]["estimate"], estimate, rel_tol=REL), term
+            assert math.isclose(fixed[term]["std_error"], want["fixef_se"][term],
+                                rel_tol=REL), term
+        assert math.isclose(group["metrics"]["sigma"], want["sigma"], rel_tol=REL)
+        assert math.isclose(group["metrics"]["r_squared"], want["r_squared"], rel_tol=REL)
+    # the slope flips sign in state C: the example's point
+    slopes = {g["level"]: g["fixed_effects"][1]["estimate"] for g in groups}
+    assert slopes["C"] < 0 < min(slopes["A"], slopes["B"], slopes["D"])
+    assert result["metrics"]["n_obs"] == 200
+
+    refused = worker_client.post(f"/v1/models/{model['id']}/predictions",
+                                 json={"records": [{"Exercise": 1.0, "State": "A"}]})
+    assert "lm_by_group" in assert_problem(refused, 422)["detail"]
+
+
+def test_a_level_too_small_to_fit_is_reported(worker_client: TestClient) -> None:
+    text = (DATA / "mood.csv").read_text().rstrip("\n") + '\n3.0,"E",4.0\n'
+    dataset = upload(worker_client, "mood_plus_one", text.encode())
+    model = fit(worker_client, dataset, "Mood ~ Exercise | State")
+    assert model["status"] == "succeeded", model["error"]
+    groups = {g["level"]: g for g in model["result"]["groups"]}
+    assert list(groups) == ["A", "B", "C", "D", "E"]
+    small = groups["E"]
+    assert small["n_obs"] == 1 and small["error"] and small["metrics"] is None
+    assert small["fixed_effects"] == []
+    assert all(groups[level]["error"] is None for level in "ABCD")
+    # the fitted groups' rows only
+    assert model["result"]["metrics"]["n_obs"] == 200
+    assert any("E" in message for message in model["result"]["convergence"]["messages"])
