@@ -120,12 +120,21 @@ def _rest_first(cp: CrossProducts, theta: FloatArray, t1: FloatArray,
     return sp.csr_matrix(lambda_rest(cp, theta).T @ scaled)
 
 
+_PRODUCT_ENTRIES = 1 << 18
+
+
 def _subtract_outer(schur: FloatArray, rest_first: sp.csr_matrix, split: int) -> None:
     """schur[:m, :m] -= Lr1 Lr1ᵀ, sparse rows by a sparse product, dense rows densely."""
     m = rest_first.shape[0]
     if split > 0:
         sparse_rows = rest_first[:split] if split < m else rest_first
-        schur[:split, :split] -= (sparse_rows @ sparse_rows.T).toarray()
+        transposed = sparse_rows.T.tocsr()
+        # in row chunks, so the sparse product and its dense copy stay a few MB
+        step = max(1, _PRODUCT_ENTRIES // split)
+        for start in range(0, split, step):
+            stop = min(split, start + step)
+            product = sparse_rows[start:stop] @ transposed
+            schur[start:stop, :split] -= product.toarray()
     if split < m:
         dense_rows = rest_first[split:].toarray()
         cross = np.asarray(rest_first @ dense_rows.T)  # (m, m - split)
