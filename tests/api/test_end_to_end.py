@@ -85,6 +85,10 @@ def test_least_squares_equals_r(worker_client: TestClient, mood: str, case: str)
         assert _close(metrics[key], expected[key]), key
     assert _close(metrics["df_residual"], expected["df_residual"])
 
+    metrics_text = worker_client.get("/metrics").text
+    assert "mixedfit_fit_duration_seconds_count 1.0" in metrics_text
+    assert 'mixedfit_jobs{state="succeeded"} 1.0' in metrics_text
+
     rows = expected["predict_newdata"]["rows"]
     want = expected["predict_newdata"]["fit"]
     url = f"/v1/models/{model['id']}/predictions"
