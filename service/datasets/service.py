@@ -53,7 +53,7 @@ def create_dataset(session: Session, upload: Upload) -> DatasetRow:
     table, body_name = parse_upload(upload)
     row = DatasetRow(
         id=str(uuid.uuid4()),
-        name=upload.name or body_name or _stem(upload.filename) or DEFAULT_NAME,
+        name=clean_name(upload.name or body_name or _stem(upload.filename)) or DEFAULT_NAME,
         n_rows=table.n_rows,
         columns=[c.to_dict() for c in table.columns],
         sha256=hashlib.sha256(upload.data).hexdigest(),
@@ -79,6 +79,14 @@ def delete_dataset(session: Session, dataset_id: str) -> None:
     """Delete a dataset; models fitted on it keep predicting."""
     if not repository.delete_dataset(session, dataset_id):
         raise NotFound(f"There is no dataset with id {dataset_id!r}.")
+
+
+def clean_name(name: str | None) -> str | None:
+    """A name as the database can hold it: no NUL characters (PostgreSQL refuses them in
+    text), at most 200 characters."""
+    if name is None:
+        return None
+    return name.replace("\x00", "").strip()[:200] or None
 
 
 def _stem(filename: str | None) -> str | None:

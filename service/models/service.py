@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service.datasets import repository as datasets
+from service.datasets.service import clean_name
 from service.db.models import ModelRow, utcnow
 from service.errors import Conflict, NotFound
 from service.jobs import repository as jobs
@@ -38,7 +39,8 @@ def create_model(session: Session, spec: ModelCreate, max_attempts: int) -> Mode
         raise NotFound(f"There is no dataset with id {spec.dataset_id!r}.")
     check_columns(formula, {c["name"]: c["dtype"] for c in dataset.columns})
     row = ModelRow(
-        id=str(uuid.uuid4()), name=spec.name, dataset_id=dataset.id, formula=spec.formula,
+        id=str(uuid.uuid4()), name=clean_name(spec.name), dataset_id=dataset.id,
+        formula=spec.formula,
         method=spec.method, kind=formula.kind, status="queued", created_at=utcnow(),
     )
     repository.add_model(session, row)

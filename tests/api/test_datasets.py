@@ -216,3 +216,11 @@ def test_sha256_of_json_upload_is_of_the_body(client: TestClient) -> None:
     response = client.post("/v1/datasets", content=raw,
                            headers={"Content-Type": "application/json"})
     assert response.json()["sha256"] == hashlib.sha256(raw).hexdigest()
+
+
+def test_names_are_cleaned_to_what_the_database_holds(client: TestClient) -> None:
+    # PostgreSQL refuses NUL in text, and the column holds 200 characters
+    response = client.post("/v1/datasets", data={"name": "a\x00b" + "c" * 300},
+                           files={"file": ("x.csv", b"a\n1\n")})
+    assert response.status_code == 201, response.text
+    assert response.json()["name"] == "ab" + "c" * 198

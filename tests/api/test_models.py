@@ -128,3 +128,13 @@ def test_per_level_views_need_a_finished_fit(client: TestClient, mood_id: str, v
     assert assert_problem(client.get(f"/v1/models/{model_id}/{view}"), 409)["model_status"] \
         == "queued"
     assert_problem(client.get(f"/v1/models/nope/{view}"), 404)
+
+
+def test_nul_characters_never_reach_the_database(client: TestClient, mood_id: str) -> None:
+    named = client.post("/v1/models", json={"dataset_id": mood_id, "formula": "Mood ~ Exercise",
+                                            "name": "fit\x00one"})
+    assert named.status_code == 202, named.text
+    assert named.json()["name"] == "fitone"
+    bad = client.post("/v1/models", json={"dataset_id": mood_id,
+                                          "formula": "Mood ~ Exer\x00cise"})
+    assert_problem(bad, 422)
