@@ -7,7 +7,6 @@ Only the diagonal q × q blocks of the conditional covariance are formed (what l
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg as sla
 import scipy.sparse as sp
 
 from service.stats.design.types import FloatArray
@@ -15,9 +14,9 @@ from service.stats.lmm import batched
 from service.stats.lmm.factor import BlockedFactor, first_block_sparse
 from service.stats.lmm.structure import CrossProducts
 
-# Columns of the first term processed at a time when forming its conditional variances,
-# to bound memory at n_rest × _CHUNK doubles.
-_CHUNK = 1024
+# Columns processed at a time when forming conditional variances, to bound the
+# temporaries at a few n_rest × _CHUNK arrays of doubles.
+_CHUNK = 256
 
 
 def _split_rest(cp: CrossProducts, values: FloatArray) -> list[FloatArray]:
@@ -40,7 +39,7 @@ def spherical_modes(cp: CrossProducts, factor: BlockedFactor, beta: FloatArray,
     if m:
         dense = factor.dense
         rhs = dense[m + p, :m] - dense[m:m + p, :m].T @ beta
-        u_rest = sla.solve_triangular(dense[:m, :m], rhs, lower=True, trans="T")
+        u_rest = factor.solve_rest(rhs[:, None], transpose=True)[:, 0]
         correction = factor.rest_first.T @ u_rest  # level-major over the first term
         first = first - correction.reshape(first.shape[1], first.shape[0]).T
         rest = _split_rest(cp, u_rest)
@@ -77,26 +76,33 @@ def _first_inverse_blocks(cp: CrossProducts, factor: BlockedFactor) -> FloatArra
     # (LLᵀ)⁻¹₁₁ = L11⁻ᵀL11⁻¹ + VᵀV with V = Lrr⁻¹ Lr1 L11⁻¹ (block inverse of the factor)
     q, _, levels = l11_inv.shape
     w = sp.csc_matrix(factor.rest_first @ first_block_sparse(l11_inv))
-    lrr = factor.dense[:m, :m]
     step = max(1, _CHUNK // q)
     for start in range(0, levels, step):
         stop = min(levels, start + step)
         chunk = w[:, start * q:stop * q].toarray()
-        v = sla.solve_triangular(lrr, chunk, lower=True).reshape(m, stop - start, q)
+        v = factor.solve_rest(chunk).reshape(m, stop - start, q)
         blocks[start:stop] += np.einsum("kla,klb->lab", v, v)
     return blocks
 
 
 def _rest_inverse_blocks(cp: CrossProducts, factor: BlockedFactor) -> list[FloatArray]:
+    """Diagonal blocks of S⁻¹ = Lrr⁻ᵀLrr⁻¹ per rest term, from column chunks of Lrr⁻¹."""
     m = cp.n_rest
     if not m:
         return []
-    lrr_inv = sla.solve_triangular(factor.dense[:m, :m], np.eye(m), lower=True)
     out = []
     for term in cp.terms[1:]:
-        cols = lrr_inv[:, term.column_start:term.column_start + term.n_columns]
-        v = cols.reshape(m, term.n_levels, term.q)
-        out.append(np.einsum("kla,klb->lab", v, v))
+        blocks = np.empty((term.n_levels, term.q, term.q))
+        step = max(1, _CHUNK // term.q)
+        for start in range(0, term.n_levels, step):
+            stop = min(term.n_levels, start + step)
+            first_col = term.column_start + start * term.q
+            width = (stop - start) * term.q
+            unit = np.zeros((m, width))
+            unit[first_col + np.arange(width), np.arange(width)] = 1.0
+            v = factor.solve_rest(unit).reshape(m, stop - start, term.q)
+            blocks[start:stop] = np.einsum("kla,klb->lab", v, v)
+        out.append(blocks)
     return out
 
 

@@ -70,6 +70,20 @@ class BlockedFactor:
         # only the lower triangle of ``dense`` holds the factor (see ``_cholesky_in_place``)
         return np.asarray(np.tril(self.dense[s:s + self.n_fixed, s:s + self.n_fixed]).T)
 
+    def solve_rest(self, rhs: FloatArray, transpose: bool = False) -> FloatArray:
+        """Lrr⁻¹ rhs (or Lrr⁻ᵀ rhs), Lrr the rest's diagonal block of L; rhs is (n_rest, k).
+
+        Solved with the whole dense factor and zero-padded right-hand sides, which gives
+        the same first n_rest rows (the factor is triangular) and lets LAPACK read the
+        factor in place through its transpose instead of copying the block.
+        """
+        m = self.n_rest
+        padded = np.zeros((self.dense.shape[0], rhs.shape[1]))
+        padded[:m] = rhs
+        solution = sla.solve_triangular(self.dense.T, padded, lower=False,
+                                        trans="N" if transpose else "T", check_finite=False)
+        return np.asarray(solution[:m])
+
     def fixed_effects(self) -> FloatArray:
         """β̂(θ) = R_X⁻¹ c_β."""
         s = self.n_rest
