@@ -18,9 +18,10 @@ SLOW_FORMULA = "y ~ x + (x | a) + (1 | b)"
 T = TypeVar("T")
 
 
-def slow_lmm_data(n: int = 20_000, n_a: int = 300, n_b: int = 150, seed: int = 7
+def slow_lmm_data(n: int = 40_000, n_a: int = 600, n_b: int = 300, seed: int = 7
                   ) -> pd.DataFrame:
-    """Crossed random effects with a random slope: a fit of several seconds here."""
+    """Crossed random effects with a random slope; the default takes the mixed-model
+    engine seconds (about 10 on two busy cores), long enough to kill a worker mid-fit."""
     rng = np.random.default_rng(seed)
     a = rng.integers(0, n_a, n)
     b = rng.integers(0, n_b, n)
@@ -28,6 +29,12 @@ def slow_lmm_data(n: int = 20_000, n_a: int = 300, n_b: int = 150, seed: int = 7
     y = (1.0 + 0.5 * x + rng.normal(size=n_a)[a] + 0.3 * rng.normal(size=n_a)[a] * x
          + rng.normal(size=n_b)[b] + rng.normal(size=n))
     return pd.DataFrame({"y": y, "x": x, "a": [f"a{i}" for i in a], "b": [f"b{i}" for i in b]})
+
+
+def endless_lmm_data() -> pd.DataFrame:
+    """The same model with 5,000 random effects on 200,000 rows: minutes of fitting, for
+    tests that stop a fit (its time limit, SIGTERM) and must not see it end first."""
+    return slow_lmm_data(200_000, 2_000, 1_000)
 
 
 @dataclass(frozen=True)

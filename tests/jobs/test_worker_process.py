@@ -20,7 +20,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.models import JobRow
 from tests.db.factories import DATA, submit_fit
-from tests.jobs.helpers import SLOW_FORMULA, Stored, slow_lmm_data, stored, wait_for
+from tests.jobs.helpers import (
+    SLOW_FORMULA,
+    Stored,
+    endless_lmm_data,
+    slow_lmm_data,
+    stored,
+    wait_for,
+)
 
 SessionFactory = sessionmaker[Session]
 StartWorker = Callable[..., subprocess.Popen[bytes]]
@@ -122,9 +129,9 @@ def test_a_killed_worker_job_is_claimed_again_and_stored_once(
 
 def test_a_fit_over_its_time_limit_fails_and_the_worker_goes_on(
         session_factory: SessionFactory, start_worker: StartWorker) -> None:
-    # far more than 3 seconds of fitting on any machine; the next job takes well under it
-    slow_id, slow_job = submit_fit(session_factory, slow_lmm_data(60_000, 800, 400),
-                                   SLOW_FORMULA, max_attempts=1)
+    # minutes of fitting against a 3 second limit; the next job takes well under it
+    slow_id, slow_job = submit_fit(session_factory, endless_lmm_data(), SLOW_FORMULA,
+                                   max_attempts=1)
     fast_id, fast_job = submit_fit(session_factory, pd.read_csv(DATA / "mood.csv"),
                                    "Mood ~ Exercise")
     worker = start_worker("worker", fit_timeout_seconds=3, lease_seconds=LEASE)
@@ -142,7 +149,7 @@ def test_a_fit_over_its_time_limit_fails_and_the_worker_goes_on(
 
 def test_sigterm_stops_the_worker_and_gives_its_job_back(
         session_factory: SessionFactory, start_worker: StartWorker) -> None:
-    model_id, job_id = submit_fit(session_factory, slow_lmm_data(), SLOW_FORMULA)
+    model_id, job_id = submit_fit(session_factory, endless_lmm_data(), SLOW_FORMULA)
     worker = start_worker("worker", lease_seconds=LEASE)
     wait_for(lambda: _fitting(session_factory, job_id), "the worker to be fitting")
     worker.send_signal(signal.SIGTERM)
