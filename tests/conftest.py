@@ -103,6 +103,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         server.drop(name)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a new database with no tables at all (not migrated)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    server: _PostgresServer = request.getfixturevalue("_postgres")
+    name = f"{server.prefix}_{uuid.uuid4().hex[:8]}"
+    url = server.create(name)
+    try:
+        yield url
+    finally:
+        server.drop(name)
+
+
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     engine = create_db_engine(database_url)

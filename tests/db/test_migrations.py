@@ -38,11 +38,12 @@ def test_upgrade_is_idempotent(database_url: str) -> None:
         engine.dispose()
 
 
-def test_empty_database_is_not_at_head(tmp_path: object) -> None:
-    engine = create_db_engine(f"sqlite:///{tmp_path}/empty.db")
+def test_an_empty_database_is_migrated_to_head(empty_database_url: str) -> None:
+    engine = create_db_engine(empty_database_url)
     try:
         assert not is_at_head(engine)
-        upgrade(str(engine.url))
+        upgrade(empty_database_url)
         assert is_at_head(engine)
+        assert "jobs" in inspect(engine).get_table_names()
     finally:
         engine.dispose()

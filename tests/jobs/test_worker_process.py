@@ -18,7 +18,9 @@ import pandas as pd
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db.migrate import upgrade
 from service.db.models import JobRow
+from service.db.session import create_db_engine, make_session_factory
 from tests.db.factories import DATA, submit_fit
 from tests.jobs.helpers import (
     SLOW_FORMULA,
@@ -157,3 +159,34 @@ def test_sigterm_stops_the_worker_and_gives_its_job_back(
     state = stored(session_factory, model_id, job_id)
     # released, not failed: the interrupted attempt does not count
     assert (state.model_status, state.job_status, state.attempts) == ("queued", "queued", 0)
+
+
+def test_a_worker_waits_for_migrations_then_works(empty_database_url: str,
+                                                  tmp_path: Path) -> None:
+    # compose starts workers and `mixedfit migrate` together: a worker must not crash on an
+    # empty database, and must start working once the schema is there
+    env = {**os.environ, "MIXEDFIT_DATABASE_URL": empty_database_url,
+           "MIXEDFIT_WORKER_POLL_SECONDS": "0.1"}
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen([sys.executable, "-m", "service.jobs.worker"], env=env,
+                                  stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "waiting for the database schema" in log.read_text(),
+                 "the worker to report the missing schema")
+        assert worker.poll() is None
+        upgrade(empty_database_url)
+        engine = create_db_engine(empty_database_url)
+        try:
+            session_factory = make_session_factory(engine)
+            model_id, job_id = submit_fit(session_factory, pd.read_csv(DATA / "mood.csv"),
+                                          "Mood ~ Exercise")
+            done = wait_for(lambda: _finished(session_factory, model_id, job_id), "the fit")
+            assert done.model_status == "succeeded"
+        finally:
+            engine.dispose()
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+        print(log.read_text()[-4000:])
+    assert worker.returncode == 0
