@@ -144,3 +144,37 @@ def test_serve_runs_the_api_and_a_worker_on_a_fresh_sqlite_file(tmp_path: Path) 
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def test_worker_command_fits_what_the_api_queued(database_url: str, tmp_path: Path) -> None:
+    """Production mode: an API without a worker, and a `mixedfit worker` process beside it."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIXEDFIT_")}
+    env.update(MIXEDFIT_DATABASE_URL=database_url, MIXEDFIT_WORKER_POLL_SECONDS="0.05")
+    log = tmp_path / "worker.log"
+    worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], cwd=tmp_path,
+                              env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+    try:
+        app = create_app(Settings(database_url=database_url, embedded_worker=False))
+        with TestClient(app) as client:
+            dataset = client.post("/v1/datasets", content=MOOD.read_bytes(),
+                                  headers={"Content-Type": "text/csv"}).json()["id"]
+            model = client.post("/v1/models", json={"dataset_id": dataset,
+                                                    "formula": "Mood ~ Exercise"}).json()
+            for _ in range(24):
+                model = client.get(f"/v1/models/{model['id']}?wait=5").json()
+                if model["status"] in ("succeeded", "failed") or worker.poll() is not None:
+                    break
+        assert model["status"] == "succeeded", (model, log.read_text()[-2000:])
+    finally:
+        worker.terminate()  # SIGTERM: the worker stops gracefully
+        try:
+            assert worker.wait(timeout=30) == 0, log.read_text()[-2000:]
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+            raise
