@@ -53,8 +53,15 @@ def run_fit_job(job: JobRow, ctx: TaskContext) -> None:
             return False
         if time.monotonic() - last_renewal < renew_every:
             return True
-        with ctx.session_factory.begin() as session:
-            held = jobs.renew_lease(session, job.id, ctx.worker_id, ctx.settings.lease_seconds)
+        try:
+            with ctx.session_factory.begin() as session:
+                held = jobs.renew_lease(session, job.id, ctx.worker_id,
+                                        ctx.settings.lease_seconds)
+        except Exception:
+            # a database blip should not cost a long fit: fit on, and if the lease runs out
+            # meanwhile, the write at the end finds the job taken and discards the result
+            log.warning("job %s: lease renewal failed; fitting on", job.id, exc_info=True)
+            return True
         last_renewal = time.monotonic()
         if not held:
             lost.set()
@@ -84,7 +91,7 @@ def _load_request(job: JobRow, ctx: TaskContext) -> FitRequest | None:
             jobs.fail(session, job.id, ctx.worker_id, "the model was deleted", retry=False)
             return None
         if model.status == "succeeded":
-            # an earlier attempt stored the result and died before completing the job
+            # another job for this model has stored its result already
             jobs.complete(session, job.id, ctx.worker_id)
             return None
         dataset = get_dataset(session, model.dataset_id, with_content=True)
