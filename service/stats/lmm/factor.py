@@ -222,7 +222,7 @@ def update_factor(cp: CrossProducts, theta: FloatArray) -> BlockedFactor:
     xy_schur = cp.xy_xy - np.tensordot(first_xy, first_xy, axes=([0, 2], [0, 2]))
     if cp.n_rest == 0:
         schur = xy_schur
-        rest_first = sp.csr_matrix((0, l11.shape[2] * q1))
+        rest_first = cp.zrest_zfirst  # the empty (0, l1 q1) block, not allocated per call
     else:
         rest_first = _rest_first(cp, theta, t1, l11)
         schur = _rest_schur(cp, theta, rest_first, first_xy, xy_schur)
