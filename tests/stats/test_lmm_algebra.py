@@ -27,8 +27,8 @@ def _block(rng: np.random.Generator, group: str, levels: int, q: int, n: int,
            x: FloatArray) -> RandomBlock:
     codes = rng.permutation(np.concatenate([np.arange(levels),
                                             rng.integers(0, levels, n - levels)]))
-    covariates = np.column_stack([np.ones(n), x][:q])
-    terms = ("(Intercept)", "x")[:q]
+    covariates = np.column_stack([np.ones(n), x, x**2 - 1][:q])
+    terms = ("(Intercept)", "x", "I(x^2)")[:q]
     return RandomBlock(group=group, terms=terms, levels=tuple(f"{group}{i}" for i in range(levels)),
                        codes=codes.astype(np.intp), covariates=covariates)
 
@@ -53,6 +53,8 @@ SHAPES = {
     "vector term first, scalars after": [(14, 2), (5, 1)],
     "scalar first, vector after": [(20, 1), (6, 2)],
     "two crossed vector terms": [(10, 2), (7, 2)],
+    "three-column term first, vector after": [(16, 3), (6, 2)],
+    "vector first, three-column term after": [(16, 2), (8, 3)],
 }
 
 
