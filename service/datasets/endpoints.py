@@ -16,7 +16,8 @@ from service.errors import InvalidInput, problem_responses
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
-CSV_TYPES = ("text/csv", "application/csv", "text/plain")
+# tab-separated text is read as CSV: the separator is detected from the header line
+CSV_TYPES = ("text/csv", "application/csv", "text/plain", "text/tab-separated-values")
 PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet",
                  "application/octet-stream")
 ACCEPTED = ["text/csv", "multipart/form-data (a 'file' part)", "application/json",
@@ -26,7 +27,9 @@ _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "text/csv": {"schema": {"type": "string"}},
+            "text/csv": {"schema": {"type": "string"},
+                         "description": "Comma-, tab- or semicolon-separated, UTF-8"},
+            "text/tab-separated-values": {"schema": {"type": "string"}},
             "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
             "multipart/form-data": {"schema": {
                 "type": "object",

@@ -82,14 +82,15 @@ def read_csv(data: bytes) -> pd.DataFrame:
             "be decoded. Save the CSV as UTF-8, or upload Parquet.") from None
     if not text.strip():
         raise InvalidInput("The upload is empty: a CSV needs a header line and at least one row.")
-    _check_header(text)
+    sep = delimiter(text)
+    _check_header(text, sep)
     with warnings.catch_warnings():
         # pandas only warns when a row has more fields than the header and then drops them;
         # R refuses such a file, and silently losing data is worse than refusing.
         warnings.simplefilter("error", pd.errors.ParserWarning)
         try:
-            return pd.read_csv(io.StringIO(text), index_col=False, keep_default_na=False,
-                               na_values=NA_STRINGS, low_memory=False)
+            return pd.read_csv(io.StringIO(text), sep=sep, index_col=False,
+                               keep_default_na=False, na_values=NA_STRINGS, low_memory=False)
         except pd.errors.ParserWarning:
             raise InvalidInput("A row has more fields than the header line has column names."
                                ) from None
@@ -106,9 +107,20 @@ def _csv_problem(exc: BaseException) -> str:
     return f"The CSV cannot be parsed: {_first_line(exc)}"
 
 
-def _check_header(text: str) -> None:
+def delimiter(text: str) -> str:
+    """The field separator: a comma, unless the header line has none but has tabs (TSV) or
+    semicolons (the CSV of spreadsheets in locales that write decimal commas)."""
+    header = text.lstrip("\n").split("\n", 1)[0]
+    if "," in header:
+        return ","
+    if "\t" in header:
+        return "\t"
+    return ";" if ";" in header else ","
+
+
+def _check_header(text: str, sep: str) -> None:
     try:
-        header = next(csv.reader(io.StringIO(text)), [])
+        header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
     except csv.Error as exc:
         raise InvalidInput(f"The CSV header cannot be parsed: {exc}") from None
     _check_names(header)

@@ -224,3 +224,9 @@ def test_names_are_cleaned_to_what_the_database_holds(client: TestClient) -> Non
                            files={"file": ("x.csv", b"a\n1\n")})
     assert response.status_code == 201, response.text
     assert response.json()["name"] == "ab" + "c" * 198
+
+
+@pytest.mark.parametrize("data", [b"x\tg\n1.5\ta\n2\tb\n", b"x;g\n1.5;a\n2;b\n"])
+def test_tab_and_semicolon_separated_files(client: TestClient, data: bytes) -> None:
+    body = _csv(client, data).json()
+    assert _columns(body) == {"x": ("numeric", 0), "g": ("categorical", 0)}
