@@ -178,7 +178,10 @@ def table_rows(row: ComparisonRow, members: dict[str, ModelRow]) -> list[dict[st
                                  stored_fit(members[refit_id]) if refit_id else own)
         # the likelihood is the ML refit's; the RMSE describes the model as fitted
         entries.append(replace(entry, rmse=own.metrics.rmse))
-    table = compare_models(entries)
+    # anova orders by npar, ties in the order given; giving the smaller fixed part first
+    # makes ties (an lm with a factor, a mixed model with that factor's random effects)
+    # follow the nesting that create_comparison checked.
+    table = compare_models(sorted(entries, key=lambda entry: len(entry.fixed_terms)))
     return [{**line, "refit_model_id": row.refits.get(line["model_id"]),
              "formula": members[line["model_id"]].formula}
             for line in table.to_dict()["rows"]]

@@ -120,6 +120,13 @@ def test_mood_models_reproduce_anova(worker_client: TestClient) -> None:
     lrt = 2 * (expected("mood_lm_state")["loglik"] - expected("mood_lm")["loglik"])
     assert row["df"] == 3 and math.isclose(row["chisq"], lrt, rel_tol=1e-6)
 
+    # equal npar (6 each): the smaller fixed part comes first, as the nesting check says
+    tie = compare(worker_client, [ids["mood_lm_state"], ids["mood_lmer_ml"]])
+    assert tie["status"] == "succeeded", tie["error"]
+    first, second = tie["result"]["rows"]
+    assert (first["model_id"], second["model_id"]) == (ids["mood_lmer_ml"], ids["mood_lm_state"])
+    assert second["df"] == 0 and second["p_value"] is None  # as anova: no test on 0 df
+
 
 def test_reml_fits_are_refitted_by_ml_as_lme4s_anova(worker_client: TestClient) -> None:
     sleep = upload(worker_client, "sleepstudy")
