@@ -40,8 +40,8 @@ def create_model(session: Session, spec: ModelCreate, max_attempts: int) -> Mode
     check_columns(formula, {c["name"]: c["dtype"] for c in dataset.columns})
     row = ModelRow(
         id=str(uuid.uuid4()), name=clean_name(spec.name), dataset_id=dataset.id,
-        formula=spec.formula,
-        method=spec.method, kind=formula.kind, status="queued", created_at=utcnow(),
+        formula=spec.formula, method=spec.method, kind=formula.kind, status="queued",
+        created_at=utcnow(),
     )
     repository.add_model(session, row)
     # same transaction as the model: a model is never stored without its job
