@@ -174,15 +174,16 @@ def test_design_errors_for_unusable_data() -> None:
 
 
 def test_random_covariates_intercept_first_and_factor_contrasts() -> None:
-    data = pd.DataFrame({"y": np.arange(6.0), "x": np.arange(6.0) / 2,
-                         "f": list("pqrpqr"), "g": list("aabbcc")})
+    # 18 rows for 3 groups x 4 random effects: enough rows for lme4's identifiability check
+    data = pd.DataFrame({"y": np.arange(18.0), "x": np.arange(18.0) / 2,
+                         "f": list("pqr") * 6, "g": list("aaaaaabbbbbbcccccc")})
     design = build_design(formula("y", term("x"), random=(bar("g", term("x"), term("f")),)),
                           data)
     block = design.random[0]
     assert block.terms == ("(Intercept)", "x", "fq", "fr")
-    np.testing.assert_array_equal(block.covariates[:, 0], np.ones(6))
+    np.testing.assert_array_equal(block.covariates[:, 0], np.ones(18))
     np.testing.assert_array_equal(block.covariates[:, 1], data["x"].to_numpy())
-    assert block.covariates.shape == (6, 4)
+    assert block.covariates.shape == (18, 4)
 
 
 @pytest.mark.parametrize(("text", "names"), [
@@ -214,3 +215,17 @@ def test_poly_follows_rs_qr_definition_and_coefficients() -> None:
     params = design.encoder.params["poly(x, 3)"]
     np.testing.assert_allclose(params["alpha"], alpha[:3], rtol=1e-12)
     np.testing.assert_allclose(params["norm2"], [1.0, *norm2], rtol=1e-12)
+
+
+def test_random_effects_need_more_rows_than_levels_and_effects() -> None:
+    # lme4 refuses both by default (check.nobs.vs.nlev, check.nobs.vs.nRE): as many groups
+    # (or random effects) as rows leave the variances unidentifiable.
+    one_row_each = pd.DataFrame({"y": [1.0, 2, 4, 3], "x": [0.0, 1, 2, 3],
+                                 "g": ["a", "b", "c", "d"]})
+    with pytest.raises(DesignError, match=r"levels .* must be < number of observations"):
+        build_design(parse_formula("y ~ x + (1 | g)"), one_row_each)
+    two_rows_each = pd.DataFrame({"y": [1.0, 2, 4, 3, 5, 7], "x": [0.0, 1, 2, 3, 1, 0],
+                                  "g": ["a", "a", "b", "b", "c", "c"]})
+    build_design(parse_formula("y ~ x + (1 | g)"), two_rows_each)
+    with pytest.raises(DesignError, match=r"observations \(=6\) <= number of random effects"):
+        build_design(parse_formula("y ~ x + (x | g)"), two_rows_each)

@@ -175,8 +175,24 @@ def _random_spec(term: Any, frame: pd.DataFrame, kinds: dict[str, ColumnKind],
     if len(levels) < 2:
         raise DesignError(f"grouping factor '{term.group_label}' has {len(levels)} level(s) "
                           f"({', '.join(levels)}); a random effect needs at least 2 levels")
+    _check_identifiable(term.group_label, len(levels), len(names), n)
     return RandomSpec(intercept=term.intercept, terms=terms, names=tuple(names),
                       group=tuple(term.group), group_label=term.group_label, levels=levels)
+
+
+def _check_identifiable(group: str, n_levels: int, q: int, n: int) -> None:
+    """lme4's default checks (``check.nobs.vs.nlev``, ``check.nobs.vs.nRE``): with as many
+    levels, or random effects, as rows, the random effects cannot be told apart from the
+    residual, and lme4 refuses the model rather than report arbitrary variances."""
+    if n_levels >= n:
+        raise DesignError(f"number of levels of each grouping factor must be < number of "
+                          f"observations (problems: {group} has {n_levels} levels for {n} "
+                          "rows); a random effect needs groups with several rows")
+    if n_levels * q >= n:
+        raise DesignError(f"number of observations (={n}) <= number of random effects "
+                          f"(={n_levels * q}) for the term with group {group}; the "
+                          "random-effects parameters and the residual variance are probably "
+                          "unidentifiable: use fewer random-effect terms or more data")
 
 
 def _response(response: Expr, frame: pd.DataFrame, kinds: dict[str, ColumnKind],
