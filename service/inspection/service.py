@@ -10,7 +10,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from service.db.models import ModelRow
-from service.errors import Conflict, NotFound
+from service.errors import Conflict, InvalidInput, NotFound
 from service.inspection.schemas import (
     BreuschPaganTest,
     GroupSpread,
@@ -22,7 +22,12 @@ from service.inspection.stored import model_frame, model_method, stored_fit
 from service.models import service as models
 from service.stats.formula import parse_formula
 from service.stats.formula.tree import Formula
-from service.stats.inspection import ModelResiduals, model_plot_data, model_residuals
+from service.stats.inspection import (
+    ModelResiduals,
+    model_plot_data,
+    model_residuals,
+    numeric_predictors,
+)
 from service.stats.plots import available_plots, render_plot
 from service.stats.plots.catalog import PlotData
 from service.stats.results import FitResult
@@ -98,11 +103,7 @@ def residuals_csv(session: Session, model_id: str, group_columns: list[str]) -> 
 def plot_names(session: Session, model_id: str, group: str | None) -> tuple[ModelRow, list[str]]:
     """The plots this model has (``group`` adds residuals by a data column to an lm)."""
     model = inspect(session, model_id)
-    from service.stats.inspection import numeric_predictors
-
-    if group is not None and group not in model.data.columns:
-        raise NotFound(f"The dataset of model {model.row.id} has no column {group!r} to "
-                       "group residuals by.", columns=list(map(str, model.data.columns)))
+    _check_group(model, group)
     n_numeric = len(numeric_predictors(model.formula, model.data))
     names = available_plots(model.result.kind, group is not None, n_numeric)
     return model.row, names
@@ -111,9 +112,7 @@ def plot_names(session: Session, model_id: str, group: str | None) -> tuple[Mode
 def render(session: Session, model_id: str, name: str, fmt: str, group: str | None) -> bytes:
     """Draw one plot of a model (404 with the available names for an unknown one)."""
     model = inspect(session, model_id)
-    if group is not None and group not in model.data.columns:
-        raise NotFound(f"The dataset of model {model.row.id} has no column {group!r} to "
-                       "group residuals by.", columns=list(map(str, model.data.columns)))
+    _check_group(model, group)
     data: PlotData = model_plot_data(model.formula, model.data, model.result,
                                      model_label=model.label, group_column=group)
     available = data.available
@@ -121,6 +120,12 @@ def render(session: Session, model_id: str, name: str, fmt: str, group: str | No
         raise NotFound(f"Model {model.row.id} has no plot {name!r}; available: "
                        f"{', '.join(available)}.", available=available)
     return render_plot(name, data, fmt)
+
+
+def _check_group(model: Inspected, group: str | None) -> None:
+    if group is not None and group not in model.data.columns:
+        raise InvalidInput(f"The dataset of model {model.row.id} has no column {group!r} to "
+                       "group residuals by.", columns=[str(c) for c in model.data.columns])
 
 
 def _levels_as_text(record: dict[str, Any], group_columns: tuple[str, ...]) -> dict[str, Any]:

@@ -70,7 +70,8 @@ def test_format_follows_the_accept_header_and_lm_plots_by_a_data_column(
     grouped = worker_client.get(f"{url}?group=State").json()["plots"]
     by_group = next(p for p in grouped if p["name"] == "residuals_by_group")
     assert_image(worker_client.get(by_group["svg"]), "svg")
-    assert_problem(worker_client.get(f"{url}?group=Nope"), 404)
+    assert "Nope" in assert_problem(worker_client.get(f"{url}?group=Nope"), 422)["detail"]
+    assert_problem(worker_client.get(f"{url}/qq?group=Nope"), 422)
 
 
 def test_plot_errors_are_problem_documents(make_client: ClientFactory) -> None:
