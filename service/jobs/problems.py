@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-PROBLEM_BASE = "https://mixedfit.dev/problems/"
+# The same URN scheme as the HTTP layer's problems (service/errors.py), so a client sees
+# one family of problem types whether a request or a fit failed.
+PROBLEM_BASE = "urn:mixedfit:problem:"
 
 
 def problem(slug: str, title: str, status: int, detail: str, **extra: Any) -> dict[str, Any]:

@@ -164,7 +164,7 @@ def test_a_second_result_for_the_same_model_is_refused(session_factory: SessionF
 def test_failed_model_keeps_its_problem(session_factory: SessionFactory,
                                         mood: pd.DataFrame) -> None:
     model_id = _stored_model(session_factory, mood, "Mood ~ Nope")
-    problem = {"type": "https://mixedfit.dev/problems/fit-failed", "title": "t", "status": 422,
+    problem = {"type": "urn:mixedfit:problem:fit-failed", "title": "t", "status": 422,
                "detail": "unknown column Nope"}
     with session_factory.begin() as session:
         mark_failed(session, model_id, problem)

@@ -67,7 +67,7 @@ def test_a_formula_the_data_cannot_fit_fails_with_a_problem(
     # input errors are not retried: another attempt would fail the same way
     assert (state.model_status, state.job_status, state.attempts) == ("failed", "failed", 1)
     assert state.error is not None
-    assert state.error["type"] == "https://mixedfit.dev/problems/fit-failed"
+    assert state.error["type"] == "urn:mixedfit:problem:fit-failed"
     assert state.error["status"] == 422
     assert "Nonexistent" in state.error["detail"]
 
@@ -83,7 +83,7 @@ def test_a_deleted_dataset_fails_the_model_clearly(
     state = stored(session_factory, model_id, job_id)
     assert (state.model_status, state.job_status) == ("failed", "failed")
     assert state.error is not None
-    assert state.error["type"] == "https://mixedfit.dev/problems/dataset-not-found"
+    assert state.error["type"] == "urn:mixedfit:problem:dataset-not-found"
 
 
 def test_a_job_run_twice_stores_one_result(settings: Settings, session_factory: SessionFactory,
@@ -139,7 +139,7 @@ def test_a_fit_over_its_memory_limit_fails_and_the_worker_goes_on(
     big = stored(session_factory, big_id, big_job)
     assert (big.model_status, big.job_status, big.attempts) == ("failed", "failed", 1)
     assert big.error is not None
-    assert big.error["type"] == "https://mixedfit.dev/problems/fit-memory-limit"
+    assert big.error["type"] == "urn:mixedfit:problem:fit-memory-limit"
     assert "MIXEDFIT_FIT_MEMORY_BYTES" in big.error["detail"]
     assert stored(session_factory, next_id, next_job).model_status == "succeeded"
 

@@ -143,7 +143,7 @@ def test_a_fit_over_its_time_limit_fails_and_the_worker_goes_on(
     slow = stored(session_factory, slow_id, slow_job)
     assert (slow.model_status, slow.job_status, slow.attempts) == ("failed", "failed", 1)
     assert slow.error is not None
-    assert slow.error["type"] == "https://mixedfit.dev/problems/fit-timeout"
+    assert slow.error["type"] == "urn:mixedfit:problem:fit-timeout"
     assert "time limit of 3 seconds" in slow.error["detail"]
     assert "MIXEDFIT_FIT_TIMEOUT_SECONDS" in slow.error["detail"]
     assert worker.poll() is None
