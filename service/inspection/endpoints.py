@@ -7,6 +7,7 @@ drawing with matplotlib (CPU-bound) never blocks the event loop.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -53,7 +54,7 @@ def get_residuals(
 def list_plots(model_id: str, session: SessionDep, group: PlotGroupQuery = None) -> PlotList:
     """The plots available for this model, with their PNG and SVG URLs."""
     row, names = service.plot_names(session, model_id, group)
-    suffix = f"&group={group}" if group else ""
+    suffix = f"&group={quote(group)}" if group else ""
     base = f"/v1/models/{row.id}/plots"
     return PlotList(model_id=row.id, kind=row.kind,  # type: ignore[arg-type]
                     plots=[PlotLink(name=name, png=f"{base}/{name}?format=png{suffix}",
