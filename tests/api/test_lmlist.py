@@ -68,3 +68,9 @@ def test_a_level_too_small_to_fit_is_reported(worker_client: TestClient) -> None
     # the fitted groups' rows only
     assert model["result"]["metrics"]["n_obs"] == 200
     assert any("E" in message for message in model["result"]["convergence"]["messages"])
+    # residuals and plots cover the fitted levels only
+    residuals = worker_client.get(f"/v1/models/{model['id']}/residuals").json()
+    assert len(residuals["rows"]) == 200
+    assert {row["State"] for row in residuals["rows"]} == set("ABCD")
+    plot = worker_client.get(f"/v1/models/{model['id']}/plots/fitted_lines?format=png")
+    assert plot.status_code == 200 and plot.headers["content-type"] == "image/png"
