@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/run.py [--datasets sleepstudy slopes200k crossed100k] [--repeat 3]
+    python bench/run.py [--datasets sleepstudy slopes200k crossed100k] [--repeat 3] [--budget 60]
                         [--method REML|ML] [--engines mixedfit lme4 statsmodels]
                         [--statsmodels-timeout 300] [--json results.json]
 
@@ -10,7 +10,8 @@ Every engine fits the same model to the same CSV (see ``simulate.py``):
 
 - mixedfit in this process: parse_formula -> build_design -> fit_lmm, best of ``--repeat``
   runs after a warm-up, with the design and the fit timed separately;
-- lme4 through ``Rscript bench/lme4_fit.R``, best of ``--repeat`` runs of ``lmer()``;
+- lme4 through ``Rscript bench/lme4_fit.R``, best of ``--repeat`` runs of ``lmer()``
+  (both stop repeating once their runs on a dataset took ``--budget`` seconds);
 - statsmodels' MixedLM once, in a subprocess killed after ``--statsmodels-timeout``
   seconds (it is reported as "> N s" then);
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -36,7 +38,7 @@ from typing import Any
 
 import pandas as pd
 
-from mixedfit_fit import fit_timed
+from mixedfit_fit import Timed, fit_timed
 from simulate import DATASETS, Dataset
 
 HERE = Path(__file__).resolve().parent
@@ -64,9 +66,13 @@ class Outcome:
         return self.status == "ok" and self.seconds is not None
 
 
-def run_mixedfit(dataset: Dataset, df: pd.DataFrame, method: str, repeat: int) -> Outcome:
+def run_mixedfit(
+    dataset: Dataset, df: pd.DataFrame, method: str, repeat: int, budget: float = math.inf
+) -> Outcome:
+    runs: list[Timed] = []
     try:
-        runs = [fit_timed(dataset.formula, df, method) for _ in range(repeat)]
+        while len(runs) < repeat and (not runs or sum(r.total for r in runs) <= budget):
+            runs.append(fit_timed(dataset.formula, df, method))
     except ImportError as exc:
         return Outcome("mixedfit", status="unavailable", note=f"engine not importable: {exc}")
     except Exception as exc:  # the benchmark reports a failing engine instead of stopping
@@ -122,12 +128,12 @@ def run_json(engine: str, command: list[str], timeout: float) -> Outcome:
     )
 
 
-def run_lme4(dataset: Dataset, method: str, repeat: int) -> Outcome:
+def run_lme4(dataset: Dataset, method: str, repeat: int, budget: float) -> Outcome:
     if shutil.which("Rscript") is None:
         return Outcome("lme4", status="unavailable", note="Rscript not found")
     command = [
         "Rscript", str(HERE / "lme4_fit.R"), str(dataset.ensure()), dataset.formula,
-        method, ",".join(dataset.groups), str(repeat),
+        method, ",".join(dataset.groups), str(repeat), str(budget),
     ]
     outcome = run_json("lme4", command, timeout=3600)
     if outcome.ok:
@@ -241,6 +247,10 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--repeat", type=int, default=3, help="runs of mixedfit and lme4")
+    parser.add_argument(
+        "--budget", type=float, default=60.0,
+        help="stop repeating an engine on a dataset once its runs took this many seconds",
+    )
     parser.add_argument("--method", default="REML", choices=("REML", "ML"))
     parser.add_argument("--statsmodels-timeout", type=float, default=300.0)
     parser.add_argument("--no-memory", action="store_true", help="skip the memory run")
@@ -275,9 +285,9 @@ def main() -> None:
         for engine in args.engines:
             print(f"{name}: {engine} ...", end=" ", flush=True)
             if engine == "mixedfit":
-                outcome = run_mixedfit(dataset, df, args.method, args.repeat)
+                outcome = run_mixedfit(dataset, df, args.method, args.repeat, args.budget)
             elif engine == "lme4":
-                outcome = run_lme4(dataset, args.method, args.repeat)
+                outcome = run_lme4(dataset, args.method, args.repeat, args.budget)
             else:
                 outcome = run_statsmodels(dataset, args.method, timeout)
             outcomes[engine] = outcome
