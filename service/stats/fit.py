@@ -12,7 +12,13 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from service.stats.design import build_design
 from service.stats.errors import FitError
+from service.stats.formula import parse_formula
+from service.stats.lmlist import fit_groups
+from service.stats.lmm import fit_lmm
+from service.stats.ols import fit_ols
+from service.stats.predict import make_by_group_state, make_prediction_state
 from service.stats.results import FitResult
 
 Method = Literal["REML", "ML"]
@@ -48,35 +54,19 @@ def fit_model(formula: str, data: pd.DataFrame, method: str = "REML") -> FittedM
     service.stats.errors.StatsError
         For a formula or data that cannot be fitted.
     """
-    # Imported here so that this module stays importable while the engines are optional
-    # collaborators of the job runner; each import is cheap after the first call.
-    from service.stats.design import build_design
-    from service.stats.formula import parse_formula
-    from service.stats.predict import make_prediction_state
-
     if method not in ("REML", "ML"):
         raise FitError(f"method must be 'REML' or 'ML', not {method!r}")
     parsed = parse_formula(formula)
-    if parsed.kind == "lm_by_group":
-        from service.stats.lmlist import fit_by_group
-
-        result = fit_by_group(parsed, data)
-        return FittedModel(result=result, prediction_state=_by_group_state(result))
+    if parsed.by_group is not None:
+        grouped = fit_groups(parsed, data)
+        state = make_by_group_state(parsed.by_group, grouped.designs, grouped.result.groups)
+        return FittedModel(result=grouped.result, prediction_state=state)
     design = build_design(parsed, data)
     if parsed.kind == "lm":
-        from service.stats.ols import fit_ols
-
         result = fit_ols(design)
     else:
-        from service.stats.lmm import fit_lmm
-
         result = fit_lmm(design, "ML" if method == "ML" else "REML")
     fixed = {fe.term: fe.estimate for fe in result.fixed_effects}
     state = make_prediction_state(design, fixed, result.conditional_modes)
     return FittedModel(result=result, prediction_state=state)
 
-
-def _by_group_state(result: FitResult) -> dict[str, Any]:
-    # Per-group fits predict nothing yet: their state records only the kind, so the
-    # prediction endpoint can say so clearly instead of guessing.
-    return {"kind": "lm_by_group"}

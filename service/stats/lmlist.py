@@ -67,8 +67,22 @@ def fit_by_group(formula: Formula, data: pd.DataFrame) -> FitResult:
     FitError
         No level could be fitted (each level's reason is in the message).
     """
+    return fit_groups(formula, data).result
+
+
+@dataclass(frozen=True, eq=False)
+class GroupedFit:
+    """A per-group fit and the design of each fitted level (what prediction needs)."""
+
+    result: FitResult
+    designs: dict[str, Design]
+
+
+def fit_groups(formula: Formula, data: pd.DataFrame) -> GroupedFit:
+    """:func:`fit_by_group`, also returning each fitted level's design by level label."""
     groups, n_missing_group = split_by_group(formula, data)
     per_group = replace(formula, by_group=None)
+    designs: dict[str, Design] = {}
     fits: list[GroupFit] = []
     messages: list[str] = []
     n_dropped = n_missing_group
@@ -83,6 +97,7 @@ def fit_by_group(formula: Formula, data: pd.DataFrame) -> FitResult:
             messages.append(f"{group.level}: not fitted: {error}")
             continue
         n_dropped += design.n_dropped_missing
+        designs[group.level] = design
         messages.extend(f"{group.level}: {m}" for m in fit.messages)
         fits.append(GroupFit(level=group.level, n_obs=fit.metrics.n_obs,
                              fixed_effects=fit.fixed_effects, metrics=fit.metrics))
@@ -94,7 +109,7 @@ def fit_by_group(formula: Formula, data: pd.DataFrame) -> FitResult:
         messages.insert(0, f"{n_missing_group} rows with a missing {_group_label(formula)} "
                            "were left out.")
     metrics = _pooled_metrics(fitted, n_dropped)
-    return FitResult(
+    result = FitResult(
         kind="lm_by_group",
         method="OLS by group",
         fixed_effects=(),
@@ -105,6 +120,7 @@ def fit_by_group(formula: Formula, data: pd.DataFrame) -> FitResult:
         messages=tuple(messages),
         groups=tuple(fits),
     )
+    return GroupedFit(result=result, designs=designs)
 
 
 def split_by_group(formula: Formula, data: pd.DataFrame) -> tuple[list[GroupRows], int]:
@@ -121,6 +137,11 @@ def split_by_group(formula: Formula, data: pd.DataFrame) -> tuple[list[GroupRows
     columns = formula.by_group
     if not columns:
         raise DesignError("This formula has no '| group' part to fit separate regressions by.")
+    return split_rows(columns, data)
+
+
+def split_rows(columns: tuple[str, ...], data: pd.DataFrame) -> tuple[list[GroupRows], int]:
+    """:func:`split_by_group` by the grouping columns' names (also used on new data)."""
     missing = [c for c in columns if c not in data.columns]
     if missing:
         raise DesignError("The following formula variables are not present in the table: "

@@ -18,7 +18,8 @@ import pandas as pd
 from service.stats.design.encoder import DesignEncoder
 from service.stats.design.types import Design, FloatArray, RandomBlock
 from service.stats.errors import PredictionError
-from service.stats.results import ConditionalModes
+from service.stats.lmlist import split_rows
+from service.stats.results import ConditionalModes, GroupFit
 
 
 def make_prediction_state(design: Design, fixed: Mapping[str, float],
@@ -77,6 +78,8 @@ def predict(state: Mapping[str, Any], data: pd.DataFrame, *,
         Missing columns or values, unknown factor levels, unseen group levels with
         ``new_levels="error"``, or an inconsistent state.
     """
+    if state.get("kind") == "lm_by_group":
+        return _predict_by_group(state, data)
     if state.get("kind") not in ("lm", "lmm"):
         raise PredictionError(f"cannot predict from a model of kind {state.get('kind')!r}")
     encoder = DesignEncoder.from_json(state["encoder"])
@@ -91,6 +94,51 @@ def predict(state: Mapping[str, Any], data: pd.DataFrame, *,
     entries = list(state.get("random_effects", [])) if with_random else []
     for block in design.random:
         prediction += _random_part(block, _take_entry(entries, block))
+    return prediction
+
+
+def make_by_group_state(columns: Sequence[str], designs: Mapping[str, Design],
+                        groups: Sequence[GroupFit]) -> dict[str, Any]:
+    """The JSON prediction state of a per-group model (lme4's ``lmList``).
+
+    Parameters
+    ----------
+    columns
+        The grouping columns (``g`` of ``y ~ x | g``).
+    designs
+        The design of each fitted level, by level label.
+    groups
+        The per-level fits; levels without estimates (not fitted) are left out.
+    """
+    states = {}
+    for group in groups:
+        if group.level in designs and group.fixed_effects:
+            fixed = {fe.term: fe.estimate for fe in group.fixed_effects}
+            states[group.level] = make_prediction_state(designs[group.level], fixed, ())
+    return {"kind": "lm_by_group", "by": list(columns), "groups": states}
+
+
+def _predict_by_group(state: Mapping[str, Any], data: pd.DataFrame) -> FloatArray:
+    """Each row predicted by its own level's regression, as R's ``predict`` on an lmList.
+
+    Separate regressions have no population-level model, so a level without a fit (unseen,
+    or not fitted for lack of rows) is an error whatever ``new_levels`` says.
+    """
+    groups, n_missing = split_rows(tuple(state["by"]), data)
+    label = ":".join(state["by"])
+    if n_missing:
+        raise PredictionError(f"{n_missing} row(s) have no value for {label}; each row needs "
+                              "its group to be predicted by that group's regression")
+    fitted = state["groups"]
+    unknown = [g.level for g in groups if g.level not in fitted]
+    if unknown:
+        raise PredictionError(f"no regression was fitted for {label} level(s) "
+                              f"{', '.join(unknown[:20])}; levels with a fit: "
+                              f"{', '.join(list(fitted)[:20])}")
+    prediction = np.empty(len(data))
+    for group in groups:
+        part = data.iloc[group.rows].reset_index(drop=True)
+        prediction[group.rows] = predict(fitted[group.level], part)
     return prediction
 
 

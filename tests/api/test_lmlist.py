@@ -1,6 +1,7 @@
 """Per-group regressions (R's lmList) through the HTTP API: `y ~ x | g` gives an
 lm_by_group model whose result holds one fit per level, with R's numbers; a level too
-small to fit is reported, not fatal; predictions are refused with a clear problem.
+small to fit is reported, not fatal; each row is predicted by its own level's regression, as
+R's predict on an lmList, and a level without a regression is refused by name.
 
 Tolerance: each level is an ordinary least squares fit, equal to R's lm to 1e-6 relative.
 """
@@ -49,9 +50,19 @@ def test_per_group_model_matches_lmlist(worker_client: TestClient) -> None:
     assert slopes["C"] < 0 < min(slopes["A"], slopes["B"], slopes["D"])
     assert result["metrics"]["n_obs"] == 200
 
-    refused = worker_client.post(f"/v1/models/{model['id']}/predictions",
-                                 json={"records": [{"Exercise": 1.0, "State": "A"}]})
-    assert "lm_by_group" in assert_problem(refused, 422)["detail"]
+    rows = [{"Exercise": 1.0, "State": "C"}, {"Exercise": 2.5, "State": "A"},
+            {"Exercise": 0.0, "State": "D"}]
+    predicted = worker_client.post(f"/v1/models/{model['id']}/predictions",
+                                   json={"records": rows})
+    assert predicted.status_code == 200, predicted.text
+    for row, value in zip(rows, predicted.json()["predictions"], strict=True):
+        coef = ref["groups"][row["State"]]["fixef"]
+        want = coef["(Intercept)"] + coef["Exercise"] * row["Exercise"]
+        assert math.isclose(value, want, rel_tol=REL), row
+
+    unseen = worker_client.post(f"/v1/models/{model['id']}/predictions",
+                                json={"records": [{"Exercise": 1.0, "State": "Z"}]})
+    assert "State level(s) Z" in assert_problem(unseen, 422)["detail"]
 
 
 def test_a_level_too_small_to_fit_is_reported(worker_client: TestClient) -> None:
@@ -68,6 +79,10 @@ def test_a_level_too_small_to_fit_is_reported(worker_client: TestClient) -> None
     # the fitted groups' rows only
     assert model["result"]["metrics"]["n_obs"] == 200
     assert any("E" in message for message in model["result"]["convergence"]["messages"])
+    # a level without a regression cannot be predicted: refused, naming the level
+    refused = worker_client.post(f"/v1/models/{model['id']}/predictions",
+                                 json={"records": [{"Exercise": 1.0, "State": "E"}]})
+    assert "State level(s) E" in assert_problem(refused, 422)["detail"]
     # residuals and plots cover the fitted levels only
     residuals = worker_client.get(f"/v1/models/{model['id']}/residuals").json()
     assert len(residuals["rows"]) == 200

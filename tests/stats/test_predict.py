@@ -85,7 +85,7 @@ def test_state_errors() -> None:
     with pytest.raises(PredictionError, match="Exercise, State"):
         predict(state, pd.DataFrame({"Mood": [1.0]}))
     with pytest.raises(PredictionError, match="kind"):
-        predict({**state, "kind": "lm_by_group"}, pd.DataFrame({"Exercise": [1.0]}))
+        predict({**state, "kind": "glm"}, pd.DataFrame({"Exercise": [1.0]}))
 
 
 @pytest.mark.parametrize("name", ["sleepstudy_uncorr", "pastes_nested", "mood_lm_state"])
