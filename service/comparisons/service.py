@@ -22,6 +22,7 @@ from service.datasets import repository as datasets
 from service.db.models import ComparisonRow, ModelRow, utcnow
 from service.errors import PROBLEM_TYPE_PREFIX, InvalidInput, NotFound
 from service.inspection.stored import DatasetGone, stored_fit
+from service.models import repository as model_rows
 from service.models import service as models
 from service.models.repository import to_json
 from service.models.schemas import ModelCreate
@@ -97,6 +98,11 @@ def _check_nested(models_terms: list[tuple[ModelRow, frozenset[str]]]) -> None:
 
 
 def _queue_refit(session: Session, row: ModelRow, max_attempts: int) -> ModelRow:
+    # The same formula fitted by ML to the same dataset (an earlier refit, or the user's own
+    # ML fit) is the refit: fitting it again would give the same numbers.
+    same = model_rows.find_same_fit(session, row.dataset_id, row.formula, "ML")
+    if same is not None:
+        return same
     if datasets.get_dataset(session, row.dataset_id) is None:
         raise DatasetGone(
             f"Model {row.id} was fitted by REML and must be refitted by ML to be compared "

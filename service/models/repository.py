@@ -51,6 +51,16 @@ def list_models(session: Session, limit: int, offset: int, dataset_id: str | Non
     return list(session.scalars(statement.limit(limit).offset(offset))), total
 
 
+def find_same_fit(session: Session, dataset_id: str, formula: str, method: str
+                  ) -> ModelRow | None:
+    """The newest model of this formula, dataset and method that has not failed, if any."""
+    statement = (select(ModelRow)
+                 .where(ModelRow.dataset_id == dataset_id, ModelRow.formula == formula,
+                        ModelRow.method == method, ModelRow.status != "failed")
+                 .order_by(ModelRow.created_at.desc(), ModelRow.id).limit(1))
+    return session.scalars(statement).first()
+
+
 def mark_running(session: Session, model_id: str) -> None:
     model = get_model(session, model_id)
     if model is not None and model.status != "succeeded":

@@ -166,6 +166,13 @@ def test_reml_fits_are_refitted_by_ml_as_lme4s_anova(worker_client: TestClient) 
     assert math.isclose(rows[1]["chisq"], ref["table"][1]["chisq"], abs_tol=2e-6)
     assert math.isclose(rows[1]["p_value"], ref["table"][1]["p_value"], abs_tol=1e-5)
 
+    # comparing again reuses the ML refits instead of fitting the same models twice
+    models_before = worker_client.get("/v1/models").json()["total"]
+    again = worker_client.post("/v1/comparisons", json={"model_ids": [uncorr, corr]})
+    assert again.status_code == 202, again.text
+    assert again.json()["refits"] == body["refits"]
+    assert worker_client.get("/v1/models").json()["total"] == models_before
+
 
 def test_models_fitted_to_different_rows_fail_the_comparison(
         worker_client: TestClient) -> None:
