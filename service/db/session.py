@@ -9,13 +9,17 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 # How long a SQLite writer waits for another writer before giving up with "database is
 # locked". Transactions here are short; fits run outside them.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Seconds to wait for a PostgreSQL connection: without it an unreachable host blocks for the
+# TCP timeout (minutes), and with it a worker's lease renewal or an API request in the middle
+# of an outage fails over to its retry or its 503 soon.
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
 
 
 def normalize_url(url: str) -> str:
@@ -35,7 +39,24 @@ def create_db_engine(url: str) -> Engine:
     url = normalize_url(url)
     if is_sqlite(url):
         return _create_sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in make_url(url).query:
+        connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_SECONDS
+    # pre-ping: connections pooled before a database restart are dead; each checkout tests
+    # its connection and replaces a dead one instead of failing the first query after it
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """True when ``error`` says the database cannot be reached now, so retrying later helps.
+
+    Connection failures (refused, closed by a restart, timed out) are ``OperationalError``
+    or ``InterfaceError``, or a ``DBAPIError`` that invalidated its connection; a full
+    connection pool is ``TimeoutError``. Constraint violations and SQL errors are not.
+    """
+    if isinstance(error, (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)):
+        return True
+    return isinstance(error, exc.DBAPIError) and error.connection_invalidated
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

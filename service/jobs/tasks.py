@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.datasets.repository import get_dataset
 from service.db.models import JobRow
-from service.jobs import problems
+from service.jobs import problems, retry
 from service.jobs import repository as jobs
 from service.jobs.child import FitRequest
 from service.jobs.runner import FitOutcome, run_fit
@@ -40,10 +40,12 @@ class TaskContext:
 
 def run_fit_job(job: JobRow, ctx: TaskContext) -> None:
     """Carry out one claimed fit job to its end (stored, failed, requeued or released)."""
-    request = _load_request(job, ctx)
+    request = retry.while_unavailable(lambda: _load_request(job, ctx),
+                                      f"load the data of job {job.id}", ctx.stop)
     if request is None:
         return
     lost = threading.Event()
+    renewal_failing = threading.Event()
     renew_every = ctx.settings.lease_seconds / 3
     last_renewal = time.monotonic()
 
@@ -58,10 +60,16 @@ def run_fit_job(job: JobRow, ctx: TaskContext) -> None:
                 held = jobs.renew_lease(session, job.id, ctx.worker_id,
                                         ctx.settings.lease_seconds)
         except Exception:
-            # a database blip should not cost a long fit: fit on, and if the lease runs out
-            # meanwhile, the write at the end finds the job taken and discards the result
-            log.warning("job %s: lease renewal failed; fitting on", job.id, exc_info=True)
+            # a database outage should not cost a long fit: fit on, and if the lease runs
+            # out meanwhile and another worker takes the job, the write at the end finds it
+            # taken and discards this result; said once per outage, tried every tick
+            if not renewal_failing.is_set():
+                renewal_failing.set()
+                log.warning("job %s: lease renewal failed; fitting on", job.id, exc_info=True)
             return True
+        if renewal_failing.is_set():
+            renewal_failing.clear()
+            log.info("job %s: lease renewed again", job.id)
         last_renewal = time.monotonic()
         if not held:
             lost.set()
@@ -103,14 +111,19 @@ def _load_request(job: JobRow, ctx: TaskContext) -> FitRequest | None:
 
 
 def record_outcome(job: JobRow, outcome: FitOutcome, ctx: TaskContext) -> None:
-    try:
-        with ctx.session_factory.begin() as session:
-            _write_outcome(session, job, outcome, ctx.worker_id)
-    except IntegrityError:
-        # another writer's result rows are there already: keep them, close this job
-        log.warning("job %s: result already stored by another attempt", job.id)
-        with ctx.session_factory.begin() as session:
-            jobs.complete(session, job.id, ctx.worker_id)
+    """Store the outcome, waiting out a database outage: a finished fit is not thrown away."""
+
+    def write() -> None:
+        try:
+            with ctx.session_factory.begin() as session:
+                _write_outcome(session, job, outcome, ctx.worker_id)
+        except IntegrityError:
+            # another writer's result rows are there already: keep them, close this job
+            log.warning("job %s: result already stored by another attempt", job.id)
+            with ctx.session_factory.begin() as session:
+                jobs.complete(session, job.id, ctx.worker_id)
+
+    retry.while_unavailable(write, f"store the outcome of job {job.id}", ctx.stop)
 
 
 def _write_outcome(session: Session, job: JobRow, outcome: FitOutcome, worker_id: str) -> None:
@@ -139,6 +152,7 @@ def _write_outcome(session: Session, job: JobRow, outcome: FitOutcome, worker_id
 
 
 def _release(job: JobRow, ctx: TaskContext) -> None:
+    # no retry: the worker is stopping; if the database is down the lease runs out instead
     with ctx.session_factory.begin() as session:
         if jobs.release(session, job.id, ctx.worker_id):
             models.mark_queued(session, job.target_id)

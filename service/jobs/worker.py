@@ -18,8 +18,9 @@ from types import FrameType
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.migrate import is_at_head
-from service.db.session import create_db_engine, make_session_factory
+from service.db.session import create_db_engine, is_database_unavailable, make_session_factory
 from service.jobs import repository as jobs
+from service.jobs import retry
 from service.jobs.tasks import TaskContext, fail_abandoned, run_fit_job
 from service.models import repository as models
 from service.settings import Settings, get_settings
@@ -70,13 +71,24 @@ class Worker:
         """Work until ``stop`` is set; a running fit is then cut short and its job released."""
         self._stop = stop
         log.info("worker %s started", self.worker_id)
+        unavailable = False
         while not stop.is_set():
             try:
                 worked = self.run_once()
-            except Exception:
-                log.exception("worker %s: unexpected error; retrying", self.worker_id)
+            except Exception as error:
+                # a job claimed before the error keeps its lease until it runs out, and is
+                # then claimed again: nothing is lost, and the worker lives on
+                if not is_database_unavailable(error):
+                    log.exception("worker %s: unexpected error; retrying", self.worker_id)
+                elif not unavailable:  # once per outage, not every few seconds
+                    log.warning("worker %s: the database is unavailable (%s); retrying",
+                                self.worker_id, retry.describe(error))
+                unavailable = is_database_unavailable(error)
                 stop.wait(ERROR_BACKOFF_SECONDS)
                 continue
+            if unavailable:
+                log.info("worker %s: the database is back", self.worker_id)
+                unavailable = False
             if not worked:
                 stop.wait(self.settings.worker_poll_seconds)
         log.info("worker %s stopped", self.worker_id)
