@@ -62,6 +62,13 @@ def fit_ols(design: Design) -> FitResult:
     resid = y - X @ beta
     rss = float(resid @ resid)
     has_intercept = INTERCEPT in design.fixed_names
+    if has_intercept and np.ptp(y) == 0.0:
+        # the intercept alone fits every row and R² would divide zero by zero
+        raise FitError(
+            f"The response {design.response_name} is constant ({y[0]:g} in all {n} rows), so "
+            "there is no variation for the model to explain and standard errors, t statistics "
+            "and p-values are undefined."
+        )
     tss = _total_sum_of_squares(y, has_intercept)
     if rss == 0.0 or rss <= _PERFECT_FIT_RTOL * tss:
         raise FitError(

@@ -127,6 +127,9 @@ def numeric_values(series: pd.Series, kind: ColumnKind, error: type[StatsError])
     if kind == "boolean":
         labels = level_labels(series, "boolean", error)
         return np.array([np.nan if v is None else float(v == "TRUE") for v in labels])
+    if pd.api.types.is_bool_dtype(series.dtype) and series.notna().any():
+        # new data for a numeric column: true/false is a type mistake, not the numbers 1/0
+        raise error(f"column '{name}' must be numeric, but it holds true/false values")
     try:
         return np.asarray(pd.to_numeric(series, errors="raise"), dtype=np.float64)
     except (ValueError, TypeError) as exc:
