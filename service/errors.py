@@ -150,9 +150,21 @@ def field_errors(raw: list[Any]) -> list[dict[str, str]]:
         location = loc[0] if loc and loc[0] in ("body", "query", "path", "header", "cookie") \
             else "body"
         field = ".".join(loc[1:] if loc and loc[0] == location else loc)
-        out.append({"location": location, "field": field, "detail": str(err.get("msg", "")),
+        detail = str(err.get("msg", ""))
+        if err.get("type") == "json_invalid" and location == "body":
+            # FastAPI puts the character position where the field would be
+            detail, field = _json_problem(err, field), ""
+        out.append({"location": location, "field": field, "detail": detail,
                     "type": str(err.get("type", ""))})
     return out
+
+
+def _json_problem(err: Any, position: str) -> str:
+    reason = (err.get("ctx") or {}).get("error")
+    if not reason:  # pydantic's own message already says "Invalid JSON: ..."
+        return str(err.get("msg", "Invalid JSON"))
+    at = f" at character {position}" if position.isdigit() else ""
+    return f"Invalid JSON{at}: {reason}"
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -165,6 +177,16 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    undecodable = exc.__cause__
+    if exc.status_code == 400 and isinstance(undecodable, UnicodeDecodeError):
+        # FastAPI reads a JSON body as text first and calls any failure of that a 400 "error
+        # parsing the body"; it is invalid JSON like any other, so a 422 that says where
+        return problem_response(
+            422, "Invalid input", f"The body is not valid JSON: it must be UTF-8 text, and byte "
+            f"{undecodable.start} cannot be decoded ({undecodable.reason}).", request,
+            PROBLEM_TYPE_PREFIX + "invalid-input",
+            errors=[{"location": "body", "field": "", "type": "json_invalid",
+                     "detail": "The body is not UTF-8 text."}])
     phrase = _phrase(exc.status_code)
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
     if exc.status_code == 404 and detail is None:

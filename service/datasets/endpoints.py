@@ -10,7 +10,7 @@ from starlette.datastructures import UploadFile
 
 from service.body import media_type, read_body, replay, unsupported
 from service.datasets import service
-from service.datasets.schemas import Dataset, DatasetList, DatasetRecords
+from service.datasets.schemas import MAX_OFFSET, Dataset, DatasetList, DatasetRecords
 from service.dependencies import SessionDep, SettingsDep
 from service.errors import InvalidInput, problem_responses
 
@@ -89,7 +89,7 @@ async def create_dataset(
 def list_datasets(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> DatasetList:
     """List datasets, newest first."""
     rows, total = service.list_datasets(session, limit, offset)

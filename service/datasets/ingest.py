@@ -82,6 +82,7 @@ def read_csv(data: bytes) -> pd.DataFrame:
             "be decoded. Save the CSV as UTF-8, or upload Parquet.") from None
     if not text.strip():
         raise InvalidInput("The upload is empty: a CSV needs a header line and at least one row.")
+    _check_no_nul(text)
     sep = delimiter(text)
     _check_header(text, sep)
     with warnings.catch_warnings():
@@ -96,6 +97,18 @@ def read_csv(data: bytes) -> pd.DataFrame:
                                ) from None
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
             raise InvalidInput(_csv_problem(exc)) from None
+
+
+def _check_no_nul(text: str) -> None:
+    # NUL is no character of any text (PostgreSQL cannot store it); in a "CSV" it almost
+    # always means UTF-16 sent as if it were UTF-8, or a binary file.
+    position = text.find("\x00")
+    if position >= 0:
+        line = text.count("\n", 0, position) + 1
+        raise InvalidInput(
+            f"The upload contains a NUL character (U+0000) on line {line}, so it is not UTF-8 "
+            "text: a file saved as UTF-16 looks like this. Save the CSV as UTF-8, or upload "
+            "Parquet.")
 
 
 def _csv_problem(exc: BaseException) -> str:
@@ -130,6 +143,9 @@ def _check_names(names: Sequence[str]) -> None:
     if not names:
         raise InvalidInput("The data has no columns.")
     for position, name in enumerate(names, start=1):
+        if "\x00" in str(name):
+            raise InvalidInput(f"Column {position} has a NUL character (U+0000) in its name "
+                               f"{str(name)!r}; names must be text.")
         if not str(name).strip():
             raise InvalidInput(
                 f"Column {position} has no name. A CSV written by R's write.csv has an unnamed "
@@ -151,10 +167,27 @@ def read_parquet(data: bytes) -> pd.DataFrame:
         if pa.types.is_nested(field.type):
             raise InvalidInput(f"Column {field.name!r} holds nested values ({field.type}); "
                                "only flat numeric, text and boolean columns can be modelled.")
+    table = _binary_as_text(table)
     try:
         return table.to_pandas()
     except (pa.ArrowException, ValueError) as exc:
         raise InvalidInput(f"The Parquet file cannot be converted: {_first_line(exc)}") from None
+
+
+def _binary_as_text(table: pa.Table) -> pa.Table:
+    """Binary columns as text: bytes that are UTF-8 are a text column, others are refused."""
+    for index, field in enumerate(table.schema):
+        if not (pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type)
+                or pa.types.is_fixed_size_binary(field.type)):
+            continue
+        try:
+            column = table.column(index).cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise InvalidInput(f"Column {field.name!r} holds binary values that are not UTF-8 "
+                               "text; only numeric, text and boolean columns can be modelled."
+                               ) from None
+        table = table.set_column(index, pa.field(field.name, pa.string()), column)
+    return table
 
 
 def frame_from_records(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -174,13 +207,23 @@ def _typed_values(name: str, values: list[Any]) -> Any:
     if present and all(isinstance(v, bool) for v in present):
         return pd.array(values, dtype="boolean")
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
-        return pd.array([float("nan") if v is None else float(v) for v in values],
+        return pd.array([float("nan") if v is None else _float(name, v) for v in values],
                         dtype="float64")
     if all(isinstance(v, str) for v in present):
         return pd.Series(values, dtype=object)
     kinds = sorted({type(v).__name__ for v in present})
     raise InvalidInput(f"Column {name!r} mixes value types ({', '.join(kinds)}); give each "
                        "column numbers, strings or booleans only.")
+
+
+def _float(name: str, value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        # JSON integers have no size limit; a double's ends near 1.8e308
+        raise InvalidInput(f"Column {name!r} has a number too large for a double-precision "
+                           f"value ({str(value)[:20]}... with {len(str(value))} digits)."
+                           ) from None
 
 
 def normalize(frame: pd.DataFrame) -> Table:
@@ -218,6 +261,11 @@ def _normalize_column(series: pd.Series) -> tuple[pd.Series, DType]:
         return series.astype("float64"), "numeric"
     # object, not pandas' "str" alias: in pandas 2 that alias turns missing values into "nan"
     as_text = series.map(lambda v: None if pd.isna(v) else str(v)).astype(object)
+    with_nul = as_text.map(lambda v: isinstance(v, str) and "\x00" in v)
+    if with_nul.any():
+        row = int(with_nul.to_numpy().argmax()) + 1
+        raise InvalidInput(f"Column {str(series.name)!r} has a NUL character (U+0000) in row "
+                           f"{row}; values must be text.")
     return as_text, "categorical"
 
 

@@ -14,8 +14,16 @@ def add_dataset(session: Session, row: DatasetRow) -> DatasetRow:
     return row
 
 
+def can_exist(row_id: str) -> bool:
+    """False for an id no row can have: ids are text, and PostgreSQL refuses NUL in text
+    (an error, not an empty result), so such an id is answered without a query."""
+    return "\x00" not in row_id
+
+
 def get_dataset(session: Session, dataset_id: str, *, with_content: bool = False
                 ) -> DatasetRow | None:
+    if not can_exist(dataset_id):
+        return None
     option = undefer(DatasetRow.content) if with_content else defer(DatasetRow.content)
     statement = select(DatasetRow).where(DatasetRow.id == dataset_id).options(option)
     return session.scalars(statement).one_or_none()
@@ -36,5 +44,7 @@ def list_datasets(session: Session, limit: int, offset: int) -> tuple[list[Datas
 
 def delete_dataset(session: Session, dataset_id: str) -> bool:
     """Delete a dataset; its models stay (they predict without it). False if absent."""
+    if not can_exist(dataset_id):
+        return False
     result = session.execute(delete(DatasetRow).where(DatasetRow.id == dataset_id))
     return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -9,6 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.db.models import DatasetRow
 
+# The largest page offset: any count of rows is below it, and databases' 64-bit OFFSET
+# (and JSON's exact integers) hold it.
+MAX_OFFSET = 2**53 - 1
+
 # A JSON scalar: what one cell of an uploaded record may hold (null is a missing value).
 Cell = str | float | int | bool | None
 

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.body import media_type, read_body, unsupported
 from service.datasets.ingest import frame_from_records, read_csv
+from service.datasets.schemas import MAX_OFFSET
 from service.dependencies import SessionDep, SettingsDep
 from service.errors import InvalidInput, field_errors, problem_responses
 from service.models import effects, service
@@ -53,7 +54,7 @@ def create_model(spec: ModelCreate, response: Response, session: SessionDep,
 def list_models(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     dataset_id: Annotated[str | None, Query(description="Only models of this dataset")] = None,
 ) -> ModelList:
     """List models, newest first."""

@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import asdict
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service.datasets.repository import can_exist
 from service.db.models import (
     FixedEffectRow,
     ModelMetricRow,
@@ -33,6 +34,8 @@ def add_model(session: Session, row: ModelRow) -> ModelRow:
 
 
 def get_model(session: Session, model_id: str, *, for_update: bool = False) -> ModelRow | None:
+    if not can_exist(model_id):
+        return None
     statement = select(ModelRow).where(ModelRow.id == model_id)
     if for_update:
         statement = statement.with_for_update()
@@ -44,6 +47,8 @@ def list_models(session: Session, limit: int, offset: int, dataset_id: str | Non
     """A page of models, newest first, and the total count."""
     count = select(func.count()).select_from(ModelRow)
     statement = select(ModelRow).order_by(ModelRow.created_at.desc(), ModelRow.id)
+    if dataset_id is not None and not can_exist(dataset_id):
+        return [], 0
     if dataset_id is not None:
         count = count.where(ModelRow.dataset_id == dataset_id)
         statement = statement.where(ModelRow.dataset_id == dataset_id)
@@ -112,7 +117,8 @@ def store_fit_result(session: Session, model_id: str, fitted: FittedModel) -> bo
 def _fixed_effect_rows(model_id: str, result: FitResult) -> list[FixedEffectRow]:
     return [
         FixedEffectRow(
-            model_id=model_id, position=position, term=fe.term, estimate=_num(fe.estimate),
+            model_id=model_id, position=position, term=_label(fe.term),
+            estimate=_num(fe.estimate),
             std_error=_num(fe.std_error), statistic=_num(fe.statistic), df=_num(fe.df),
             p_value=_num(fe.p_value), conf_low=_num(fe.conf_low), conf_high=_num(fe.conf_high))
         for position, fe in enumerate(result.fixed_effects)
@@ -132,8 +138,8 @@ def variance_component_rows(model_id: str, result: FitResult) -> list[VarianceCo
 
     def add(group: str, term1: str | None, term2: str | None, vcov: float, sdcor: float) -> None:
         rows.append(VarianceComponentRow(
-            model_id=model_id, position=len(rows), group_name=group, term1=term1, term2=term2,
-            variance=_num(vcov), std_dev=_num(sdcor)))
+            model_id=model_id, position=len(rows), group_name=_label(group),
+            term1=_label(term1), term2=_label(term2), variance=_num(vcov), std_dev=_num(sdcor)))
 
     for term, group in zip(result.random_effects, _unique_group_names(result.random_effects),
                            strict=True):
@@ -167,6 +173,20 @@ def _metric_rows(model_id: str, metrics: Metrics) -> list[ModelMetricRow]:
         for name, value in asdict(metrics).items()
         if value is None or isinstance(value, int | float)
     ]
+
+
+# The name columns of the queryable result tables are this long; a name from a long column
+# name or factor level is cut to fit (PostgreSQL refuses longer ones), the result document
+# keeps it whole.
+LABEL_LENGTH = 300
+
+
+@overload
+def _label(name: str) -> str: ...
+@overload
+def _label(name: None) -> None: ...
+def _label(name: str | None) -> str | None:
+    return name if name is None or len(name) <= LABEL_LENGTH else name[:LABEL_LENGTH - 1] + "…"
 
 
 def _num(value: float | None) -> float | None:
