@@ -16,8 +16,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import exc as sqlalchemy_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.db.session import is_database_unavailable
 from service.stats.errors import FormulaError, StatsError
 
 logger = logging.getLogger("mixedfit.errors")
@@ -197,6 +199,25 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
                             headers=dict(exc.headers) if exc.headers else None)
 
 
+# how long a client should wait before retrying during a database outage (a restart or a
+# failover takes seconds)
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    # an outage (restart, failover, full pool) is the server's temporary state, not a bug:
+    # 503 with Retry-After; any other database error is unexpected, and raised on to the
+    # handler of last resort (the 500 problem)
+    if not is_database_unavailable(exc):
+        raise exc
+    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                   type(exc).__name__)
+    return problem_response(503, "Service unavailable",
+                            "The database is unavailable; retry the request shortly.", request,
+                            PROBLEM_TYPE_PREFIX + "database-unavailable",
+                            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(500, "Internal Server Error",
@@ -210,6 +231,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StatsError, _stats_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(sqlalchemy_exc.DBAPIError, _database_error)
+    app.add_exception_handler(sqlalchemy_exc.TimeoutError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)
 
 
