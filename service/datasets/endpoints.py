@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.body import media_type, read_body, replay, unsupported
 from service.datasets import service
@@ -54,7 +55,12 @@ async def _read_upload(request: Request, limit: int, name: str | None) -> servic
         return service.Upload(await read_body(request, limit), "records", name)
     if media == "multipart/form-data":
         body = await read_body(request, limit)
-        form = await replay(request, body).form(max_files=1, max_fields=10)
+        try:
+            form = await replay(request, body).form(max_files=1, max_fields=10)
+        except StarletteHTTPException as exc:
+            # Starlette calls a body it cannot split into parts a 400; like every other
+            # unreadable upload it is a 422 that says what is wrong
+            raise InvalidInput(f"The multipart body cannot be read: {exc.detail}") from None
         try:
             part = form.get("file")
             if not isinstance(part, UploadFile):

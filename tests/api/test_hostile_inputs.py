@@ -223,13 +223,13 @@ def test_multipart_problems(client: TestClient) -> None:
     assert "'file'" in assert_problem(field_not_file, 422)["detail"]
     garbage = client.post("/v1/datasets", content=b"garbage",
                           headers={"Content-Type": "multipart/form-data; boundary=X"})
-    assert assert_problem(garbage, 400)["detail"]
+    assert "multipart body cannot be read" in assert_problem(garbage, 422)["detail"]
     no_boundary = client.post("/v1/datasets", content=b"garbage",
                               headers={"Content-Type": "multipart/form-data"})
-    assert "boundary" in assert_problem(no_boundary, 400)["detail"]
+    assert "boundary" in assert_problem(no_boundary, 422)["detail"]
     two = client.post("/v1/datasets", files=[("file", ("x.csv", b"a\n1\n")),
                                              ("file", ("y.csv", b"a\n1\n"))])
-    assert assert_problem(two, 400)["detail"]
+    assert "Too many files" in assert_problem(two, 422)["detail"]
     corrupt = client.post("/v1/datasets", files={"file": ("x.parquet", b"PAR1garbagePAR1")})
     assert "Parquet" in assert_problem(corrupt, 422)["detail"]
 
