@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import exc as sqlalchemy_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from service.db.session import is_database_unavailable
 from service.stats.errors import FormulaError, StatsError
@@ -193,10 +194,31 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
     if exc.status_code == 404 and detail is None:
         detail = f"There is no resource at {request.url.path}."
-    if exc.status_code == 405 and detail is None:
-        detail = f"{request.method} is not allowed on {request.url.path}."
-    return problem_response(exc.status_code, phrase, detail, request,
-                            headers=dict(exc.headers) if exc.headers else None)
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        allowed = allowed_methods(request)
+        if allowed:
+            # Starlette names only the methods of the first route with this path
+            headers["Allow"] = ", ".join(allowed)
+        if detail is None:
+            detail = (f"{request.method} is not allowed on {request.url.path}; it accepts "
+                      f"{headers.get('Allow') or 'no method'}.")
+    return problem_response(exc.status_code, phrase, detail, request, headers=headers or None)
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods some route of the application answers on the request's path."""
+    router = getattr(request.app, "router", None)
+    routes = getattr(router, "routes", [])
+    allowed = []
+    for method in METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
 
 
 # how long a client should wait before retrying during a database outage (a restart or a

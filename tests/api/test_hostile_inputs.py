@@ -269,6 +269,20 @@ def test_wrong_content_type_is_415(client: TestClient, content_type: str) -> Non
     assert "text/csv" in problem["detail"]
 
 
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("OPTIONS", "/v1/datasets", "GET, POST"),
+    ("PUT", "/v1/models", "GET, POST"),
+    ("PATCH", "/v1/datasets/some-id", "GET, DELETE"),
+    ("GET", "/v1/models/some-id/predictions", "POST"),
+])
+def test_wrong_method_names_every_allowed_one(client: TestClient, method: str, path: str,
+                                              allowed: str) -> None:
+    response = client.request(method, path)
+    body = assert_problem(response, 405)
+    assert response.headers["allow"] == allowed
+    assert allowed in body["detail"]
+
+
 # --- formulas, models and predictions ----------------------------------------------------
 
 
