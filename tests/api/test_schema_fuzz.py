@@ -133,3 +133,85 @@ def check_operation(cases: st.SearchStrategy[tuple[Case, str | None]]) -> None:
         case.call_and_validate(checks=CHECKS, additional_checks=[problem_documents])
 
     run()
+
+
+# --- generated uploads: what the OpenAPI document cannot describe ----------------------
+
+HOSTILE_CELLS = ["", "NA", "NaN", "nan", "inf", "-inf", "1e309", "-1e309", "TRUE", "false",
+                 "T", "0", "-0", "1.5", "1,5", "=cmd|' /C calc'!A0", "@SUM(A1)", '"', '""',
+                 "\ufeff", "\u202e", "\r", "\t", ";", " ", "9" * 400, "é", "\\", "\x00"]
+cells = st.one_of(st.sampled_from(HOSTILE_CELLS), st.text(max_size=8),
+                  st.floats(allow_nan=True).map(repr), st.integers().map(str))
+
+
+def _quoted(cell: str) -> str:
+    return '"' + cell.replace('"', '""') + '"'
+
+
+@st.composite
+def csv_bodies(draw: st.DrawFn) -> bytes:
+    width = draw(st.integers(1, 5))
+    header = draw(st.lists(cells, min_size=width, max_size=width))
+    rows = draw(st.lists(st.lists(cells, min_size=0, max_size=width + 1), max_size=6))
+    separator = draw(st.sampled_from([",", ";", "\t"]))
+    quote = draw(st.booleans())
+    lines = [separator.join(_quoted(c) if quote else c for c in row) for row in [header, *rows]]
+    text = draw(st.sampled_from(["\n", "\r\n", "\r"])).join(lines)
+    return text.encode(draw(st.sampled_from(["utf-8", "utf-8-sig", "utf-16"])), "replace")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False, allow_infinity=False) | st.integers()
+    | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=2) | st.dictionaries(st.text(max_size=3),
+                                                                         children, max_size=2),
+    max_leaves=4)
+records = st.lists(st.dictionaries(st.sampled_from(["Mood", "Exercise", "State", "", "x\x00"]),
+                                   json_values, max_size=4), max_size=4)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def assert_answer(response: Any, *statuses: int) -> None:
+    assert response.status_code in statuses, (response.status_code, response.text)
+    if response.status_code >= 400:
+        assert response.headers["content-type"].startswith(PROBLEM_MEDIA_TYPE)
+        assert response.json()["detail"]
+
+
+@settings(max_examples=300, derandomize=True, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(body=st.one_of(csv_bodies(), st.binary(max_size=200)))
+def test_generated_csv_is_stored_or_refused_with_a_reason(client: TestClient,
+                                                          body: bytes) -> None:
+    response = client.post("/v1/datasets", content=body, headers={"Content-Type": "text/csv"})
+    assert_answer(response, 201, 422)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(rows=records)
+def test_generated_records_are_stored_or_refused_with_a_reason(client: TestClient,
+                                                               rows: list[Any]) -> None:
+    assert_answer(client.post("/v1/datasets", json={"records": rows}), 201, 422)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(rows=records, new_levels=st.sampled_from(["population", "error"]),
+       include=st.booleans())
+def test_generated_prediction_records_are_predicted_or_refused(
+        client: TestClient, fitted_model: str, rows: list[Any], new_levels: str,
+        include: bool) -> None:
+    response = client.post(f"/v1/models/{fitted_model}/predictions", json={
+        "records": rows, "new_levels": new_levels, "include_random_effects": include})
+    assert_answer(response, 200, 422)
+
+
+@pytest.fixture
+def fitted_model(app: FastAPI, client: TestClient) -> str:
+    return known_ids(app)["model_id"][0]
