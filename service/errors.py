@@ -180,16 +180,16 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    undecodable = exc.__cause__
-    if exc.status_code == 400 and isinstance(undecodable, UnicodeDecodeError):
-        # FastAPI reads a JSON body as text first and calls any failure of that a 400 "error
-        # parsing the body"; it is invalid JSON like any other, so a 422 that says where
+    unparsable = _unparsable_json(exc)
+    if unparsable is not None:
+        # FastAPI calls a JSON body that json.loads fails on other than with a decode error
+        # a 400 "error parsing the body"; it is invalid JSON like any other, so a 422 that
+        # says what is wrong
         return problem_response(
-            422, "Invalid input", f"The body is not valid JSON: it must be UTF-8 text, and byte "
-            f"{undecodable.start} cannot be decoded ({undecodable.reason}).", request,
+            422, "Invalid input", f"The body is not valid JSON: {unparsable}", request,
             PROBLEM_TYPE_PREFIX + "invalid-input",
             errors=[{"location": "body", "field": "", "type": "json_invalid",
-                     "detail": "The body is not UTF-8 text."}])
+                     "detail": unparsable}])
     phrase = _phrase(exc.status_code)
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
     if exc.status_code == 404 and detail is None:
@@ -204,6 +204,18 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
             detail = (f"{request.method} is not allowed on {request.url.path}; it accepts "
                       f"{headers.get('Allow') or 'no method'}.")
     return problem_response(exc.status_code, phrase, detail, request, headers=headers or None)
+
+
+def _unparsable_json(exc: StarletteHTTPException) -> str | None:
+    cause = exc.__cause__
+    if exc.status_code != 400:
+        return None
+    if isinstance(cause, UnicodeDecodeError):
+        return (f"it must be UTF-8 text, and byte {cause.start} cannot be decoded "
+                f"({cause.reason}).")
+    if isinstance(cause, RecursionError):
+        return "it is nested too deeply."
+    return None
 
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
