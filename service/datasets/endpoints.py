@@ -48,9 +48,10 @@ _UPLOAD_BODY: dict[str, Any] = {
 async def _read_upload(request: Request, limit: int, name: str | None) -> service.Upload:
     media = media_type(request)
     if media in CSV_TYPES:
-        return service.Upload(await read_body(request, limit), "csv", name)
+        return service.Upload(await read_body(request, limit), "csv", name, limit_bytes=limit)
     if media in PARQUET_TYPES:
-        return service.Upload(await read_body(request, limit), "sniff", name)
+        return service.Upload(await read_body(request, limit), "sniff", name,
+                              limit_bytes=limit)
     if media == "application/json" or media.endswith("+json"):
         return service.Upload(await read_body(request, limit), "records", name)
     if media == "multipart/form-data":
@@ -68,7 +69,7 @@ async def _read_upload(request: Request, limit: int, name: str | None) -> servic
             form_name = form.get("name")
             return service.Upload(await part.read(), "sniff",
                                   name or (form_name if isinstance(form_name, str) else None),
-                                  filename=part.filename)
+                                  filename=part.filename, limit_bytes=limit)
         finally:
             await form.close()  # removes the spooled temporary file
     raise unsupported(media, ACCEPTED)

@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from service.errors import InvalidInput
+from service.errors import InvalidInput, PayloadTooLarge
 
 DType = Literal["numeric", "categorical", "boolean"]
 Format = Literal["csv", "parquet"]
@@ -66,9 +66,16 @@ def sniff_format(data: bytes, filename: str | None = None) -> Format:
     return "csv"
 
 
-def read_table(data: bytes, fmt: Format) -> Table:
-    """Parse an uploaded CSV or Parquet file into a normalized table."""
-    frame = read_csv(data) if fmt == "csv" else read_parquet(data)
+def read_table(data: bytes, fmt: Format, limit_bytes: int | None = None) -> Table:
+    """Parse an uploaded CSV or Parquet file into a normalized table.
+
+    ``limit_bytes`` is the upload limit: a Parquet file may hold no more values than a CSV
+    within it could (one character and a separator each).
+    """
+    if fmt == "csv":
+        frame = read_csv(data)
+    else:
+        frame = read_parquet(data, None if limit_bytes is None else limit_bytes // 2)
     return normalize(frame)
 
 
@@ -156,9 +163,18 @@ def _check_names(names: Sequence[str]) -> None:
                            duplicate_columns=duplicates)
 
 
-def read_parquet(data: bytes) -> pd.DataFrame:
-    """Read Parquet bytes into a data frame."""
+def read_parquet(data: bytes, max_values: int | None = None) -> pd.DataFrame:
+    """Read Parquet bytes into a data frame of at most ``max_values`` values (rows × columns)."""
     try:
+        metadata = pq.ParquetFile(io.BytesIO(data)).metadata
+        # compression and run-length encoding let a few kB describe billions of values:
+        # count them before any is decoded
+        values = metadata.num_rows * metadata.num_columns
+        if max_values is not None and values > max_values:
+            raise PayloadTooLarge(
+                f"The Parquet file holds {metadata.num_rows} rows of {metadata.num_columns} "
+                f"columns ({values} values), more than the {max_values} that an upload within "
+                "the limit (MIXEDFIT_MAX_UPLOAD_BYTES) can hold as CSV.", max_values=max_values)
         table = pq.read_table(io.BytesIO(data))
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise InvalidInput(f"The Parquet file cannot be read: {_first_line(exc)}") from None

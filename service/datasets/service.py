@@ -26,6 +26,7 @@ class Upload:
     kind: str  # "csv", "parquet", "records" or "sniff" (decide from the bytes)
     name: str | None = None
     filename: str | None = None
+    limit_bytes: int | None = None  # the upload limit, which also bounds what Parquet holds
 
 
 def parse_upload(upload: Upload) -> tuple[Table, str | None]:
@@ -45,7 +46,8 @@ def parse_upload(upload: Upload) -> tuple[Table, str | None]:
         raise InvalidInput("The upload is empty.")
     kind = upload.kind
     fmt = sniff_format(upload.data, upload.filename) if kind == "sniff" else kind
-    return read_table(upload.data, "parquet" if fmt == "parquet" else "csv"), None
+    return read_table(upload.data, "parquet" if fmt == "parquet" else "csv",
+                      upload.limit_bytes), None
 
 
 def create_dataset(session: Session, upload: Upload) -> DatasetRow:

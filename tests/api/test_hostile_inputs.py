@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -262,6 +263,20 @@ def test_parquet_text_with_nul_is_422(client: TestClient) -> None:
     data = parquet(pa.table({"a": ["x\x00y", "z"], "y": [1.0, 2.0]}))
     problem = assert_problem(post_csv(client, data, "application/vnd.apache.parquet"), 422)
     assert "NUL" in problem["detail"]
+
+
+def test_parquet_that_expands_past_the_limit_is_413_before_decoding(
+        make_client: ClientFactory) -> None:
+    # 3 million zeros compress to a few kB; decoded they are 24 MB of floats
+    client = make_client(max_upload_bytes=1_000_000)
+    bomb = parquet(pa.table({"a": pa.array(np.zeros(3_000_000, dtype=np.int8))}))
+    assert len(bomb) < 100_000
+    for response in (post_csv(client, bomb, "application/vnd.apache.parquet"),
+                     client.post("/v1/datasets", files={"file": ("bomb.parquet", bomb)})):
+        problem = assert_problem(response, 413)
+        assert "3000000 rows" in problem["detail"]
+    small = parquet(pa.table({"a": pa.array(np.zeros(1_000, dtype=np.int8))}))
+    assert post_csv(client, small, "application/vnd.apache.parquet").status_code == 201
 
 
 @pytest.mark.parametrize("content_type", ["application/xml", "", ";;;", "image/png"])
