@@ -350,6 +350,10 @@ def test_unknown_ids_on_write_are_404_problems(client: TestClient) -> None:
                    404)
     assert_problem(client.post("/v1/models", json={"dataset_id": "\u0000",
                                                    "formula": "y ~ x"}), 404)
+    # PostgreSQL cannot compare text holding NUL: no such id exists, so no such model either
+    listed = client.get("/v1/models?dataset_id=%00")
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["items"] == []
 
 
 @pytest.mark.parametrize("query", [
