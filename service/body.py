@@ -60,7 +60,10 @@ def replay(request: Request, body: bytes) -> Request:
     return Request(request.scope, receive=receive_fn)
 
 
-def unsupported(media: str, accepted: list[str]) -> UnsupportedMediaType:
-    shown = media or "no Content-Type header"
+def unsupported(request: Request, accepted: list[str]) -> UnsupportedMediaType:
+    declared = request.headers.get("content-type")
+    media = media_type(request)
+    shown = media or ("no Content-Type header" if declared is None
+                      else f"unreadable Content-Type {declared[:100]!r}")
     return UnsupportedMediaType(f"Cannot read a body of {shown}; send one of: "
                                 + ", ".join(accepted) + ".", accepted=accepted)

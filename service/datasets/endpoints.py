@@ -72,7 +72,7 @@ async def _read_upload(request: Request, limit: int, name: str | None) -> servic
                                   filename=part.filename, limit_bytes=limit)
         finally:
             await form.close()  # removes the spooled temporary file
-    raise unsupported(media, ACCEPTED)
+    raise unsupported(request, ACCEPTED)
 
 
 @router.post("", status_code=201, response_model=Dataset, openapi_extra=_UPLOAD_BODY,

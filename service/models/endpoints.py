@@ -121,7 +121,7 @@ async def predict(
         frame = frame_from_records(spec.records)
         include_random_effects, new_levels = spec.include_random_effects, spec.new_levels
     else:
-        raise unsupported(media, ["application/json", "text/csv"])
+        raise unsupported(request, ["application/json", "text/csv"])
     values = await run_in_threadpool(service.predict, session, model_id, _as_frame(frame),
                                      include_random_effects, new_levels)
     return Predictions(model_id=model_id, predictions=values)

@@ -279,10 +279,15 @@ def test_parquet_that_expands_past_the_limit_is_413_before_decoding(
     assert post_csv(client, small, "application/vnd.apache.parquet").status_code == 201
 
 
-@pytest.mark.parametrize("content_type", ["application/xml", "", ";;;", "image/png"])
-def test_wrong_content_type_is_415(client: TestClient, content_type: str) -> None:
+@pytest.mark.parametrize(("content_type", "named"), [
+    ("application/xml", "application/xml"), ("", "unreadable Content-Type ''"),
+    (";;;", "unreadable Content-Type ';;;'"), ("image/png", "image/png"),
+])
+def test_wrong_content_type_is_415(client: TestClient, content_type: str, named: str) -> None:
     problem = assert_problem(post_csv(client, b"a\n1\n", content_type), 415)
-    assert "text/csv" in problem["detail"]
+    assert "text/csv" in problem["detail"] and named in problem["detail"]
+    missing = client.post("/v1/datasets", content=b"a\n1\n")
+    assert "no Content-Type header" in assert_problem(missing, 415)["detail"]
 
 
 @pytest.mark.parametrize(("method", "path", "allowed"), [
