@@ -10,6 +10,7 @@ killed and the fit abandoned.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import signal
 import threading
@@ -21,6 +22,8 @@ from typing import Literal
 
 from service.jobs.child import FitRequest, run_child
 from service.stats.fit import FittedModel
+
+log = logging.getLogger("service.jobs.runner")
 
 OutcomeStatus = Literal["succeeded", "invalid", "timeout", "memory", "crashed", "cancelled"]
 
@@ -97,7 +100,15 @@ def _read_outcome(outcome: tuple[object, ...], memory_bytes: int) -> FitOutcome:
         return FitOutcome("invalid", error_type=str(outcome[1]), message=str(outcome[2]))
     if kind == "memory":
         return FitOutcome("memory", message=_memory_message(memory_bytes))
-    return FitOutcome("crashed", message=f"the fit failed unexpectedly:\n{outcome[1]}")
+    # The traceback is for operators (the worker's log), not for clients: the stored problem
+    # names the exception type only, so no paths or internals reach the API.
+    details = str(outcome[1]).strip()
+    log.error("fit failed with an internal error:\n%s", details)
+    last_line = details.splitlines()[-1] if details else "an unknown error"
+    error_name = last_line.split(":", 1)[0].strip()
+    return FitOutcome("crashed", message=(
+        f"the fit failed with an internal error ({error_name}); the worker's log has the "
+        "details"))
 
 
 def _crashed(exitcode: int | None, memory_bytes: int) -> FitOutcome:
