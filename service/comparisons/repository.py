@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.db.ids import can_exist
 from service.db.models import ComparisonRow, ModelRow
 
 
@@ -17,11 +18,13 @@ def add_comparison(session: Session, row: ComparisonRow) -> ComparisonRow:
 
 
 def get_comparison(session: Session, comparison_id: str) -> ComparisonRow | None:
+    if not can_exist(comparison_id):
+        return None
     return session.get(ComparisonRow, comparison_id)
 
 
 def get_models(session: Session, model_ids: Iterable[str]) -> dict[str, ModelRow]:
     """The models with these ids that exist, by id."""
-    ids = list(dict.fromkeys(model_ids))
+    ids = [i for i in dict.fromkeys(model_ids) if can_exist(i)]
     rows = session.scalars(select(ModelRow).where(ModelRow.id.in_(ids)))
     return {row.id: row for row in rows}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, defer, undefer
 
+from service.db.ids import can_exist
 from service.db.models import DatasetRow
 
 
@@ -12,12 +13,6 @@ def add_dataset(session: Session, row: DatasetRow) -> DatasetRow:
     session.add(row)
     session.flush()
     return row
-
-
-def can_exist(row_id: str) -> bool:
-    """False for an id no row can have: ids are text, and PostgreSQL refuses NUL in text
-    (an error, not an empty result), so such an id is answered without a query."""
-    return "\x00" not in row_id
 
 
 def get_dataset(session: Session, dataset_id: str, *, with_content: bool = False

@@ -15,7 +15,7 @@ from typing import Any, overload
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.datasets.repository import can_exist
+from service.db.ids import can_exist
 from service.db.models import (
     FixedEffectRow,
     ModelMetricRow,

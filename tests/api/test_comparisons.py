@@ -234,6 +234,9 @@ def test_refusals_are_problem_documents(client: TestClient, mood_id: str,
     assert_problem(client.post("/v1/comparisons", json={"ids": [lm, state_only]}), 422)
     assert_problem(client.get("/v1/comparisons/nope"), 404)
     assert_problem(client.get("/v1/comparisons/nope?wait=1"), 404)
+    # ids PostgreSQL cannot even compare (NUL in text) are unknown ids, not server errors
+    assert_problem(client.get("/v1/comparisons/no%00pe"), 404)
+    assert "There is no model" in refused([lm, "no\x00pe"], 404)
     assert client.get("/v1/models").json()["total"] == 5  # no refit queued by a refusal
 
 
