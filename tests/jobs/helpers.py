@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -16,6 +21,41 @@ from service.db.models import FixedEffectRow, JobRow, ModelMetricRow, ModelRow
 
 SLOW_FORMULA = "y ~ x + (x | a) + (1 | b)"
 T = TypeVar("T")
+StartWorker = Callable[..., subprocess.Popen[bytes]]
+
+
+@contextmanager
+def worker_processes(database_url: str, log_dir: Path, **defaults: object
+                     ) -> Iterator[StartWorker]:
+    """Start real ``python -m service.jobs.worker`` processes on ``database_url``.
+
+    ``start(name, **settings)`` starts one, its settings (``lease_seconds=2``) over
+    ``defaults``, logging to ``log_dir/name.log``; at exit any still alive are killed and
+    each log's tail is printed (pytest shows it when the test failed).
+    """
+    started: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def start(name: str, **settings: object) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "MIXEDFIT_DATABASE_URL": database_url,
+               "MIXEDFIT_WORKER_POLL_SECONDS": "0.1",
+               **{f"MIXEDFIT_{key.upper()}": str(value)
+                  for key, value in {**defaults, **settings}.items()}}
+        log = log_dir / f"{name}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen([sys.executable, "-m", "service.jobs.worker"], env=env,
+                                       stdout=out, stderr=subprocess.STDOUT)
+        started.append((process, log))
+        return process
+
+    try:
+        yield start
+    finally:
+        for process, log in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            print(f"--- {log.name} (exit {process.returncode}) ---\n"
+                  f"{log.read_text()[-6000:]}")
 
 
 def slow_lmm_data(n: int = 40_000, n_a: int = 600, n_b: int = 300, seed: int = 7

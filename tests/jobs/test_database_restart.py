@@ -12,10 +12,9 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,18 +30,26 @@ from service.db.migrate import upgrade
 from service.db.session import create_db_engine, make_session_factory
 from service.settings import Settings
 from tests.db.factories import DATA, submit_fit
-from tests.jobs.helpers import SLOW_FORMULA, Stored, slow_lmm_data, stored, wait_for
+from tests.jobs.helpers import (
+    SLOW_FORMULA,
+    StartWorker,
+    Stored,
+    slow_lmm_data,
+    stored,
+    wait_for,
+    worker_processes,
+)
 
 SessionFactory = sessionmaker[Session]
-StartWorker = Callable[[str], subprocess.Popen[bytes]]
 # short, so that an outage outlasts it and the expired-lease paths run
 LEASE = 2.0
 SLEEPSTUDY = "Reaction ~ Days + (Days | Subject)"
 
 
-def _slow_data(n: int = 40_000) -> pd.DataFrame:
-    # crossed random effects with a random slope: seconds of fitting, long enough to stop
-    # the database in the middle of it
+def _slow_data(n: int = 60_000) -> pd.DataFrame:
+    # crossed random effects with a random slope: about 8 s of fitting on an idle machine
+    # (more when busy), long enough to stop the database in the middle of it; 40,000 rows
+    # (4 s) left too little margin for the stop itself on an idle machine
     return slow_lmm_data(n, n // 66, n // 133)
 
 
@@ -139,25 +146,8 @@ def session_factory(database_url: str) -> Iterator[SessionFactory]:
 @pytest.fixture
 def start_worker(database_url: str, tmp_path: Path) -> Iterator[StartWorker]:
     """Start worker processes on the private database; any still alive die at teardown."""
-    started: list[tuple[subprocess.Popen[bytes], Path]] = []
-
-    def start(name: str) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "MIXEDFIT_DATABASE_URL": database_url,
-               "MIXEDFIT_WORKER_POLL_SECONDS": "0.1", "MIXEDFIT_LEASE_SECONDS": str(LEASE)}
-        log = tmp_path / f"{name}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen([sys.executable, "-m", "service.jobs.worker"], env=env,
-                                       stdout=out, stderr=subprocess.STDOUT)
-        started.append((process, log))
-        return process
-
-    yield start
-    for process, log in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        # shown by pytest when the test failed
-        print(f"--- {log.name} (exit {process.returncode}) ---\n{log.read_text()[-6000:]}")
+    with worker_processes(database_url, tmp_path, lease_seconds=LEASE) as start:
+        yield start
 
 
 def _fits_running(worker_pid: int) -> bool:

@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,41 +24,24 @@ from service.db.session import create_db_engine, make_session_factory
 from tests.db.factories import DATA, submit_fit
 from tests.jobs.helpers import (
     SLOW_FORMULA,
+    StartWorker,
     Stored,
     endless_lmm_data,
     slow_lmm_data,
     stored,
     wait_for,
+    worker_processes,
 )
 
 SessionFactory = sessionmaker[Session]
-StartWorker = Callable[..., subprocess.Popen[bytes]]
 LEASE = 2.0
 
 
 @pytest.fixture
 def start_worker(database_url: str, tmp_path: Path) -> Iterator[StartWorker]:
     """Start worker processes on the test database; each is killed at teardown if alive."""
-    started: list[tuple[subprocess.Popen[bytes], Path]] = []
-
-    def start(name: str, **settings: object) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "MIXEDFIT_DATABASE_URL": database_url,
-               "MIXEDFIT_WORKER_POLL_SECONDS": "0.1",
-               **{f"MIXEDFIT_{key.upper()}": str(value) for key, value in settings.items()}}
-        log = tmp_path / f"{name}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen([sys.executable, "-m", "service.jobs.worker"], env=env,
-                                       stdout=out, stderr=subprocess.STDOUT)
-        started.append((process, log))
-        return process
-
-    yield start
-    for process, log in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        # shown by pytest when the test failed
-        print(f"--- {log.name} (exit {process.returncode}) ---\n{log.read_text()[-4000:]}")
+    with worker_processes(database_url, tmp_path) as start:
+        yield start
 
 
 def _finished(session_factory: SessionFactory, model_id: str, job_id: str) -> Stored | None:

@@ -23,7 +23,6 @@ from service.stats.design.expr import (
     deparse,
     expr_columns,
     factor_column,
-    formula_columns,
     is_categorical_expr,
 )
 from service.stats.design.functions import Evaluator
@@ -38,6 +37,7 @@ from service.stats.design.values import (
     sort_levels,
 )
 from service.stats.errors import DesignError
+from service.stats.formula import formula_columns
 from service.stats.formula.tree import Call, Expr, Formula, Number, Term
 
 
@@ -65,7 +65,7 @@ def build_design(formula: Formula, data: pd.DataFrame) -> Design:
     """
     data_kinds = infer_kinds(data)
     check_columns(formula, data_kinds)
-    used = formula_columns(formula)
+    used = list(formula_columns(formula))
     kinds = {name: data_kinds[name] for name in used}
     frame, rows = _drop_missing(data, used)
     n_dropped = len(data) - len(frame)

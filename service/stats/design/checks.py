@@ -13,9 +13,9 @@ from service.stats.design.expr import (
     CATEGORICAL_FUNCTIONS,
     NUMERIC_FUNCTIONS,
     deparse,
-    formula_columns,
 )
 from service.stats.errors import DesignError
+from service.stats.formula import formula_columns
 from service.stats.formula.tree import BinOp, Call, Column, Expr, Formula, Negate
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from service.stats.errors import DesignError
-from service.stats.formula.tree import BinOp, Call, Column, Expr, Formula, Negate, Number
+from service.stats.formula.tree import BinOp, Call, Column, Expr, Negate, Number
 
 _SYNTACTIC = re.compile(r"^((([A-Za-z]|[.][._A-Za-z])[._A-Za-z0-9]*)|[.])$")
 _RESERVED = frozenset({
@@ -82,21 +82,6 @@ def expr_columns(expr: Expr) -> Iterator[str]:
         yield from expr_columns(expr.right)
     elif isinstance(expr, Negate):
         yield from expr_columns(expr.operand)
-
-
-def formula_columns(formula: Formula) -> list[str]:
-    """Every data column a formula uses (response, terms, random terms, groups), once each."""
-    names: list[str] = list(expr_columns(formula.response))
-    for term in formula.fixed:
-        for factor in term.factors:
-            names.extend(expr_columns(factor))
-    for rterm in formula.random:
-        for term in rterm.terms:
-            for factor in term.factors:
-                names.extend(expr_columns(factor))
-        names.extend(rterm.group)
-    names.extend(formula.by_group or ())
-    return list(dict.fromkeys(names))
 
 
 def is_categorical_expr(expr: Expr, kinds: Mapping[str, str]) -> bool:
