@@ -58,6 +58,7 @@ class ServiceError(Exception):
     status: int = 400
     slug: str = "bad-request"
     title: str = "Bad request"
+    retry_after_seconds: int | None = None  # set for temporary refusals (Retry-After)
 
     def __init__(self, detail: str, **extensions: Any) -> None:
         super().__init__(detail)
@@ -101,6 +102,13 @@ class ServiceUnavailable(ServiceError):
     title = "Service unavailable"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be reached: worth retrying, so the answer says when."""
+
+    slug = "database-unavailable"
+    retry_after_seconds = 5  # a restart or a failover takes seconds
+
+
 def problem_response(
     status: int,
     title: str,
@@ -132,8 +140,10 @@ def _phrase(status: int) -> str:
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
+    retry_after = exc.retry_after_seconds
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
     return problem_response(exc.status, exc.title, exc.detail, request,
-                            PROBLEM_TYPE_PREFIX + exc.slug, **exc.extensions)
+                            PROBLEM_TYPE_PREFIX + exc.slug, headers=headers, **exc.extensions)
 
 
 async def _stats_error(request: Request, exc: Exception) -> JSONResponse:
@@ -233,11 +243,6 @@ def allowed_methods(request: Request) -> list[str]:
     return allowed
 
 
-# how long a client should wait before retrying during a database outage (a restart or a
-# failover takes seconds)
-DATABASE_RETRY_AFTER_SECONDS = 5
-
-
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     # an outage (restart, failover, full pool) is the server's temporary state, not a bug:
     # 503 with Retry-After; any other database error is unexpected, and raised on to the
@@ -246,10 +251,8 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         raise exc
     logger.warning("database unavailable on %s %s: %s", request.method, request.url.path,
                    type(exc).__name__)
-    return problem_response(503, "Service unavailable",
-                            "The database is unavailable; retry the request shortly.", request,
-                            PROBLEM_TYPE_PREFIX + "database-unavailable",
-                            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
+    return await _service_error(
+        request, DatabaseUnavailable("The database is unavailable; retry the request shortly."))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:

@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from service.errors import ServiceUnavailable, problem_responses
+from service.errors import DatabaseUnavailable, ServiceUnavailable, problem_responses
 
 router = APIRouter(tags=["operations"])
 
@@ -31,7 +31,7 @@ def readyz(request: Request) -> Status:
     try:
         at_head = is_at_head(engine)
     except Exception as exc:
-        raise ServiceUnavailable(
+        raise DatabaseUnavailable(
             f"The database cannot be reached ({type(exc).__name__}).") from None
     if not at_head:
         raise ServiceUnavailable("The database schema is not at the newest migration; "

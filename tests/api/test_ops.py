@@ -36,8 +36,11 @@ def test_readyz_refuses_an_unreachable_database() -> None:
     settings = Settings(database_url="postgresql://postgres@127.0.0.1:9/none",
                         embedded_worker=False)
     with TestClient(create_app(settings)) as client:
-        body = assert_problem(client.get("/readyz"), 503)
+        response = client.get("/readyz")
+        body = assert_problem(response, 503)
         assert "cannot be reached" in body["detail"]
+        assert body["type"] == "urn:mixedfit:problem:database-unavailable"
+        assert int(response.headers["retry-after"]) > 0
 
 
 def _samples(text: str, name: str) -> list[str]:
