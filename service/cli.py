@@ -86,6 +86,8 @@ def _serve(settings: Settings, host: str, port: int, no_worker: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Alembic announces each of its plugins at INFO on every start: noise, not news.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     settings = get_settings()
     if args.command == "serve":
         return _serve(settings, args.host, args.port, args.no_worker)
