@@ -7,14 +7,11 @@ that finds every member fit finished, and stored with the comparison from then o
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from service.comparisons import repository
 from service.comparisons.schemas import ComparisonCreate
@@ -26,14 +23,13 @@ from service.models import repository as model_rows
 from service.models import service as models
 from service.models.repository import to_json
 from service.models.schemas import ModelCreate
+from service.polling import poll_until
 from service.stats.compare import ComparisonError, compare_models, comparison_entry
 from service.stats.design.expr import deparse
 from service.stats.formula import parse_formula
 from service.stats.formula.tree import Formula
 
 FINISHED = ("succeeded", "failed")
-FIRST_POLL_SECONDS = 0.02
-MAX_POLL_SECONDS = 0.5
 
 
 def create_comparison(session: Session, spec: ComparisonCreate,
@@ -202,12 +198,6 @@ def _problem(detail: str, **extensions: Any) -> dict[str, Any]:
 async def wait_for_comparison(session: Session, comparison_id: str,
                               wait_seconds: float) -> tuple[ComparisonRow, str]:
     """The comparison, re-read until it has finished or ``wait_seconds`` have passed."""
-    deadline = time.monotonic() + wait_seconds
-    pause = FIRST_POLL_SECONDS
-    while True:
-        row, status, _ = await run_in_threadpool(settle, session, comparison_id)
-        remaining = deadline - time.monotonic()
-        if status in FINISHED or remaining <= 0:
-            return row, status
-        await asyncio.sleep(min(pause, remaining))
-        pause = min(pause * 1.5, MAX_POLL_SECONDS)
+    row, status, _ = await poll_until(lambda: settle(session, comparison_id),
+                                      lambda settled: settled[1] in FINISHED, wait_seconds)
+    return row, status

@@ -3,16 +3,13 @@ predict from a stored model (its prediction state only, never the dataset)."""
 
 from __future__ import annotations
 
-import asyncio
 import math
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pandas as pd
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from service.datasets import repository as datasets
 from service.datasets.service import clean_name
@@ -21,14 +18,13 @@ from service.errors import Conflict, NotFound
 from service.jobs import repository as jobs
 from service.models import repository
 from service.models.schemas import ModelCreate, NewLevels
+from service.polling import poll_until
 from service.stats.design import check_columns
 from service.stats.formula import parse_formula
 
 FINISHED = ("succeeded", "failed")
 FIT_JOB = "fit"
 # Long-poll re-reads start quick (small fits finish in milliseconds) and slow down.
-FIRST_POLL_SECONDS = 0.02
-MAX_POLL_SECONDS = 0.5
 
 
 def create_model(session: Session, spec: ModelCreate, max_attempts: int) -> ModelRow:
@@ -77,15 +73,8 @@ async def wait_for_model(session: Session, model_id: str, wait_seconds: float,
 
     ``gone`` tells whether the client has stopped waiting (then the current row is returned).
     """
-    deadline = time.monotonic() + wait_seconds
-    pause = FIRST_POLL_SECONDS
-    while True:
-        row = await run_in_threadpool(_read_detached, session, model_id)
-        remaining = deadline - time.monotonic()
-        if row.status in FINISHED or remaining <= 0 or (gone is not None and await gone()):
-            return row
-        await asyncio.sleep(min(pause, remaining))
-        pause = min(pause * 1.5, MAX_POLL_SECONDS)
+    return await poll_until(lambda: _read_detached(session, model_id),
+                            lambda row: row.status in FINISHED, wait_seconds, gone)
 
 
 def predict(session: Session, model_id: str, frame: pd.DataFrame,
