@@ -8,6 +8,7 @@ The fit follows lme4's four named steps: the design (built elsewhere) -> the obj
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -17,7 +18,10 @@ from service.stats.lmm.derivatives import variance_derivatives
 from service.stats.lmm.objective import Method, Objective
 from service.stats.lmm.optimize import minimize_theta, ml_refit_deviance
 from service.stats.lmm.package import make_result
+from service.stats.lmm.standardize import standardize
 from service.stats.lmm.structure import cross_products
+from service.stats.lmm.threads import single_threaded_blas
+from service.stats.lmm.user_units import objective_offset, to_user_units
 from service.stats.results import FitResult
 
 __all__ = ["fit_lmm", "fitted_values"]
@@ -51,20 +55,31 @@ def fit_lmm(design: Design, method: Method = "REML") -> FitResult:
     n, p = design.X.shape
     if n <= p:
         raise FitError(f"{n} rows are too few for {p} fixed-effects coefficients.")
-    cp = cross_products(design)
-    objective = Objective(cp, method)
-    try:
-        optimum = minimize_theta(objective, cp.initial_theta(), cp.lower_bounds())
-        factor = objective.factor(optimum.theta)
-    except np.linalg.LinAlgError as error:
-        raise FitError(
-            "The mixed model cannot be fitted: the fixed-effects matrix is rank deficient "
-            "or the response has no variation.") from error
-    derivs = variance_derivatives(cp, optimum.theta, method)
-    ml_deviance = (optimum.objective if method == "ML"
-                   else ml_refit_deviance(cp, optimum.theta, derivs.ml_newton_step))
-    return make_result(design, cp, method, optimum, factor, derivs, ml_deviance,
-                       fit_seconds=time.perf_counter() - started)
+    if design.y is None:
+        raise FitError("A mixed model needs a response; the design has none.")
+    if not design.random:
+        raise FitError("A mixed model needs at least one random-effects term such as (1 | g).")
+    with single_threaded_blas():
+        standardized, scaling = standardize(design)
+        cp = cross_products(standardized)
+        objective = Objective(cp, method)
+        try:
+            optimum = minimize_theta(objective, cp.initial_theta(), cp.lower_bounds())
+            factor = objective.factor(optimum.theta)
+        except np.linalg.LinAlgError as error:
+            raise FitError(
+                "The mixed model cannot be fitted: the fixed-effects matrix is rank deficient "
+                "or the response has no variation.") from error
+        derivs = variance_derivatives(cp, optimum.theta, method)
+        ml_deviance = (optimum.objective if method == "ML"
+                       else ml_refit_deviance(cp, optimum.theta))
+        solution = to_user_units(design, standardized, scaling, cp, factor, optimum, method)
+        user_derivs = replace(
+            derivs, covariance=solution.covariance,
+            cov_gradient=np.stack([scaling.fixed_covariance(g) for g in derivs.cov_gradient]))
+        ml_deviance += objective_offset(scaling, cp, "ML")
+        return make_result(design, cp, method, optimum, solution, user_derivs, ml_deviance,
+                           fit_seconds=time.perf_counter() - started)
 
 
 def fitted_values(design: Design, result: FitResult,

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from service.stats.design.types import Design, FloatArray
-from service.stats.lmm.conditional import conditional_covariances, conditional_modes
+from service.stats.design.types import Design, FloatArray, RandomBlock
 from service.stats.lmm.derivatives import VarianceDerivatives, satterthwaite_df
-from service.stats.lmm.factor import BlockedFactor
-from service.stats.lmm.objective import Method, residual_dof
+from service.stats.lmm.objective import Method
 from service.stats.lmm.optimize import OPTIMIZER_NAME, Optimum
 from service.stats.lmm.structure import CrossProducts
 from service.stats.results import (
@@ -27,6 +26,27 @@ from service.stats.results import (
 SINGULAR_TOL = 1e-4  # lme4's isSingular(tol)
 GRADIENT_TOL = 2e-3  # lme4's check.conv.grad tolerance
 _Z_975 = float(stats.norm.ppf(0.975))
+
+
+@dataclass(frozen=True, eq=False)
+class Solution:
+    """The optimum in the user's units, terms in lme4's order (``cp.terms``).
+
+    The fit itself runs in standardized coordinates (``standardize``); everything here
+    has been mapped back: θ and T as lme4 reports them, β̂ and its covariance, σ̂,
+    conditional modes and their covariances, and the objective.
+    """
+
+    theta: FloatArray
+    relative_factors: tuple[FloatArray, ...]
+    blocks: tuple[RandomBlock, ...]
+    beta: FloatArray
+    covariance: FloatArray
+    sigma: float
+    modes: list[FloatArray]
+    conditional_covariances: list[FloatArray]
+    objective: float
+    initial_objective: float
 
 
 def is_singular(cp: CrossProducts, theta: FloatArray) -> bool:
@@ -78,11 +98,11 @@ def convergence_messages(derivs: VarianceDerivatives, singular: bool,
     return converged, messages
 
 
-def _random_effects_terms(cp: CrossProducts, factor: BlockedFactor, sigma: float,
+def _random_effects_terms(cp: CrossProducts, solution: Solution,
                           ) -> tuple[RandomEffectsTerm, ...]:
     out = []
-    for term, t in zip(cp.terms, factor.relative_factors, strict=True):
-        cov = sigma**2 * (t @ t.T)
+    for term, t in zip(cp.terms, solution.relative_factors, strict=True):
+        cov = solution.sigma**2 * (t @ t.T)
         variance = np.diag(cov)
         sd = np.sqrt(variance)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -98,10 +118,10 @@ def _random_effects_terms(cp: CrossProducts, factor: BlockedFactor, sigma: float
     return tuple(out)
 
 
-def _conditional_modes(cp: CrossProducts, modes: list[FloatArray],
-                       covariances: list[FloatArray]) -> tuple[ConditionalModes, ...]:
+def _conditional_modes(cp: CrossProducts, solution: Solution) -> tuple[ConditionalModes, ...]:
     out = []
-    for term, b, cov in zip(cp.terms, modes, covariances, strict=True):
+    for term, b, cov in zip(cp.terms, solution.modes, solution.conditional_covariances,
+                            strict=True):
         sd = np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0))
         out.append(ConditionalModes(
             group=term.block.group, terms=term.block.terms, levels=term.block.levels,
@@ -110,24 +130,23 @@ def _conditional_modes(cp: CrossProducts, modes: list[FloatArray],
     return tuple(out)
 
 
-def random_part(cp: CrossProducts, modes: list[FloatArray]) -> FloatArray:
-    """Z b̂ over the fitting rows."""
-    total = np.zeros(cp.n_obs)
-    for term, b in zip(cp.terms, modes, strict=True):
-        block = term.block
+def random_part(blocks: tuple[RandomBlock, ...], modes: list[FloatArray]) -> FloatArray:
+    """Z b̂ over the fitting rows (``blocks`` and ``modes`` in the same order)."""
+    total = np.zeros(blocks[0].codes.shape[0]) if blocks else np.zeros(0)
+    for block, b in zip(blocks, modes, strict=True):
         total += np.einsum("ra,ra->r", block.covariates, b[block.codes])
     return total
 
 
-def _r_squared(design: Design, cp: CrossProducts, factor: BlockedFactor, beta: FloatArray,
-               sigma: float) -> tuple[float, float]:
+def _r_squared(design: Design, solution: Solution) -> tuple[float, float]:
     """Nakagawa and Schielzeth's marginal and conditional R² (Johnson's slopes)."""
-    linear = design.X @ beta
+    linear = design.X @ solution.beta
     var_fixed = float(np.var(linear, ddof=1)) if len(linear) > 1 else 0.0
     var_random = 0.0
-    for term, t in zip(cp.terms, factor.relative_factors, strict=True):
+    sigma = solution.sigma
+    for block, t in zip(solution.blocks, solution.relative_factors, strict=True):
         cov = sigma**2 * (t @ t.T)
-        z = term.block.covariates
+        z = block.covariates
         mean_outer = z.T @ z / z.shape[0]
         var_random += float(np.sum(cov * mean_outer))
     total = var_fixed + var_random + sigma**2
@@ -135,20 +154,27 @@ def _r_squared(design: Design, cp: CrossProducts, factor: BlockedFactor, beta: F
 
 
 def make_result(design: Design, cp: CrossProducts, method: Method, optimum: Optimum,
-                factor: BlockedFactor, derivs: VarianceDerivatives,
+                solution: Solution, derivs: VarianceDerivatives,
                 ml_deviance: float, fit_seconds: float) -> FitResult:
     """Assemble the ``FitResult`` of a mixed-model fit at θ̂.
 
     Parameters
     ----------
-    design, cp
-        The design and its cross-products.
+    design
+        The user's design.
+    cp
+        The cross-products of the standardized design (term order and layout).
     method
         ``"REML"`` or ``"ML"``.
-    optimum, factor, derivs
-        The optimizer's summary, the factor at θ̂ and the derivatives at φ̂.
+    optimum
+        The optimizer's summary (standardized coordinates: evaluations, stop reason).
+    solution
+        The optimum in the user's units.
+    derivs
+        The derivatives at φ̂, with the covariance of β̂ and its derivatives already in
+        the user's units (the Hessian stays in the standardized coordinates).
     ml_deviance
-        The ML deviance to report (the ML refit's for a REML fit).
+        The ML deviance to report (the converged ML refit's for a REML fit).
     fit_seconds
         Wall time of the fit.
 
@@ -158,11 +184,10 @@ def make_result(design: Design, cp: CrossProducts, method: Method, optimum: Opti
     """
     n = cp.n_obs
     p = cp.n_fixed
-    theta = optimum.theta
-    beta = factor.fixed_effects()
-    sigma = math.sqrt(factor.penalized_rss / residual_dof(cp, method))
-    cov_beta = derivs.covariance
-    se = np.sqrt(np.diag(cov_beta))
+    theta = solution.theta
+    beta = solution.beta
+    sigma = solution.sigma
+    se = np.sqrt(np.diag(solution.covariance))
     df = satterthwaite_df(derivs)
     fixed = []
     for j, name in enumerate(design.fixed_names):
@@ -174,34 +199,33 @@ def make_result(design: Design, cp: CrossProducts, method: Method, optimum: Opti
             conf_low=float(beta[j] - _Z_975 * se[j]),
             conf_high=float(beta[j] + _Z_975 * se[j])))
 
-    modes = conditional_modes(cp, factor, beta)
-    covariances = conditional_covariances(cp, factor, sigma)
     assert design.y is not None
-    residuals = design.y - design.X @ beta - random_part(cp, modes)
+    residuals = design.y - design.X @ beta - random_part(solution.blocks, solution.modes)
     npar = p + len(theta) + 1
-    loglik = -optimum.objective / 2.0
-    r2_marginal, r2_conditional = _r_squared(design, cp, factor, beta, sigma)
+    loglik = -solution.objective / 2.0
+    r2_marginal, r2_conditional = _r_squared(design, solution)
     metrics = Metrics(
         n_obs=n, loglik=loglik, aic=-2.0 * loglik + 2.0 * npar,
         bic=-2.0 * loglik + npar * math.log(n), deviance=ml_deviance, sigma=sigma,
-        rmse=float(np.sqrt(np.mean(residuals**2))), df_residual=float(n - p),
-        reml_criterion=optimum.objective if method == "REML" else None,
+        rmse=float(np.sqrt(np.mean(residuals**2))),
+        # R's df.residual for a merMod: n minus every parameter (β, θ and σ)
+        df_residual=float(n - npar),
+        reml_criterion=solution.objective if method == "REML" else None,
         r2_marginal=r2_marginal, r2_conditional=r2_conditional,
         n_dropped_missing=design.n_dropped_missing, npar=npar)
 
     singular = is_singular(cp, theta)
     converged, messages = convergence_messages(derivs, singular,
-                                               theta <= cp.lower_bounds())
+                                               optimum.theta <= cp.lower_bounds())
     messages = [*optimum.messages, *messages]
     convergence = Convergence(
         converged=converged and not optimum.messages, singular=singular,
         optimizer=OPTIMIZER_NAME, iterations=optimum.evaluations, messages=tuple(messages),
-        initial_objective=optimum.initial_objective, final_objective=optimum.objective)
+        initial_objective=solution.initial_objective, final_objective=solution.objective)
     return FitResult(
         kind="lmm", method=method, fixed_effects=tuple(fixed), metrics=metrics,
         convergence=convergence, residual_std_dev=sigma,
-        random_effects=_random_effects_terms(cp, factor, sigma),
-        conditional_modes=_conditional_modes(cp, modes, covariances),
+        random_effects=_random_effects_terms(cp, solution),
+        conditional_modes=_conditional_modes(cp, solution),
         theta=tuple(float(v) for v in theta), fit_seconds=fit_seconds,
         messages=tuple(design.messages) + tuple(messages))
-

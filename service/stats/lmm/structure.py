@@ -115,9 +115,14 @@ class CrossProducts:
 
 
 def lme4_order(blocks: tuple[RandomBlock, ...]) -> tuple[RandomBlock, ...]:
-    """Terms by decreasing number of levels, ties in formula order (R's stable ``order``)."""
-    ranked = sorted(range(len(blocks)), key=lambda i: -blocks[i].n_levels)
-    return tuple(blocks[i] for i in ranked)
+    """lme4's ``mkReTrms`` order: formula order when the numbers of levels never increase
+    along it; otherwise ``rev(order(nl))``, decreasing number of levels with ties in
+    reverse formula order."""
+    levels = [b.n_levels for b in blocks]
+    if all(later <= earlier for earlier, later in zip(levels, levels[1:], strict=False)):
+        return blocks
+    ranked = sorted(range(len(blocks)), key=lambda i: levels[i])  # R's order is stable
+    return tuple(blocks[i] for i in reversed(ranked))
 
 
 def _lower_triangle_by_column(q: int) -> tuple[IntArray, IntArray]:
