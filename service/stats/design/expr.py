@@ -12,13 +12,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from service.stats.errors import DesignError
+from service.stats.formula.lexer import R_RESERVED
 from service.stats.formula.tree import BinOp, Call, Column, Expr, Negate, Number
 
 _SYNTACTIC = re.compile(r"^((([A-Za-z]|[.][._A-Za-z])[._A-Za-z0-9]*)|[.])$")
-_RESERVED = frozenset({
-    "if", "else", "repeat", "while", "function", "for", "next", "break", "TRUE", "FALSE",
-    "NULL", "Inf", "NaN", "NA", "NA_integer_", "NA_real_", "NA_character_", "in",
-})
 # R's binary operator precedence (higher binds tighter); unary minus sits between ^ and * /.
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "^": 4}
 _NEGATE_PRECEDENCE = 3
@@ -31,7 +28,7 @@ NUMERIC_FUNCTIONS = ELEMENTWISE_FUNCTIONS | {"scale", "poly", "I"}
 
 def column_label(name: str) -> str:
     """A column name as R prints it: backticked unless it is a syntactic R name."""
-    if _SYNTACTIC.match(name) and name not in _RESERVED:
+    if _SYNTACTIC.match(name) and name not in R_RESERVED:
         return name
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 

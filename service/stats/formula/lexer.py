@@ -7,7 +7,7 @@ in a formula is refused here with a message that says what it would have been in
 
 from __future__ import annotations
 
-import keyword
+import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Literal
@@ -16,14 +16,22 @@ from service.stats.formula._source import Source, is_forbidden_char, show
 
 TokenKind = Literal["name", "number", "op", "end"]
 
-# R's reserved words cannot be bare names in R either; Python's keywords are refused too so
-# that nothing resembling Python code gets through. Both may be written in backticks.
+# R's reserved words (?Reserved) cannot be bare names, in R or here; written in backticks
+# they are ordinary names. Python's keywords (class, lambda, yield, import...) are ordinary
+# names in R, and so they are here: nothing in a formula is evaluated, so refusing them
+# would protect nothing (nlme's Oats has a column called yield).
 R_RESERVED = frozenset({
-    "if", "else", "repeat", "while", "function", "for", "next", "break", "in",
+    "if", "else", "repeat", "while", "function", "for", "in", "next", "break",
     "TRUE", "FALSE", "NULL", "Inf", "NaN", "NA", "NA_integer_", "NA_real_",
-    "NA_character_", "NA_complex_",
+    "NA_complex_", "NA_character_",
 })
-RESERVED = R_RESERVED | frozenset(keyword.kwlist) | frozenset(keyword.softkwlist)
+# ... and ..1, ..2 etc. (arguments passed down to a function) are reserved too.
+_DOTS = re.compile(r"\.\.\.|\.\.[0-9]+")
+
+
+def is_reserved(name: str) -> bool:
+    """Whether ``name`` is one of R's reserved words (only backticks make it a name)."""
+    return name in R_RESERVED or _DOTS.fullmatch(name) is not None
 
 _OPERATORS = frozenset("~+-*/:^(),|=")
 
@@ -188,7 +196,7 @@ class Lexer:
             raise self.source.error(
                 f"{show(name)} is not supported: R's '.' (all other columns) must be written "
                 "out as the column names", i, name)
-        if name in RESERVED:
+        if is_reserved(name):
             raise self.source.error(
                 f"{show(name)} is a reserved word and cannot be used as a name; write a "
                 f"column name like this in backticks: `{name}`", i, name)
