@@ -38,6 +38,7 @@ from service.stats.design.values import (
 )
 from service.stats.errors import DesignError
 from service.stats.formula import formula_columns
+from service.stats.formula.columns import bind_constants
 from service.stats.formula.tree import Call, Expr, Formula, Number, Term
 
 
@@ -64,6 +65,7 @@ def build_design(formula: Formula, data: pd.DataFrame) -> Design:
         a factor or grouping factor with fewer than 2 levels, fewer rows than columns.
     """
     data_kinds = infer_kinds(data)
+    formula = bind_constants(formula, data_kinds)
     check_columns(formula, data_kinds)
     used = list(formula_columns(formula))
     kinds = {name: data_kinds[name] for name in used}

@@ -16,6 +16,7 @@ from service.stats.design.expr import (
 )
 from service.stats.errors import DesignError
 from service.stats.formula import formula_columns
+from service.stats.formula.columns import bind_constants
 from service.stats.formula.tree import BinOp, Call, Column, Expr, Formula, Negate
 
 
@@ -35,6 +36,7 @@ def check_columns(formula: Formula, columns: Mapping[str, str]) -> None:
         Listing every unknown column (with close matches), or every categorical column
         used where a number is needed (a numeric function, ``I()``, ``poly``, the response).
     """
+    formula = bind_constants(formula, columns)
     unknown = [name for name in formula_columns(formula) if name not in columns]
     if unknown:
         raise DesignError("The following formula variables are not present in the dataset: "

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from service.stats.errors import DesignError
+from service.stats.formula.calls import MATH_FUNCTIONS
 from service.stats.formula.lexer import R_RESERVED
 from service.stats.formula.tree import BinOp, Call, Column, Expr, Negate, Number
 
@@ -22,7 +23,7 @@ _NEGATE_PRECEDENCE = 3
 _SPACED = frozenset({"+", "-", "*"})
 
 CATEGORICAL_FUNCTIONS = frozenset({"factor", "C"})
-ELEMENTWISE_FUNCTIONS = frozenset({"log", "log2", "log10", "log1p", "exp", "sqrt", "abs"})
+ELEMENTWISE_FUNCTIONS = MATH_FUNCTIONS
 NUMERIC_FUNCTIONS = ELEMENTWISE_FUNCTIONS | {"scale", "poly", "I"}
 
 

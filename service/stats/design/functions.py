@@ -19,14 +19,24 @@ from service.stats.design.types import FloatArray
 from service.stats.errors import StatsError
 from service.stats.formula.tree import BinOp, Call, Column, Expr, Negate, Number
 
+# R's functions of the same names; numpy's rint rounds half to even, as R's round(x)
+# (digits = 0: IEC 60559 nearbyint), and numpy's sign gives 0 at 0, as R's sign.
 _ELEMENTWISE: dict[str, Callable[[FloatArray], FloatArray]] = {
     "log": np.log, "log2": np.log2, "log10": np.log10, "log1p": np.log1p,
-    "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
+    "exp": np.exp, "expm1": np.expm1, "sqrt": np.sqrt, "abs": np.abs,
+    "sin": np.sin, "cos": np.cos, "tan": np.tan,
+    "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
+    "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh,
+    "floor": np.floor, "ceiling": np.ceil, "round": np.rint, "trunc": np.trunc,
+    "sign": np.sign,
 }
 _DOMAIN_HINT = {
     "log": "it needs positive values", "log2": "it needs positive values",
     "log10": "it needs positive values", "log1p": "it needs values greater than -1",
     "sqrt": "it needs non-negative values", "exp": "the values are too large",
+    "expm1": "the values are too large", "sinh": "the values are too large",
+    "cosh": "the values are too large", "asin": "it needs values from -1 to 1",
+    "acos": "it needs values from -1 to 1",
 }
 assert set(_ELEMENTWISE) == ELEMENTWISE_FUNCTIONS
 

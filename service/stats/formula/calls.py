@@ -7,6 +7,8 @@ plain arithmetic on columns and numbers, converted here to the frozen ``tree`` t
 
 from __future__ import annotations
 
+import math
+
 from service.stats.formula._source import Source, show
 from service.stats.formula.syntax import (
     Node,
@@ -22,9 +24,18 @@ from service.stats.formula.syntax import (
 )
 from service.stats.formula.tree import ArithmeticOp, BinOp, Call, Column, Expr, Negate, Number
 
-#: Elementwise numeric functions, usable anywhere (terms, response, inside I()).
-ARITHMETIC_FUNCTIONS = frozenset(
-    {"log", "log2", "log10", "log1p", "exp", "sqrt", "abs", "scale", "I"})
+#: R's elementwise mathematical functions of one argument (``round`` with R's default
+#: ``digits = 0``), usable anywhere: terms, the response, inside I() or each other.
+MATH_FUNCTIONS = frozenset({
+    "log", "log2", "log10", "log1p", "exp", "expm1", "sqrt", "abs",
+    "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
+    "floor", "ceiling", "round", "trunc", "sign",
+})
+#: Numeric functions usable anywhere: the mathematical ones, ``scale`` and ``I``.
+ARITHMETIC_FUNCTIONS = MATH_FUNCTIONS | {"scale", "I"}
+#: R's constants, read as numbers unless the data has a column of that name (R's
+#: model.frame looks variables up in the data first): ``sin(2*pi*Time)``.
+CONSTANTS: dict[str, float] = {"pi": math.pi}
 #: Functions that make a whole term (a basis or a categorical), never part of arithmetic.
 TERM_FUNCTIONS = frozenset({"poly", "factor", "C"})
 ALLOWED_FUNCTIONS = ARITHMETIC_FUNCTIONS | TERM_FUNCTIONS
@@ -62,6 +73,8 @@ def to_expr(source: Source, node: Node) -> tuple[Expr, int]:
     that says where they are allowed.
     """
     if isinstance(node, SName):
+        if node.name in CONSTANTS:
+            return Number(CONSTANTS[node.name], node.name), 1
         return Column(node.name), 1
     if isinstance(node, SNumber):
         return Number(node.value, node.text), 1
@@ -112,6 +125,11 @@ def _bounded(source: Source, expr: Expr, depth: int, pos: int) -> tuple[Expr, in
 
 
 def _check_single_argument(source: Source, node: SCall) -> None:
+    if node.function == "round" and len(node.args) == 2:
+        raise source.error(
+            "round() takes one argument here: round(x) rounds to whole numbers, half to "
+            "even as R's default digits = 0 does; round(x, digits) is not supported",
+            node.pos, node.function)
     if len(node.args) != 1:
         raise source.error(
             f"{node.function}() takes exactly one argument, as in {node.function}(x); "
@@ -137,4 +155,5 @@ def _poly(source: Source, node: SCall) -> Call:
     return Call("poly", (x, Number(degree.value, degree.text)))
 
 
-__all__ = ["ALLOWED_FUNCTIONS", "check_function_name", "term_call", "to_expr"]
+__all__ = ["ALLOWED_FUNCTIONS", "CONSTANTS", "MATH_FUNCTIONS", "check_function_name",
+           "term_call", "to_expr"]

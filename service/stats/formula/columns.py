@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from service.stats.formula.tree import BinOp, Call, Column, Expr, Formula, Negate, Number
+from collections.abc import Collection
+from dataclasses import replace
+
+from service.stats.formula.calls import CONSTANTS
+from service.stats.formula.tree import BinOp, Call, Column, Expr, Formula, Negate, Number, Term
 
 
 def expr_columns(expr: Expr) -> list[str]:
@@ -49,3 +53,34 @@ def formula_columns(formula: Formula) -> tuple[str, ...]:
         names.extend(random.group)
     names.extend(formula.by_group or ())
     return tuple(dict.fromkeys(names))
+
+
+def bind_constants(formula: Formula, columns: Collection[str]) -> Formula:
+    """The formula with R's constants (``pi``) read from the data where it has such a column.
+
+    R's ``model.frame`` looks a name up in the data before the formula's environment, so a
+    column called ``pi`` shadows the constant. The labels stay as written (``pi`` either way).
+    """
+    names = {name for name in CONSTANTS if name in columns}
+    if not names:
+        return formula
+
+    def bind(expr: Expr) -> Expr:
+        if isinstance(expr, Number):
+            return Column(expr.text) if expr.text in names else expr
+        if isinstance(expr, Call):
+            return Call(expr.function, tuple(bind(a) for a in expr.args))
+        if isinstance(expr, BinOp):
+            return BinOp(expr.op, bind(expr.left), bind(expr.right))
+        if isinstance(expr, Negate):
+            return Negate(bind(expr.operand))
+        return expr
+
+    def bind_term(term: Term) -> Term:
+        return replace(term, factors=tuple(bind(f) for f in term.factors))
+
+    return replace(
+        formula, response=bind(formula.response),
+        fixed=tuple(bind_term(t) for t in formula.fixed),
+        random=tuple(replace(r, terms=tuple(bind_term(t) for t in r.terms))
+                     for r in formula.random))
