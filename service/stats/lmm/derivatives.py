@@ -153,11 +153,42 @@ def variance_derivatives(cp: CrossProducts, theta: FloatArray, method: Method,
                                                               pieces_hess))
 
 
-def satterthwaite_df(derivs: VarianceDerivatives, tol: float = 1e-6) -> FloatArray:
+# lmerTest's tolerance for a zero eigenvalue of the Hessian in (θ, σ)
+EIGENVALUE_TOL = 1e-8
+
+
+def _plural(count: int) -> str:
+    return "eigenvalues" if count > 1 else "eigenvalue"
+
+
+def hessian_messages(derivs: VarianceDerivatives) -> list[str]:
+    """lmerTest's warnings about the Hessian of the deviance in (θ, σ).
+
+    A negative eigenvalue means the point is not a minimum; one near zero is a flat
+    direction, along which a variance parameter (and the df that depend on it) is not
+    identified.
+    """
+    values = np.linalg.eigvalsh(derivs.hessian)[::-1]
+    messages = []
+    negative = values[values < -EIGENVALUE_TOL]
+    if len(negative):
+        messages.append(f"Model failed to converge with {len(negative)} negative "
+                        f"{_plural(len(negative))}: "
+                        + " ".join(f"{v:.1e}" for v in negative))
+    zero = values[np.abs(values) <= EIGENVALUE_TOL]
+    if len(zero):
+        messages.append(f"Model may not have converged with {len(zero)} {_plural(len(zero))} "
+                        "close to zero: " + " ".join(f"{v:.1e}" for v in zero))
+    return messages
+
+
+def satterthwaite_df(derivs: VarianceDerivatives, tol: float = EIGENVALUE_TOL) -> FloatArray:
     """Satterthwaite's df for each coefficient, as lmerTest computes them.
 
     df_j = 2 C_jj² / (g_jᵀ A g_j), A = 2 H⁻¹ (a Moore-Penrose inverse over the eigenvalues
-    above ``tol``, as lmerTest does when the Hessian is not positive definite).
+    above ``tol``, as lmerTest does when the Hessian is not positive definite). The Hessian
+    is in the standardized coordinates (``standardize``), where its scale does not depend
+    on the data's units; the df are invariant to that change of variables.
     """
     values, vectors = np.linalg.eigh(derivs.hessian)
     keep = values > tol

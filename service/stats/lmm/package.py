@@ -6,11 +6,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 from scipy import stats
 
 from service.stats.design.types import Design, FloatArray, RandomBlock
-from service.stats.lmm.derivatives import VarianceDerivatives, satterthwaite_df
+from service.stats.lmm.derivatives import (
+    VarianceDerivatives,
+    hessian_messages,
+    satterthwaite_df,
+)
 from service.stats.lmm.objective import Method
 from service.stats.lmm.optimize import OPTIMIZER_NAME, Optimum
 from service.stats.lmm.structure import CrossProducts
@@ -25,6 +28,7 @@ from service.stats.results import (
 
 SINGULAR_TOL = 1e-4  # lme4's isSingular(tol)
 GRADIENT_TOL = 2e-3  # lme4's check.conv.grad tolerance
+HESSIAN_TOL = 1e-6  # lme4's check.conv.hess tolerance
 _Z_975 = float(stats.norm.ppf(0.975))
 
 
@@ -55,47 +59,63 @@ def is_singular(cp: CrossProducts, theta: FloatArray) -> bool:
     return bool(np.any(theta[diagonal] < SINGULAR_TOL))
 
 
-def convergence_messages(derivs: VarianceDerivatives, singular: bool,
-                         at_bound: npt.NDArray[np.bool_]) -> tuple[bool, list[str]]:
-    """lme4's ``checkConv``: the singular note, the scaled gradient and the Hessian checks.
+def _hessian_check(hessian: FloatArray) -> tuple[bool, list[str]]:
+    """lme4's ``checkHess`` (tol 1e-6) on the Hessian of the profiled objective."""
+    values = np.linalg.eigvalsh(hessian)
+    negative = int(np.sum(values < -HESSIAN_TOL))
+    if negative:
+        return False, [f"Model failed to converge: degenerate Hessian with {negative} "
+                       "negative eigenvalues"]
+    try:
+        np.linalg.cholesky(hessian)
+        factorable = True
+    except np.linalg.LinAlgError:
+        factorable = False
+    if np.any(np.abs(values) < HESSIAN_TOL) or not factorable:
+        return False, ["Hessian is numerically singular: parameters are not uniquely "
+                       "determined"]
+    return True, []
 
-    Parameters on their bound (``at_bound``) are left out of the gradient and Hessian
-    checks: at a constrained optimum their derivative need not vanish.
+
+def convergence_messages(derivs: VarianceDerivatives, singular: bool,
+                         ) -> tuple[bool, list[str]]:
+    """lme4's ``checkConv`` (1.1-31), then lmerTest's warnings on the Hessian in (θ, σ).
+
+    A singular fit gets lme4's boundary note and no gradient or Hessian check, as in lme4.
+    Otherwise, as lme4: the smaller of the scaled (Newton) and the absolute gradient
+    against 0.002, then the eigenvalues of the Hessian (negative: not a minimum; near
+    zero: a direction in which the parameters are not determined). The derivatives are
+    those of the standardized fit (``standardize``), so the checks find real problems of
+    the model and not the data's units: lme4's own "very large eigenvalue - Rescale
+    variables?" notes are about its arithmetic in the user's units, which this engine
+    never uses, and are not repeated.
     """
+    if singular:
+        return True, ["boundary (singular) fit: see help('isSingular')"]
     messages: list[str] = []
     converged = True
-    if singular:
-        messages.append("boundary (singular) fit: see help('isSingular')")
-    free = ~at_bound
-    gradient = derivs.profiled_gradient[free]
-    hessian = derivs.profiled_hessian[np.ix_(free, free)]
-    if not len(gradient):
-        return converged, messages
+    gradient = derivs.profiled_gradient
+    hessian = derivs.profiled_hessian
     try:
         upper = np.linalg.cholesky(hessian).T
         scaled = np.linalg.solve(upper, gradient)
     except np.linalg.LinAlgError:
         scaled = None
-    if scaled is None:
-        if not singular:
-            converged = False
-            messages.append("unable to evaluate scaled gradient")
+    if scaled is None or not np.all(np.isfinite(scaled)):
+        converged = False
+        messages.append("unable to evaluate scaled gradient")
     else:
         worst = np.minimum(np.abs(scaled), np.abs(gradient))
         if worst.max() > GRADIENT_TOL:
             converged = False
-            component = int(np.flatnonzero(free)[worst.argmax()]) + 1
             messages.append(
                 f"Model failed to converge with max|grad| = {worst.max():.6g} "
-                f"(tol = {GRADIENT_TOL:g}, component {component})")
-    if not singular:
-        negative = int(np.sum(np.linalg.eigvalsh(hessian) < 0))
-        if negative:
-            converged = False
-            messages.append(
-                f"Model failed to converge: degenerate Hessian with {negative} "
-                "negative eigenvalues")
-    return converged, messages
+                f"(tol = {GRADIENT_TOL:g}, component {int(worst.argmax()) + 1})")
+    hessian_ok, hessian_notes = _hessian_check(hessian)
+    messages.extend(hessian_notes)
+    lmertest_notes = hessian_messages(derivs)
+    messages.extend(lmertest_notes)
+    return converged and hessian_ok and not lmertest_notes, messages
 
 
 def _random_effects_terms(cp: CrossProducts, solution: Solution,
@@ -215,8 +235,7 @@ def make_result(design: Design, cp: CrossProducts, method: Method, optimum: Opti
         n_dropped_missing=design.n_dropped_missing, npar=npar)
 
     singular = is_singular(cp, theta)
-    converged, messages = convergence_messages(derivs, singular,
-                                               optimum.theta <= cp.lower_bounds())
+    converged, messages = convergence_messages(derivs, singular)
     messages = [*optimum.messages, *messages]
     convergence = Convergence(
         converged=converged and not optimum.messages, singular=singular,
