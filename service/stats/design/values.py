@@ -15,6 +15,7 @@ from pandas.api import types as ptypes
 
 from service.stats.design.types import FloatArray, IntArray
 from service.stats.errors import StatsError
+from service.stats.formula.syntax import r_number
 
 ColumnKind = Literal["numeric", "categorical", "boolean"]
 KINDS: tuple[ColumnKind, ...] = ("numeric", "categorical", "boolean")
@@ -41,11 +42,9 @@ def infer_kinds(frame: pd.DataFrame) -> dict[str, ColumnKind]:
 
 
 def format_number(value: float) -> str:
-    """A number as R's ``as.character`` prints it (15 significant digits, no ``.0``)."""
-    number = float(value)
-    if number.is_integer() and abs(number) < 1e15:
-        return str(int(number))
-    return f"{number:.15g}"
+    """A number as R's ``as.character`` writes it: 15 significant digits, fixed notation
+    unless scientific is narrower (``1``, ``0.1``, ``1e+05``, ``1e-04``, ``100000.5``)."""
+    return r_number(float(value))
 
 
 def factor_codes(series: pd.Series, kind: ColumnKind,

@@ -106,29 +106,34 @@ def name_label(name: str) -> str:
     return f"`{name}`"
 
 
-def r_number(value: float) -> str:
-    """A number as R's ``deparse`` prints it: 15 significant digits, fixed notation unless
-    scientific is shorter (``1e+05``, ``1e-04``, ``0.001``, ``1000``)."""
+def r_number(value: float, digits: int = 15) -> str:
+    """A number as R writes it with ``digits`` significant digits: ``deparse`` and
+    ``as.character`` (factor levels) both use 15.
+
+    R's ``formatReal``: the fewest significant digits (at most ``digits``) that show the
+    value rounded to ``digits``; fixed notation unless scientific is narrower (``1e+05``,
+    ``1e-04``, but ``0.0001234`` and ``123456``). Fixed notation prints every integer
+    digit of the double, as C's ``%.*f`` does (``12345678901234568``).
+    """
     if value != value:
         return "NaN"
     if value in (float("inf"), float("-inf")):
         return "Inf" if value > 0 else "-Inf"
     if value == 0:
         return "0"
-    sign = "-" if value < 0 else ""
-    mantissa, exp_text = f"{abs(value):.14e}".split("e")
-    digits = mantissa.replace(".", "").rstrip("0") or "0"
+    negative = value < 0
+    mantissa, exp_text = f"{abs(value):.{digits - 1}e}".split("e")
+    significant = mantissa.replace(".", "").rstrip("0") or "0"
     exponent = int(exp_text)
-    sci = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    n_sig = len(significant)
+    sci = significant[0] + ("." + significant[1:] if n_sig > 1 else "")
     sci += f"e{'-' if exponent < 0 else '+'}{abs(exponent):02d}"
-    if exponent >= 0:
-        if len(digits) <= exponent + 1:
-            fixed = digits + "0" * (exponent + 1 - len(digits))
-        else:
-            fixed = digits[: exponent + 1] + "." + digits[exponent + 1:]
-    else:
-        fixed = "0." + "0" * (-exponent - 1) + digits
-    return sign + (fixed if len(fixed) <= len(sci) else sci)
+    decimals = max(0, n_sig - exponent - 1)
+    fixed_width = (exponent + 1 if exponent >= 0 else 1) + (decimals + 1 if decimals else 0)
+    sign = "-" if negative else ""
+    if fixed_width <= len(sci):
+        return sign + f"{abs(value):.{decimals}f}"
+    return sign + sci
 
 
 def number_label(node: SNumber) -> str:
