@@ -37,7 +37,8 @@ class FixedEffect(_Open):
 
 
 class RandomEffectsTerm(_Open):
-    group: str
+    group: str = Field(description="The grouping factor as R's VarCorr names it: a second "
+                       "term of the same factor is `Subject.1`, as in `(Days || Subject)`")
     terms: list[str]
     std_dev: list[Number]
     variance: list[Number]
@@ -47,14 +48,22 @@ class RandomEffectsTerm(_Open):
 
 class Metrics(_Open):
     n_obs: int
-    loglik: Number = None
-    aic: Number = None
-    bic: Number = None
-    deviance: Number = None
-    reml_criterion: Number = None
+    loglik: Number = Field(None, description="R's logLik: the maximized log-likelihood of "
+                           "an ML fit, the REML log-likelihood (-reml_criterion / 2) of a "
+                           "REML fit")
+    aic: Number = Field(None, description="R's AIC, from loglik")
+    bic: Number = Field(None, description="R's BIC, from loglik")
+    deviance: Number = Field(None, description="lm: the residual sum of squares (R's "
+                             "deviance). Mixed models: the ML deviance (-2 log L); for a "
+                             "REML fit, that of the model refitted by ML, as lme4's "
+                             "deviance(refitML(fit)) and anova compare it")
+    reml_criterion: Number = Field(None, description="REML fits: lme4's REMLcrit, -2 times "
+                                   "the REML log-likelihood (null for ML fits and lm)")
     sigma: Number = None
     rmse: Number = None
-    df_residual: Number = None
+    df_residual: Number = Field(None, description="R's df.residual: n minus the number of "
+                                "parameters (lm: coefficients; mixed models: fixed effects, "
+                                "θ and σ)")
     r_squared: Number = None
     adj_r_squared: Number = None
     r2_marginal: Number = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,7 +122,12 @@ def convergence_messages(derivs: VarianceDerivatives, singular: bool,
 def _random_effects_terms(cp: CrossProducts, solution: Solution,
                           ) -> tuple[RandomEffectsTerm, ...]:
     out = []
+    seen: Counter[str] = Counter()
     for term, t in zip(cp.terms, solution.relative_factors, strict=True):
+        # VarCorr's names (R's make.unique): the second term of Subject is Subject.1
+        group = term.block.group
+        name = group if not seen[group] else f"{group}.{seen[group]}"
+        seen[group] += 1
         cov = solution.sigma**2 * (t @ t.T)
         variance = np.diag(cov)
         sd = np.sqrt(variance)
@@ -131,7 +137,7 @@ def _random_effects_terms(cp: CrossProducts, solution: Solution,
         corr = np.where(np.isfinite(corr), corr, 0.0)
         np.fill_diagonal(corr, 1.0)
         out.append(RandomEffectsTerm(
-            group=term.block.group, terms=term.block.terms,
+            group=name, terms=term.block.terms,
             std_dev=tuple(float(v) for v in sd), variance=tuple(float(v) for v in variance),
             correlation=tuple(tuple(float(v) for v in row) for row in corr),
             n_levels=term.n_levels))
