@@ -20,6 +20,7 @@ from service.stats.lmm import fit_lmm
 from service.stats.ols import fit_ols
 from service.stats.predict import make_by_group_state, make_prediction_state
 from service.stats.results import FitResult
+from service.stats.threads import single_threaded_blas
 
 Method = Literal["REML", "ML"]
 
@@ -56,6 +57,11 @@ def fit_model(formula: str, data: pd.DataFrame, method: str = "REML") -> FittedM
     """
     if method not in ("REML", "ML"):
         raise FitError(f"method must be 'REML' or 'ML', not {method!r}")
+    with single_threaded_blas():
+        return _fit_model(formula, data, method)
+
+
+def _fit_model(formula: str, data: pd.DataFrame, method: str) -> FittedModel:
     parsed = parse_formula(formula)
     if parsed.by_group is not None:
         grouped = fit_groups(parsed, data)

@@ -20,9 +20,9 @@ from service.stats.lmm.optimize import minimize_theta, ml_refit_deviance
 from service.stats.lmm.package import make_result
 from service.stats.lmm.standardize import standardize
 from service.stats.lmm.structure import cross_products
-from service.stats.lmm.threads import single_threaded_blas
 from service.stats.lmm.user_units import objective_offset, to_user_units
 from service.stats.results import FitResult
+from service.stats.threads import single_threaded_blas
 
 __all__ = ["fit_lmm", "fitted_values"]
 
