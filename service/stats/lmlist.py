@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from service.stats.design import build_design
+from service.stats.design.build import check_poly_inputs
 from service.stats.design.types import Design, IntArray
 from service.stats.design.values import ColumnKind, factor_codes, infer_kinds, sort_levels
 from service.stats.diagnostics import residual_table
@@ -82,6 +83,9 @@ def fit_groups(formula: Formula, data: pd.DataFrame) -> GroupedFit:
     """:func:`fit_by_group`, also returning each fitted level's design by level label."""
     groups, n_missing_group = split_by_group(formula, data)
     per_group = replace(formula, by_group=None)
+    # lmList's model.frame over the whole data (na.pass) refuses a poly() of a column with
+    # missing values before any group is fitted; each group's lm then sees its own rows.
+    check_poly_inputs(per_group, data)
     designs: dict[str, Design] = {}
     fits: list[GroupFit] = []
     messages: list[str] = []

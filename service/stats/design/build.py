@@ -1,8 +1,10 @@
 """``build_design``: a parsed formula plus a DataFrame -> the design the engines consume.
 
 The steps follow R's ``model.frame`` then ``model.matrix`` and lme4's ``mkReTrms``:
-check the columns, drop rows with missing values, learn the coding (levels, contrasts,
-``scale``/``poly`` parameters), build X and drop aliased columns, build the random blocks.
+check the columns, learn the ``scale``/``poly`` parameters on every row (R's
+``model.frame`` evaluates the variables before its ``na.action`` drops rows), drop rows with
+missing values, learn the rest of the coding (levels, contrasts), build X and drop aliased
+columns, build the random blocks.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from service.stats.design.values import (
 from service.stats.errors import DesignError
 from service.stats.formula import formula_columns
 from service.stats.formula.columns import bind_constants
-from service.stats.formula.tree import Call, Expr, Formula, Number, Term
+from service.stats.formula.tree import BinOp, Call, Expr, Formula, Negate, Number, Term
 
 
 def build_design(formula: Formula, data: pd.DataFrame) -> Design:
@@ -73,15 +75,15 @@ def build_design(formula: Formula, data: pd.DataFrame) -> Design:
     n_dropped = len(data) - len(frame)
 
     variables, exprs = _learn_variables(formula, frame, kinds)
+    params = learn_parameters([*exprs.values(), formula.response], data, kinds)
     categorical = {label for label, v in variables.items() if v.categorical}
     fixed = code_terms([_labels(t) for t in formula.fixed], categorical, formula.intercept)
-    params: dict[str, dict[str, Any]] = {}
     encoder = DesignEncoder(
         response=formula.response, intercept=formula.intercept, kinds=kinds,
         variables=variables, exprs=exprs, params=params, fixed=fixed, all_fixed_names=(),
         by_group=formula.by_group)
     values = evaluate_variables(encoder, frame, list(variables), params=params,
-                                error=DesignError, learn=True)
+                                error=DesignError, learn=False)
     n = len(frame)
     X_all, names = model_columns(formula.intercept, fixed, variables, values, n)
     if n < X_all.shape[1]:
@@ -103,6 +105,49 @@ def build_design(formula: Formula, data: pd.DataFrame) -> Design:
         y=y, X=X, fixed_names=encoder.fixed_names, random=blocks, rows=rows,
         response_name=deparse(formula.response), encoder=encoder, n_dropped_missing=n_dropped,
         dropped_aliased=dropped, messages=(rank_message(list(dropped)),) if dropped else ())
+
+
+def learn_parameters(exprs: list[Expr], data: pd.DataFrame, kinds: dict[str, ColumnKind]
+                     ) -> dict[str, dict[str, Any]]:
+    """The ``scale``/``poly`` parameters of numeric expressions, learned on every row.
+
+    As R's ``model.frame``: each call sees its argument on all rows of the data, before rows
+    with a missing value anywhere are dropped, so ``scale(x)`` centres on the mean of every
+    present ``x`` (rows dropped later for a missing response included) and ``poly()`` of a
+    column with missing values is refused (R: "missing values are not allowed in 'poly'").
+    """
+    params: dict[str, dict[str, Any]] = {}
+    if not any(_has_learned_call(e) for e in exprs):
+        return params
+    names = dict.fromkeys(c for e in exprs for c in expr_columns(e))
+    columns = {c: numeric_values(data[c], kinds[c], DesignError) for c in names}
+    evaluator = Evaluator(columns, params, learn=True, error=DesignError)
+    for expr in exprs:
+        if _has_learned_call(expr):
+            evaluator.variable(expr)
+    return params
+
+
+def check_poly_inputs(formula: Formula, data: pd.DataFrame) -> None:
+    """Refuse what R's ``poly()`` refuses on every row of ``data`` (missing values, too few
+    distinct values), as ``lmList``'s first ``model.frame`` over the whole data does."""
+    formula = bind_constants(formula, [str(c) for c in data.columns])
+    terms = list(formula.fixed) + [t for r in formula.random for t in r.terms]
+    polys = [f for t in terms for f in t.factors
+             if isinstance(f, Call) and f.function == "poly"]
+    if polys:
+        kinds = infer_kinds(data[list(dict.fromkeys(c for p in polys for c in expr_columns(p)))])
+        learn_parameters(list(polys), data, kinds)
+
+
+def _has_learned_call(expr: Expr) -> bool:
+    if isinstance(expr, Call):
+        return expr.function in ("scale", "poly") or any(_has_learned_call(a) for a in expr.args)
+    if isinstance(expr, BinOp):
+        return _has_learned_call(expr.left) or _has_learned_call(expr.right)
+    if isinstance(expr, Negate):
+        return _has_learned_call(expr.operand)
+    return False
 
 
 def _drop_missing(data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
@@ -199,10 +244,10 @@ def _check_identifiable(group: str, n_levels: int, q: int, n: int) -> None:
 
 def _response(response: Expr, frame: pd.DataFrame, kinds: dict[str, ColumnKind],
               params: dict[str, dict[str, Any]]) -> FloatArray:
-    """The response values (a numeric expression; ``scale``/``poly`` parameters learned)."""
+    """The response values (a numeric expression; ``scale`` parameters learned already)."""
     columns = {c: numeric_values(frame[c], kinds[c], DesignError)
                for c in dict.fromkeys(expr_columns(response))}
-    values = Evaluator(columns, params, learn=True, error=DesignError).variable(response)[0]
+    values = Evaluator(columns, params, learn=False, error=DesignError).variable(response)[0]
     if values.shape[1] != 1:
         raise DesignError(f"the response {deparse(response)} must be a single column")
     return np.ascontiguousarray(values[:, 0])

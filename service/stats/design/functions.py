@@ -5,6 +5,12 @@ evaluator learns their parameters (centre and scale; ``poly``'s ``alpha`` and ``
 as R's ``poly`` stores them in its ``coefs`` attribute) and records them under the call's
 deparsed text; on new data it applies the recorded parameters, as R's ``predict.poly``
 and ``makepredictcall`` do.
+
+Learning happens as in R's ``model.frame``: on every row of the data, before rows with
+missing values are dropped. So missing values (NaN) are expected then: ``scale`` uses the
+rows where its argument is present (R's ``na.rm = TRUE``), ``poly`` refuses them as R
+does, and nothing else is checked (the rows that are kept are checked when the design is
+evaluated on them with the learned parameters).
 """
 
 from __future__ import annotations
@@ -52,7 +58,9 @@ class Evaluator:
         Parameters of ``scale``/``poly`` calls keyed by the call's deparsed text; filled in
         when ``learn`` is true, read otherwise.
     learn
-        Whether this is the fitting data (learn parameters) or new data (apply them).
+        Whether these are all rows of the fitting data, missing values included (learn the
+        parameters, as R's ``model.frame``), or rows to encode (apply them, and check
+        that every value is finite).
     error
         The exception class to raise (``DesignError`` when fitting, ``PredictionError``
         when predicting).
@@ -71,7 +79,8 @@ class Evaluator:
             matrix = self._poly(expr)
             return matrix, tuple(str(i + 1) for i in range(matrix.shape[1]))
         values = self.vector(expr)
-        self._check_finite(values, expr)
+        if not self.learn:
+            self._check_finite(values, expr)
         return values[:, None], ("",)
 
     def vector(self, expr: Expr) -> FloatArray:
@@ -115,7 +124,7 @@ class Evaluator:
             with np.errstate(all="ignore"):
                 result = _ELEMENTWISE[name](argument)
             bad = ~np.isfinite(result) & np.isfinite(argument)
-            if bad.any():
+            if bad.any() and not self.learn:
                 raise self.error(
                     f"{deparse(expr)} gives NaN or infinite values in {int(bad.sum())} row(s) "
                     f"(column {self._column_text(expr)}): {_DOMAIN_HINT.get(name, '')}".rstrip())
@@ -145,10 +154,11 @@ class Evaluator:
         key = deparse(expr)
         values = self.vector(expr.args[0])
         if self.learn:
-            if len(values) < 2:
+            present = values[~np.isnan(values)]  # R's scale: colMeans(x, na.rm = TRUE)
+            if len(present) < 2:
                 raise self.error(f"{key} needs at least 2 rows")
-            center = float(np.mean(values))
-            scale = float(np.std(values, ddof=1))  # R's sd: n - 1 denominator
+            center = float(np.mean(present))
+            scale = float(np.std(present, ddof=1))  # R's sd: n - 1 denominator
             if not np.isfinite(scale) or scale == 0.0:
                 raise self.error(f"{key}: column {self._column_text(expr)} does not vary, "
                                  "so it cannot be scaled")
@@ -164,9 +174,17 @@ class Evaluator:
         if degree_value != int(degree_value) or degree_value < 1:
             raise self.error(f"{key}: the degree must be a whole number of at least 1")
         x = self.vector(expr.args[0])
-        self._check_finite(x, expr.args[0])
         if self.learn:
+            missing = int(np.isnan(x).sum())
+            if missing:
+                raise self.error(
+                    f"missing values are not allowed in 'poly': {key} has {missing} missing "
+                    f"value(s) (column {self._column_text(expr.args[0])}); as in R, poly() is "
+                    "computed on every row before rows with missing values are dropped, so "
+                    "remove those rows from the data first")
             self.params[key] = poly_coefficients(x, int(degree_value), key, self.error)
+        else:
+            self._check_finite(x, expr.args[0])
         stored = self.params[key]
         return poly_apply(x, stored["alpha"], stored["norm2"])
 
