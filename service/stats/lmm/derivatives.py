@@ -49,7 +49,6 @@ class VarianceDerivatives:
     covariance: FloatArray
     profiled_gradient: FloatArray
     profiled_hessian: FloatArray
-    ml_newton_step: FloatArray  # a Newton step towards the ML optimum (zeros if not ascent-safe)
 
 
 def _pieces(cp: CrossProducts, theta: FloatArray,
@@ -98,20 +97,6 @@ def _differences(cp: CrossProducts, theta: FloatArray, center: FloatArray,
     return grad, hess, cov_grad
 
 
-def _ml_newton_step(cp: CrossProducts, center: FloatArray, grad: FloatArray,
-                    hess: FloatArray) -> FloatArray:
-    """Newton step of the profiled ML deviance log|L|² + n log r² (+ const) at θ."""
-    n = cp.n_obs
-    r2 = center[2]
-    gradient = grad[0] + n * grad[2] / r2
-    hessian = hess[0] + n * (hess[2] / r2 - np.outer(grad[2], grad[2]) / r2**2)
-    try:
-        np.linalg.cholesky(hessian)  # only a convex model gives a step towards a minimum
-    except np.linalg.LinAlgError:
-        return np.zeros_like(gradient)
-    return np.asarray(-np.linalg.solve(hessian, gradient), dtype=np.float64)
-
-
 def variance_derivatives(cp: CrossProducts, theta: FloatArray, method: Method,
                          ) -> VarianceDerivatives:
     """Derivatives of the deviance and of vcov(β̂) in φ = (θ, σ) at the optimum θ̂.
@@ -153,9 +138,7 @@ def variance_derivatives(cp: CrossProducts, theta: FloatArray, method: Method,
     return VarianceDerivatives(hessian=full, cov_gradient=cov_gradient,
                                covariance=sigma2 * cov1,
                                profiled_gradient=profiled_gradient,
-                               profiled_hessian=profiled_hessian,
-                               ml_newton_step=_ml_newton_step(cp, center, pieces_grad,
-                                                              pieces_hess))
+                               profiled_hessian=profiled_hessian)
 
 
 # lmerTest's tolerance for a zero eigenvalue of the Hessian in (θ, σ)
