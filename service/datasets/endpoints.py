@@ -37,7 +37,11 @@ _UPLOAD_BODY: dict[str, Any] = {
                 "required": ["file"],
                 "properties": {"file": {"type": "string", "format": "binary",
                                         "description": "A CSV or Parquet file"},
-                               "name": {"type": "string"}},
+                               "name": {"type": "string"},
+                               "categorical": {
+                                   "type": "string",
+                                   "description": "Columns to store as categorical, "
+                                                  "comma-separated (as ?categorical=)"}},
             }},
             "application/json": {"schema": DatasetRecords.model_json_schema()},
         },
@@ -45,15 +49,18 @@ _UPLOAD_BODY: dict[str, Any] = {
 }
 
 
-async def _read_upload(request: Request, limit: int, name: str | None) -> service.Upload:
+async def _read_upload(request: Request, limit: int, name: str | None,
+                       categorical: tuple[str, ...]) -> service.Upload:
     media = media_type(request)
     if media in CSV_TYPES:
-        return service.Upload(await read_body(request, limit), "csv", name, limit_bytes=limit)
+        return service.Upload(await read_body(request, limit), "csv", name, limit_bytes=limit,
+                              categorical=categorical)
     if media in PARQUET_TYPES:
         return service.Upload(await read_body(request, limit), "sniff", name,
-                              limit_bytes=limit)
+                              limit_bytes=limit, categorical=categorical)
     if media == "application/json" or media.endswith("+json"):
-        return service.Upload(await read_body(request, limit), "records", name)
+        return service.Upload(await read_body(request, limit), "records", name,
+                              categorical=categorical)
     if media == "multipart/form-data":
         body = await read_body(request, limit)
         try:
@@ -67,9 +74,12 @@ async def _read_upload(request: Request, limit: int, name: str | None) -> servic
             if not isinstance(part, UploadFile):
                 raise InvalidInput("The multipart body has no 'file' part holding the data.")
             form_name = form.get("name")
+            declared = service.declared_columns(
+                [*categorical, *(v for v in form.getlist("categorical") if isinstance(v, str))])
             return service.Upload(await part.read(), "sniff",
                                   name or (form_name if isinstance(form_name, str) else None),
-                                  filename=part.filename, limit_bytes=limit)
+                                  filename=part.filename, limit_bytes=limit,
+                                  categorical=declared)
         finally:
             await form.close()  # removes the spooled temporary file
     raise unsupported(request, ACCEPTED)
@@ -84,9 +94,15 @@ async def create_dataset(
     settings: SettingsDep,
     name: Annotated[str | None, Query(max_length=200,
                                       description="Name for a raw CSV or Parquet body")] = None,
+    categorical: Annotated[list[str], Query(description=(
+        "Columns to store as categorical (factors) whatever they hold, comma-separated or "
+        "repeated: a CSV's cells as written (R's read.csv colClasses = \"factor\"), numbers "
+        "of Parquet or JSON as R's as.character writes them (1e5 -> \"1e+05\"). An unknown "
+        "name is a 422"))] = [],  # noqa: B006 - FastAPI copies query defaults
 ) -> Dataset:
     """Upload a dataset as CSV, Parquet (raw or multipart) or JSON records."""
-    upload = await _read_upload(request, settings.max_upload_bytes, name)
+    upload = await _read_upload(request, settings.max_upload_bytes, name,
+                                service.declared_columns(categorical))
     row = await run_in_threadpool(service.create_dataset, session, upload)
     response.headers["Location"] = f"/v1/datasets/{row.id}"
     return Dataset.from_row(row)

@@ -2,9 +2,11 @@
 
 Every column ends up as one of three types: numeric (float64), boolean (bool, or pandas'
 nullable ``boolean`` when values are missing) and categorical (strings). As in R's
-``read.csv``, ``NA`` and empty cells are missing, ``TRUE``/``FALSE`` columns are logical and
-a column that mixes numbers and text is text. Anything that cannot be read becomes an
-``InvalidInput`` (422) naming the problem.
+``read.csv``, ``NA`` and empty cells are missing, a column of ``TRUE``/``FALSE``/``T``/``F``
+is logical (R 4.2's ``type.convert``: ``true``/``True``/``false``/``False`` are text, so such
+a column is a factor) and a column that mixes numbers and text is text. Columns declared
+categorical are factors whatever they hold (:mod:`service.datasets.rtext`). Anything that
+cannot be read becomes an ``InvalidInput`` (422) naming the problem.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import io
 import re
 import warnings
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from service.datasets.rtext import FALSE_TEXT, TRUE_TEXT, series_as_r_labels, values_as_r_labels
 from service.errors import InvalidInput, PayloadTooLarge
 
 DType = Literal["numeric", "categorical", "boolean"]
@@ -31,9 +34,10 @@ PARQUET_MAGIC = b"PAR1"
 # R's read.csv reads these as missing (na.strings = "NA", plus empty fields); "NaN" is R's
 # not-a-number, which a model frame drops like a missing value.
 NA_STRINGS = ["NA", "", "NaN"]
-# R's type.convert turns a column of these into a logical vector.
-_TRUE = {"TRUE", "True", "true", "T"}
-_FALSE = {"FALSE", "False", "false", "F"}
+# R's type.convert turns a column of these, and only these, into a logical vector (R 4.2.2:
+# type.convert(c("True", "False")) is character; tests/data/r/logical_spellings.R)
+_TRUE = TRUE_TEXT
+_FALSE = FALSE_TEXT
 
 
 @dataclass(frozen=True)
@@ -66,21 +70,32 @@ def sniff_format(data: bytes, filename: str | None = None) -> Format:
     return "csv"
 
 
-def read_table(data: bytes, fmt: Format, limit_bytes: int | None = None) -> Table:
+def read_table(data: bytes, fmt: Format, limit_bytes: int | None = None,
+               categorical: Collection[str] = ()) -> Table:
     """Parse an uploaded CSV or Parquet file into a normalized table.
 
     ``limit_bytes`` is the upload limit: a Parquet file may hold no more values than a CSV
-    within it could (one character and a separator each).
+    within it could (one character and a separator each). ``categorical`` names columns
+    declared categorical: a CSV's are read as the text written (R's ``colClasses =
+    "factor"``), a Parquet file's values written as R's ``as.character`` writes them.
     """
     if fmt == "csv":
-        frame = read_csv(data)
+        frame = read_csv(data, text_columns=categorical)
     else:
-        frame = read_parquet(data, None if limit_bytes is None else limit_bytes // 2)
-    return normalize(frame)
+        frame = read_parquet(data, None if limit_bytes is None else limit_bytes // 2,
+                             exact_integers=categorical)
+        check_declared(categorical, [str(c) for c in frame.columns])
+    return normalize(frame, categorical)
 
 
-def read_csv(data: bytes) -> pd.DataFrame:
-    """Read CSV bytes (UTF-8, optionally with a byte-order mark) into a data frame."""
+def read_csv(data: bytes, text_columns: Collection[str] = (), *,
+             strict: bool = True) -> pd.DataFrame:
+    """Read CSV bytes (UTF-8, optionally with a byte-order mark) into a data frame.
+
+    ``text_columns`` are read as the text written in the file (R's ``colClasses =
+    "character"``); a name that is not in the header is a 422 naming it, or with
+    ``strict=False`` ignored.
+    """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -91,19 +106,57 @@ def read_csv(data: bytes) -> pd.DataFrame:
         raise InvalidInput("The upload is empty: a CSV needs a header line and at least one row.")
     _check_no_nul(text)
     sep = delimiter(text)
-    _check_header(text, sep)
+    header = _check_header(text, sep)
+    if strict:
+        check_declared(text_columns, header)
+    as_text = [name for name in dict.fromkeys(text_columns) if name in set(header)]
+    frame = _parse_csv(text, sep, as_text)
+    # pandas reads true/True/false/False (and TRUE/FALSE) as booleans; R 4.2 reads only
+    # TRUE/FALSE/T/F as logical, so such columns are read again as their text, which
+    # _normalize_column then types as R does
+    boolean = [str(name) for name in frame.columns
+               if str(name) not in as_text and _read_as_booleans(frame[name])]
+    if boolean:
+        raw = _parse_csv(text, sep, boolean, only=True)
+        for name in boolean:
+            frame[name] = raw[name]
+    return frame
+
+
+def _parse_csv(text: str, sep: str, as_text: list[str], *, only: bool = False
+               ) -> pd.DataFrame:
     with warnings.catch_warnings():
         # pandas only warns when a row has more fields than the header and then drops them;
         # R refuses such a file, and silently losing data is worse than refusing.
         warnings.simplefilter("error", pd.errors.ParserWarning)
         try:
             return pd.read_csv(io.StringIO(text), sep=sep, index_col=False,
-                               keep_default_na=False, na_values=NA_STRINGS, low_memory=False)
+                               keep_default_na=False, na_values=NA_STRINGS, low_memory=False,
+                               dtype=dict.fromkeys(as_text, object) or None,
+                               usecols=as_text if only else None)
         except pd.errors.ParserWarning:
             raise InvalidInput("A row has more fields than the header line has column names."
                                ) from None
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
             raise InvalidInput(_csv_problem(exc)) from None
+
+
+def _read_as_booleans(series: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return True
+    return series.dtype == object and any(isinstance(v, bool) for v in series.dropna())
+
+
+def check_declared(declared: Collection[str], names: Sequence[str]) -> None:
+    """A 422 naming the columns declared categorical that the data does not have."""
+    known = set(names)
+    unknown = [name for name in dict.fromkeys(declared) if name not in known]
+    if unknown:
+        raise InvalidInput(
+            "Columns declared categorical are not in the data: " + ", ".join(unknown)
+            + " (the data's columns: " + ", ".join(list(names)[:50])
+            + (", ..." if len(names) > 50 else "") + ")",
+            unknown_columns=unknown)
 
 
 def _check_no_nul(text: str) -> None:
@@ -138,12 +191,13 @@ def delimiter(text: str) -> str:
     return ";" if ";" in header else ","
 
 
-def _check_header(text: str, sep: str) -> None:
+def _check_header(text: str, sep: str) -> list[str]:
     try:
         header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
     except csv.Error as exc:
         raise InvalidInput(f"The CSV header cannot be parsed: {exc}") from None
     _check_names(header)
+    return header
 
 
 def _check_names(names: Sequence[str]) -> None:
@@ -163,8 +217,13 @@ def _check_names(names: Sequence[str]) -> None:
                            duplicate_columns=duplicates)
 
 
-def read_parquet(data: bytes, max_values: int | None = None) -> pd.DataFrame:
-    """Read Parquet bytes into a data frame of at most ``max_values`` values (rows × columns)."""
+def read_parquet(data: bytes, max_values: int | None = None,
+                 exact_integers: Collection[str] = ()) -> pd.DataFrame:
+    """Read Parquet bytes into a data frame of at most ``max_values`` values (rows × columns).
+
+    Integer columns named in ``exact_integers`` hold Python integers (None where missing)
+    instead of pandas' float64 of an integer column with missing values.
+    """
     try:
         metadata = pq.ParquetFile(io.BytesIO(data)).metadata
         # compression and run-length encoding let a few kB describe billions of values:
@@ -185,9 +244,13 @@ def read_parquet(data: bytes, max_values: int | None = None) -> pd.DataFrame:
                                "only flat numeric, text and boolean columns can be modelled.")
     table = _binary_as_text(table)
     try:
-        return table.to_pandas()
+        frame = table.to_pandas()
     except (pa.ArrowException, ValueError) as exc:
         raise InvalidInput(f"The Parquet file cannot be converted: {_first_line(exc)}") from None
+    for name in dict.fromkeys(exact_integers):
+        if name in table.column_names and pa.types.is_integer(table.schema.field(name).type):
+            frame[name] = pd.Series(table.column(name).to_pylist(), dtype=object)
+    return frame
 
 
 def _binary_as_text(table: pa.Table) -> pa.Table:
@@ -206,16 +269,31 @@ def _binary_as_text(table: pa.Table) -> pa.Table:
     return table
 
 
-def frame_from_records(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Records (JSON objects of scalars) to a data frame; a key absent in a record is missing."""
+def frame_from_records(records: Sequence[Mapping[str, Any]],
+                       categorical: Collection[str] = (), *, strict: bool = True
+                       ) -> pd.DataFrame:
+    """Records (JSON objects of scalars) to a data frame; a key absent in a record is missing.
+
+    Columns named in ``categorical`` hold each value as R's ``as.character`` writes it
+    (whole JSON numbers as R integers, others as doubles, booleans ``TRUE``/``FALSE``);
+    the names must be keys of the records (with ``strict=False`` others are ignored).
+    """
     names: dict[str, None] = {}
     for record in records:
         names.update(dict.fromkeys(record))
-    columns: dict[str, list[Any]] = {}
+    if strict:
+        check_declared(categorical, list(names))
+    declared = set(categorical)
+    columns: dict[str, Any] = {}
     for name in names:
         values = [record.get(name) for record in records]
-        columns[name] = _typed_values(name, values)
+        columns[name] = (_labelled_values(values) if name in declared
+                         else _typed_values(name, values))
     return pd.DataFrame(columns)
+
+
+def _labelled_values(values: list[Any]) -> pd.Series:
+    return pd.Series(values_as_r_labels(values), dtype=object)
 
 
 def _typed_values(name: str, values: list[Any]) -> Any:
@@ -242,17 +320,27 @@ def _float(name: str, value: int | float) -> float:
                            ) from None
 
 
-def normalize(frame: pd.DataFrame) -> Table:
-    """Give every column one of the three types and encode the result as Parquet."""
+def normalize(frame: pd.DataFrame, categorical: Collection[str] = ()) -> Table:
+    """Give every column one of the three types and encode the result as Parquet.
+
+    Columns named in ``categorical`` are categorical whatever they hold, their values
+    written as R's ``as.character`` writes them.
+    """
     if frame.shape[1] == 0:
         raise InvalidInput("The data has no columns.")
     _check_names([str(c) for c in frame.columns])
+    check_declared(categorical, [str(c) for c in frame.columns])
     if len(frame) == 0:
         raise InvalidInput("The data has no rows.")
+    declared = set(categorical)
     out: dict[str, Any] = {}
     infos: list[ColumnInfo] = []
     for name in frame.columns:
-        series, dtype = _normalize_column(frame[name])
+        dtype: DType
+        if str(name) in declared:
+            series, dtype = _as_text(series_as_r_labels(frame[name])), "categorical"
+        else:
+            series, dtype = _normalize_column(frame[name])
         out[str(name)] = series
         infos.append(ColumnInfo(str(name), dtype, int(series.isna().sum())))
     normalized = pd.DataFrame(out)
@@ -275,6 +363,10 @@ def _normalize_column(series: pd.Series) -> tuple[pd.Series, DType]:
     if len(present) == 0:
         # a column with nothing in it has no type to infer; numeric is R's choice too
         return series.astype("float64"), "numeric"
+    return _as_text(series), "categorical"
+
+
+def _as_text(series: pd.Series) -> pd.Series:
     # object, not pandas' "str" alias: in pandas 2 that alias turns missing values into "nan"
     as_text = series.map(lambda v: None if pd.isna(v) else str(v)).astype(object)
     with_nul = as_text.map(lambda v: isinstance(v, str) and "\x00" in v)
@@ -282,7 +374,7 @@ def _normalize_column(series: pd.Series) -> tuple[pd.Series, DType]:
         row = int(with_nul.to_numpy().argmax()) + 1
         raise InvalidInput(f"Column {str(series.name)!r} has a NUL character (U+0000) in row "
                            f"{row}; values must be text.")
-    return as_text, "categorical"
+    return as_text
 
 
 def to_parquet(frame: pd.DataFrame) -> bytes:

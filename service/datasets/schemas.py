@@ -55,3 +55,8 @@ class DatasetRecords(BaseModel):
 
     name: str | None = Field(default=None, max_length=200)
     records: list[dict[str, Cell]]
+    categorical: list[str] = Field(
+        default_factory=list, max_length=10_000,
+        description="Columns to store as categorical (factors) whatever they hold; numbers "
+                    "become levels as R's as.character writes them (0 -> \"0\", 1e5 -> "
+                    "\"1e+05\", whole numbers of an integer column in full)")

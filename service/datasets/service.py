@@ -27,6 +27,7 @@ class Upload:
     name: str | None = None
     filename: str | None = None
     limit_bytes: int | None = None  # the upload limit, which also bounds what Parquet holds
+    categorical: tuple[str, ...] = ()  # columns declared categorical (``?categorical=``)
 
 
 def parse_upload(upload: Upload) -> tuple[Table, str | None]:
@@ -41,13 +42,20 @@ def parse_upload(upload: Upload) -> tuple[Table, str | None]:
                                            for e in errors), errors=errors) from None
         if not payload.records:
             raise InvalidInput("The data has no rows: 'records' is empty.")
-        return normalize(frame_from_records(payload.records)), payload.name
+        declared = list(dict.fromkeys([*upload.categorical, *payload.categorical]))
+        return normalize(frame_from_records(payload.records, declared), declared), payload.name
     if not upload.data:
         raise InvalidInput("The upload is empty.")
     kind = upload.kind
     fmt = sniff_format(upload.data, upload.filename) if kind == "sniff" else kind
     return read_table(upload.data, "parquet" if fmt == "parquet" else "csv",
-                      upload.limit_bytes), None
+                      upload.limit_bytes, upload.categorical), None
+
+
+def declared_columns(values: list[str]) -> tuple[str, ...]:
+    """Column names from ``?categorical=`` values: repeated, or separated by commas."""
+    names = (part.strip() for value in values for part in value.split(","))
+    return tuple(dict.fromkeys(name for name in names if name))
 
 
 def create_dataset(session: Session, upload: Upload) -> DatasetRow:

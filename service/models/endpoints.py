@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Annotated, Any
 
 import pandas as pd
@@ -107,9 +108,13 @@ async def predict(
 ) -> Predictions:
     """Predict new rows (JSON records or CSV) from a fitted model."""
     media = media_type(request)
+    reader: service.FrameReader
     if media == "text/csv":
         body = await read_body(request, settings.max_upload_bytes)
-        frame = await run_in_threadpool(read_csv, body)
+
+        def reader(categorical: Collection[str]) -> pd.DataFrame:
+            # the model's categorical columns are read as written, as they were uploaded
+            return _as_frame(read_csv(body, categorical, strict=False))
     elif media == "application/json" or media.endswith("+json"):
         body = await read_body(request, settings.max_upload_bytes)
         try:
@@ -118,11 +123,15 @@ async def predict(
             errors = field_errors([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])
             raise InvalidInput("The JSON body is not a prediction request: " + "; ".join(
                 f"{e['field'] or 'body'}: {e['detail']}" for e in errors), errors=errors) from None
-        frame = frame_from_records(spec.records)
+        records = spec.records
         include_random_effects, new_levels = spec.include_random_effects, spec.new_levels
+
+        def reader(categorical: Collection[str]) -> pd.DataFrame:
+            # numbers for a categorical column are its levels as R writes them (1 -> "1")
+            return _as_frame(frame_from_records(records, categorical, strict=False))
     else:
         raise unsupported(request, ["application/json", "text/csv"])
-    values = await run_in_threadpool(service.predict, session, model_id, _as_frame(frame),
+    values = await run_in_threadpool(service.predict, session, model_id, reader,
                                      include_random_effects, new_levels)
     return Predictions(model_id=model_id, predictions=values)
 

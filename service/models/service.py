@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 import pandas as pd
@@ -23,6 +23,8 @@ from service.stats.design import check_columns
 from service.stats.formula import parse_formula
 
 FINISHED = ("succeeded", "failed")
+# reads the new data of a prediction, given the columns to read as categorical text
+FrameReader = Callable[[Collection[str]], pd.DataFrame]
 FIT_JOB = "fit"
 # Long-poll re-reads start quick (small fits finish in milliseconds) and slow down.
 
@@ -77,18 +79,33 @@ async def wait_for_model(session: Session, model_id: str, wait_seconds: float,
                             lambda row: row.status in FINISHED, wait_seconds, gone)
 
 
-def predict(session: Session, model_id: str, frame: pd.DataFrame,
+def predict(session: Session, model_id: str, read: FrameReader,
             include_random_effects: bool, new_levels: NewLevels) -> list[float | None]:
-    """Predictions for the rows of ``frame`` from a model whose fit succeeded."""
+    """Predictions for the rows that ``read`` gives, from a model whose fit succeeded.
+
+    ``read`` is called with the columns the model holds as categorical, which it reads as
+    text (what a CSV cell says, a JSON number as R's ``as.character`` writes it).
+    """
     row = get_fitted_model(session, model_id)
     if row.prediction_state is None:
         raise Conflict(f"Model {row.id} stored no prediction state.", model_status=row.status)
     from service.stats.predict import predict as predict_from_state
 
     state: dict[str, Any] = row.prediction_state
+    frame = read(categorical_columns(state))
     values = predict_from_state(state, frame, include_random_effects=include_random_effects,
                                 new_levels=new_levels)
     return _floats(values)
+
+
+def categorical_columns(state: dict[str, Any]) -> list[str]:
+    """The data columns a stored model encodes as factors (per-group models: their
+    groups' formulas; the grouping columns themselves are labelled from the new data)."""
+    encoders = ([group["encoder"] for group in state.get("groups", {}).values()]
+                if state.get("kind") == "lm_by_group" else [state.get("encoder", {})])
+    names = (str(name) for encoder in encoders
+             for name, kind in encoder.get("kinds", {}).items() if kind == "categorical")
+    return list(dict.fromkeys(names))
 
 
 def get_fitted_model(session: Session, model_id: str) -> ModelRow:

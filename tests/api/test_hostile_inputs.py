@@ -169,9 +169,12 @@ def test_numbers_too_long_for_a_float_column_are_text(client: TestClient) -> Non
 
 
 def test_booleans_in_r_spellings(client: TestClient) -> None:
+    # R 4.2.2's type.convert: TRUE/FALSE/T/F are logical, true/True/false/False are text
+    # (tests/data/r/declared_types.R)
     response = post_csv(client, b"a,b,c,d\nTRUE,true,T,True\nFALSE,false,F,False\n")
     assert response.status_code == 201, response.text
-    assert {c["dtype"] for c in response.json()["columns"]} == {"boolean"}
+    assert {c["name"]: c["dtype"] for c in response.json()["columns"]} == {
+        "a": "boolean", "b": "categorical", "c": "boolean", "d": "categorical"}
 
 
 # --- JSON records, multipart and Parquet -------------------------------------------------
