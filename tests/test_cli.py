@@ -98,6 +98,7 @@ def _call(base: str, method: str, path: str, body: bytes | None = None,
         return error.code, json.loads(error.read())
 
 
+@pytest.mark.slow
 def test_serve_runs_the_api_and_a_worker_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
     """The README's first command, as a user runs it: a new folder, nothing migrated."""
     port = _free_port()
@@ -146,6 +147,7 @@ def test_serve_runs_the_api_and_a_worker_on_a_fresh_sqlite_file(tmp_path: Path) 
             server.wait()
 
 
+@pytest.mark.slow
 def test_worker_command_fits_what_the_api_queued(database_url: str, tmp_path: Path) -> None:
     """Production mode: an API without a worker, and a `mixedfit worker` process beside it."""
     from fastapi.testclient import TestClient

@@ -40,6 +40,8 @@ from tests.jobs.helpers import (
     worker_processes,
 )
 
+pytestmark = pytest.mark.slow  # real worker processes
+
 SessionFactory = sessionmaker[Session]
 # short, so that an outage outlasts it and the expired-lease paths run
 LEASE = 2.0

@@ -33,6 +33,8 @@ from tests.jobs.helpers import (
     worker_processes,
 )
 
+pytestmark = pytest.mark.slow  # real worker processes
+
 SessionFactory = sessionmaker[Session]
 LEASE = 2.0
 
