@@ -7,19 +7,19 @@ objective, optimizes and packages the result), then record what prediction needs
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import pandas as pd
 
-from service.stats.design import build_design
+from service.stats.design import Design, build_design
 from service.stats.errors import FitError
 from service.stats.formula import parse_formula
-from service.stats.lmlist import fit_groups
+from service.stats.lmlist import GroupedFit, fit_groups
 from service.stats.lmm import fit_lmm
 from service.stats.ols import fit_ols
 from service.stats.predict import make_by_group_state, make_prediction_state
-from service.stats.results import FitResult
+from service.stats.results import FitResult, estimates, with_aliased
 from service.stats.threads import single_threaded_blas
 
 Method = Literal["REML", "ML"]
@@ -66,13 +66,34 @@ def _fit_model(formula: str, data: pd.DataFrame, method: str) -> FittedModel:
     if parsed.by_group is not None:
         grouped = fit_groups(parsed, data)
         state = make_by_group_state(parsed.by_group, grouped.designs, grouped.result.groups)
-        return FittedModel(result=grouped.result, prediction_state=state)
+        return FittedModel(result=_groups_with_aliased(grouped), prediction_state=state)
     design = build_design(parsed, data)
     if parsed.kind == "lm":
         result = fit_ols(design)
     else:
         result = fit_lmm(design, "ML" if method == "ML" else "REML")
-    fixed = {fe.term: fe.estimate for fe in result.fixed_effects}
-    state = make_prediction_state(design, fixed, result.conditional_modes)
-    return FittedModel(result=result, prediction_state=state)
+    state = make_prediction_state(design, estimates(result.fixed_effects),
+                                  result.conditional_modes)
+    return FittedModel(result=_with_aliased(result, design), prediction_state=state)
+
+
+def _with_aliased(result: FitResult, design: Design) -> FitResult:
+    """The result with an NA row for each aliased column, in its place (R's ``summary``);
+    the engines fit the design without those columns."""
+    if not design.dropped_aliased:
+        return result
+    fixed = with_aliased(result.fixed_effects, design.encoder.all_fixed_names,
+                         design.dropped_aliased)
+    return replace(result, fixed_effects=fixed)
+
+
+def _groups_with_aliased(grouped: GroupedFit) -> FitResult:
+    groups = []
+    for group in grouped.result.groups:
+        design = grouped.designs.get(group.level)
+        if design is not None and design.dropped_aliased:
+            group = replace(group, fixed_effects=with_aliased(
+                group.fixed_effects, design.encoder.all_fixed_names, design.dropped_aliased))
+        groups.append(group)
+    return replace(grouped.result, groups=tuple(groups))
 

@@ -22,7 +22,7 @@ from scipy import stats
 from service.stats.design.types import Design, FloatArray
 from service.stats.diagnostics import BreuschPagan, breusch_pagan
 from service.stats.errors import FitError
-from service.stats.results import Convergence, FitResult, FixedEffect, Metrics
+from service.stats.results import Convergence, FitResult, FixedEffect, Metrics, estimates
 
 INTERCEPT = "(Intercept)"
 OPTIMIZER = "QR (statsmodels OLS)"
@@ -127,11 +127,11 @@ def fitted_values(design: Design, result: FitResult) -> FloatArray:
     ndarray
         One fitted value per design row.
     """
-    estimates = {fe.term: fe.estimate for fe in result.fixed_effects}
-    missing = [name for name in design.fixed_names if name not in estimates]
+    known = estimates(result.fixed_effects)  # aliased columns are not in the design
+    missing = [name for name in design.fixed_names if name not in known]
     if missing:
         raise FitError(f"The fit has no coefficient for the design columns: {', '.join(missing)}")
-    beta = np.array([estimates[name] for name in design.fixed_names], dtype=np.float64)
+    beta = np.array([known[name] for name in design.fixed_names], dtype=np.float64)
     return np.asarray(design.X @ beta, dtype=np.float64)
 
 

@@ -19,7 +19,7 @@ from service.stats.design.encoder import DesignEncoder
 from service.stats.design.types import Design, FloatArray, RandomBlock
 from service.stats.errors import PredictionError
 from service.stats.lmlist import split_rows
-from service.stats.results import ConditionalModes, GroupFit
+from service.stats.results import ConditionalModes, GroupFit, estimates
 
 
 def make_prediction_state(design: Design, fixed: Mapping[str, float],
@@ -113,8 +113,8 @@ def make_by_group_state(columns: Sequence[str], designs: Mapping[str, Design],
     states = {}
     for group in groups:
         if group.level in designs and group.fixed_effects:
-            fixed = {fe.term: fe.estimate for fe in group.fixed_effects}
-            states[group.level] = make_prediction_state(designs[group.level], fixed, ())
+            states[group.level] = make_prediction_state(
+                designs[group.level], estimates(group.fixed_effects), ())
     return {"kind": "lm_by_group", "by": list(columns), "groups": states}
 
 

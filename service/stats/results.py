@@ -6,6 +6,7 @@ conditional modes and the prediction state are served by their own endpoints.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -14,14 +15,43 @@ ModelKind = Literal["lm", "lmm", "lm_by_group"]
 
 @dataclass(frozen=True)
 class FixedEffect:
+    """One coefficient. An aliased one (a column that is a combination of earlier ones, so
+    not estimable) has ``aliased`` set and no numbers, as R's ``summary`` prints NA."""
+
     term: str
-    estimate: float
-    std_error: float
-    statistic: float
+    estimate: float | None
+    std_error: float | None
+    statistic: float | None
     df: float | None
-    p_value: float
-    conf_low: float
-    conf_high: float
+    p_value: float | None
+    conf_low: float | None
+    conf_high: float | None
+    aliased: bool = False
+
+    @classmethod
+    def not_estimable(cls, term: str) -> FixedEffect:
+        """The row R's ``summary`` prints as NA for an aliased column."""
+        return cls(term=term, estimate=None, std_error=None, statistic=None, df=None,
+                   p_value=None, conf_low=None, conf_high=None, aliased=True)
+
+
+def with_aliased(fixed: Sequence[FixedEffect], names: Sequence[str],
+                 aliased: Collection[str]) -> tuple[FixedEffect, ...]:
+    """The fitted coefficients with a ``not_estimable`` row for each aliased column, in the
+    order of the full model matrix (``names``), as R's ``summary`` lists them.
+
+    Coefficients not named in ``names`` (none, for designs built here) keep their order at
+    the end.
+    """
+    by_term = {fe.term: fe for fe in fixed}
+    out = [FixedEffect.not_estimable(name) if name in aliased else by_term.pop(name)
+           for name in names if name in aliased or name in by_term]
+    return (*out, *by_term.values())
+
+
+def estimates(fixed: Sequence[FixedEffect]) -> dict[str, float]:
+    """The estimates of the estimable coefficients, by term (aliased ones left out)."""
+    return {fe.term: fe.estimate for fe in fixed if fe.estimate is not None and not fe.aliased}
 
 
 @dataclass(frozen=True)
