@@ -1,1 +1,2 @@
-"""Comparisons: likelihood-ratio tables over stored models (R's ``anova``)."""
+"""Comparisons: R's ``anova`` tables over stored models (F tests of lm fits, likelihood
+ratios when a mixed model is among them)."""

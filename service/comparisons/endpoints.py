@@ -34,7 +34,7 @@ async def get_comparison(
         "Seconds to wait for the member fits to finish before answering (long poll); "
         "capped at the server's MIXEDFIT_MAX_WAIT_SECONDS"))] = 0,
 ) -> Comparison:
-    """Read a comparison; when every member fit has finished, its likelihood-ratio table."""
+    """Read a comparison; once every member fit has finished, its anova table (F or χ²)."""
     row, status = await service.wait_for_comparison(
         session, comparison_id, min(wait, settings.max_wait_seconds))
     return Comparison.from_row(row, status)

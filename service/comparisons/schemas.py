@@ -23,7 +23,11 @@ class ComparisonCreate(BaseModel):
 
 
 class ComparisonTableRow(BaseModel):
-    """One model's line of R's ``anova`` table; the test is against the line before."""
+    """One model's line of R's ``anova`` table; the test is against the line before.
+
+    An F test (``test`` "F") fills ``res_df``, ``rss``, ``df``, ``sum_of_sq``,
+    ``f_statistic`` and ``p_value`` (R's Res.Df, RSS, Df, Sum of Sq, F, Pr(>F)); a
+    likelihood-ratio test ``chisq``, ``df`` and ``p_value`` (Chisq, Df, Pr(>Chisq))."""
 
     model_config = ConfigDict(protected_namespaces=())
 
@@ -37,13 +41,29 @@ class ComparisonTableRow(BaseModel):
     bic: Number
     deviance: Number = Field(description="-2 log-likelihood (ML)")
     rmse: Number = Field(description="Root mean squared residual of the model itself")
-    chisq: Number
-    df: int | None
-    p_value: Number
+    chisq: Number = Field(description="Likelihood-ratio statistic (null in an F test table)")
+    df: int | None = Field(description=(
+        "Degrees of freedom of the test: the change in parameters (χ²), or the residual df "
+        "of the row before minus this row's (F: negative when a larger model comes first, "
+        "as in R)"))
+    p_value: Number = Field(description="Pr(>Chisq) or Pr(>F)")
+    res_df: Number = Field(None, description="Residual degrees of freedom (F test)")
+    rss: Number = Field(None, description="Residual sum of squares (F test)")
+    sum_of_sq: Number = Field(None, description=(
+        "RSS of the row before minus this row's (F test)"))
+    f_statistic: Number = Field(None, description=(
+        "(sum_of_sq / df) over the residual mean square of the model with the fewest "
+        "residual df (F test)"))
 
 
 class ComparisonResult(BaseModel):
-    rows: list[ComparisonTableRow] = Field(description="Ordered by npar, as R's anova")
+    test: Literal["F", "Chisq"] = Field("Chisq", description=(
+        "The test of R's anova: \"F\" when every model is a least squares fit (anova.lm's F "
+        "test on residual sums of squares), \"Chisq\" when a mixed model is among them "
+        "(lme4's likelihood-ratio test, REML fits refitted by ML)"))
+    rows: list[ComparisonTableRow] = Field(description=(
+        "F test: in the order the models were given, as R's anova.lm; likelihood-ratio "
+        "test: ordered by npar, as lme4's anova"))
 
 
 class Comparison(BaseModel):

@@ -1,5 +1,6 @@
 """Comparison use cases: check what is knowable at once, queue the ML refits that lme4's
-``anova`` would make, and build the table from the stored fits when they are all done.
+``anova`` would make, and build the table from the stored fits when they are all done:
+R's ``anova``, an F test for least squares fits only, a likelihood-ratio test otherwise.
 
 The table is computed from stored results (no fit runs in a request) by the first read
 that finds every member fit finished, and stored with the comparison from then on.
@@ -24,7 +25,7 @@ from service.models import service as models
 from service.models.repository import to_json
 from service.models.schemas import ModelCreate
 from service.polling import poll_until
-from service.stats.compare import ComparisonError, compare_models, comparison_entry
+from service.stats.compare import ComparisonError, anova, comparison_entry
 from service.stats.design.expr import deparse
 from service.stats.formula import parse_formula
 from service.stats.formula.tree import Formula
@@ -142,7 +143,7 @@ def _finish(row: ComparisonRow, members: dict[str, ModelRow]) -> None:
     failure = _failed_member(row, members)
     if failure is None:
         try:
-            row.result = to_json({"rows": table_rows(row, members)})
+            row.result = to_json(table(row, members))
             row.status = "succeeded"
         except ComparisonError as error:
             failure = _problem(str(error))
@@ -169,8 +170,10 @@ def _failed_member(row: ComparisonRow, members: dict[str, ModelRow]) -> dict[str
     return None
 
 
-def table_rows(row: ComparisonRow, members: dict[str, ModelRow]) -> list[dict[str, Any]]:
-    """R's ``anova`` rows from the stored fits (refits' likelihoods, the models' RMSE)."""
+def table(row: ComparisonRow, members: dict[str, ModelRow]) -> dict[str, Any]:
+    """R's ``anova`` table from the stored fits: the F test of ``anova.lm`` when every model
+    is a least squares fit, else lme4's likelihood-ratio test (refits' likelihoods, the
+    models' RMSE)."""
     entries = []
     for model_id in row.model_ids:
         model = members[model_id]
@@ -180,13 +183,19 @@ def table_rows(row: ComparisonRow, members: dict[str, ModelRow]) -> list[dict[st
                                  stored_fit(members[refit_id]) if refit_id else own)
         # the likelihood is the ML refit's; the RMSE describes the model as fitted
         entries.append(replace(entry, rmse=own.metrics.rmse))
-    # anova orders by npar, ties in the order given; giving the smaller fixed part first
-    # makes ties (an lm with a factor, a mixed model with that factor's random effects)
-    # follow the nesting that create_comparison checked.
-    table = compare_models(sorted(entries, key=lambda entry: len(entry.fixed_terms)))
-    return [{**line, "refit_model_id": row.refits.get(line["model_id"]),
-             "formula": members[line["model_id"]].formula}
-            for line in table.to_dict()["rows"]]
+    if all(entry.kind == "lm" for entry in entries):
+        # anova.lm keeps the order the models were given in
+        result = anova(entries)
+    else:
+        # anova orders by npar, ties in the order given; giving the smaller fixed part
+        # first makes ties (an lm with a factor, a mixed model with that factor's random
+        # effects) follow the nesting that create_comparison checked.
+        result = anova(sorted(entries, key=lambda entry: len(entry.fixed_terms)))
+    document = result.to_dict()
+    document["rows"] = [{**line, "refit_model_id": row.refits.get(line["model_id"]),
+                         "formula": members[line["model_id"]].formula}
+                        for line in document["rows"]]
+    return document
 
 
 def _problem(detail: str, **extensions: Any) -> dict[str, Any]:

@@ -115,13 +115,17 @@ def test_mood_models_reproduce_anova(worker_client: TestClient) -> None:
     # a finished comparison is stored: reading it again gives the same document
     assert worker_client.get(f"/v1/comparisons/{result['id']}").json() == result
 
-    # the third model of the example, mood_lm_state, against mood_lm (nested: + State)
+    assert result["result"]["test"] == "Chisq"  # a mixed model among them: lme4's anova
+    assert lm["f_statistic"] is None and lm["res_df"] is None
+
+    # the third model of the example, mood_lm_state, against mood_lm (nested: + State):
+    # two least squares fits, so R's anova.lm F test (test_lm_fits_get_rs_f_test)
     state = compare(worker_client, [ids["mood_lm"], ids["mood_lm_state"]])
     assert state["status"] == "succeeded", state["error"]
+    assert state["result"]["test"] == "F"
     row = rows_by_id(state)[ids["mood_lm_state"]]
     assert math.isclose(row["rmse"], ref["rmse"]["mood_lm_state"], rel_tol=1e-6)
-    lrt = 2 * (expected("mood_lm_state")["loglik"] - expected("mood_lm")["loglik"])
-    assert row["df"] == 3 and math.isclose(row["chisq"], lrt, rel_tol=1e-6)
+    assert row["df"] == 3 and row["chisq"] is None
 
     # equal npar (6 each): the smaller fixed part comes first, as the nesting check says
     tie = compare(worker_client, [ids["mood_lm_state"], ids["mood_lmer_ml"]])
@@ -129,6 +133,45 @@ def test_mood_models_reproduce_anova(worker_client: TestClient) -> None:
     first, second = tie["result"]["rows"]
     assert (first["model_id"], second["model_id"]) == (ids["mood_lmer_ml"], ids["mood_lm_state"])
     assert second["df"] == 0 and second["p_value"] is None  # as anova: no test on 0 df
+
+
+def check_f_table(comparison: dict[str, Any], want: list[dict[str, Any]],
+                  ids: dict[str, str]) -> None:
+    """A comparison's F table is R's anova.lm table (least squares: 1e-6 relative)."""
+    assert comparison["status"] == "succeeded", comparison["error"]
+    assert comparison["result"]["test"] == "F" and comparison["refits"] == {}
+    rows = comparison["result"]["rows"]
+    assert [row["model_id"] for row in rows] == [ids[w["model"]] for w in want]
+    for got, ref in zip(rows, want, strict=True):
+        assert got["chisq"] is None and got["refit_model_id"] is None
+        assert got["df"] == ref["df"]
+        for key, name in (("res_df", "res_df"), ("rss", "rss"), ("sum_of_sq", "sum_of_sq"),
+                          ("f_statistic", "f"), ("p_value", "p_value")):
+            if ref[name] is None:
+                assert got[key] is None, (ref["model"], key)
+            else:
+                assert math.isclose(got[key], ref[name], rel_tol=1e-6), (ref["model"], key)
+
+
+def test_lm_fits_get_rs_f_test(worker_client: TestClient) -> None:
+    ref = expected("compare_mood_lm_f")  # tests/data/r/compare_lm_f.R
+    mood = upload(worker_client, "mood")
+    ids = {case: fit(worker_client, mood, formula)["id"]
+           for case, formula in ref["formulas"].items()}
+    check_f_table(compare(worker_client, [ids["mood_lm"], ids["mood_lm_state"]]),
+                  ref["two"], ids)
+    # R keeps the order given: the larger model first gives Df -3 and Sum of Sq < 0
+    reversed_order = compare(worker_client, [ids["mood_lm_state"], ids["mood_lm"]])
+    check_f_table(reversed_order, ref["reversed"], ids)
+    three = compare(worker_client, [ids["mood_lm"], ids["mood_lm_state"],
+                                    ids["mood_lm_interaction"]])
+    check_f_table(three, ref["three"], ids)
+    # the likelihood columns are there too, each model's own
+    for row, case in zip(three["result"]["rows"], ["mood_lm", "mood_lm_state",
+                                                    "mood_lm_interaction"], strict=True):
+        assert math.isclose(row["loglik"], ref["loglik"][case], rel_tol=1e-9)
+    # an F comparison is stored like any other
+    assert worker_client.get(f"/v1/comparisons/{three['id']}").json() == three
 
 
 def test_reml_fits_are_refitted_by_ml_as_lme4s_anova(worker_client: TestClient) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from service.stats.compare import ComparisonEntry, ComparisonError, compare_models
+from service.stats.compare import ComparisonEntry, ComparisonError, anova, compare_models, f_test
 from service.stats.errors import StatsError
 from service.stats.ols import fit_ols
 from tests.stats.test_ols import DATA, expected, hand_design
@@ -158,3 +158,56 @@ def test_entries_from_our_own_fits_reproduce_the_mood_comparison() -> None:
                             fit_lmm(build_design(lmm_formula, data), "REML"))
     with pytest.raises(ComparisonError, match="REML"):
         compare_models([lm, reml])
+
+
+# --- F tests of least squares fits: R's anova.lm (tests/data/r/compare_lm_f.R) -------------
+
+F_TERMS = {"mood_lm": ("(Intercept)", "Exercise"),
+           "mood_lm_state": ("(Intercept)", "Exercise", "State"),
+           "mood_lm_interaction": ("(Intercept)", "Exercise", "State", "Exercise:State")}
+
+
+def f_entries(names: list[str]) -> list[ComparisonEntry]:
+    """Entries holding R's own Res.Df, RSS and log-likelihoods."""
+    ref = expected("compare_mood_lm_f")
+    by_name = {row["model"]: row for row in ref["three"]}
+    return [ComparisonEntry(model_id=name, kind="lm", method="OLS", dataset_id="mood",
+                            n_obs=200, response="Mood", fixed_terms=F_TERMS[name],
+                            npar=200 - int(by_name[name]["res_df"]) + 1,
+                            loglik=ref["loglik"][name], rmse=1.0,
+                            df_residual=by_name[name]["res_df"], rss=by_name[name]["rss"])
+            for name in names]
+
+
+@pytest.mark.parametrize("case", ["two", "reversed", "three"])
+def test_f_test_reproduces_anova_lm(case: str) -> None:
+    want = expected("compare_mood_lm_f")[case]
+    table = anova(f_entries([row["model"] for row in want]))
+    assert table.test == "F" and table.to_dict()["test"] == "F"
+    assert [row.model_id for row in table.rows] == [row["model"] for row in want]
+    for got, ref in zip(table.rows, want, strict=True):
+        assert got.chisq is None and got.df == ref["df"]
+        for value, key in ((got.res_df, "res_df"), (got.rss, "rss"),
+                           (got.sum_of_sq, "sum_of_sq"), (got.f_statistic, "f"),
+                           (got.p_value, "p_value")):
+            assert (value is None) == (ref[key] is None), key
+            if value is not None:
+                assert value == pytest.approx(ref[key], rel=RTOL), key
+
+
+def test_f_test_needs_least_squares_fits_and_nesting() -> None:
+    lm, state = f_entries(["mood_lm", "mood_lm_state"])
+    lmm_entry, _ = mood_entries()
+    # a mixed model among them: the likelihood-ratio table of lme4's anova
+    assert anova([lm, lmm_entry]).test == "Chisq"
+    with pytest.raises(ComparisonError, match="least squares"):
+        f_test([lm, lmm_entry])
+    state_only = replace(state, fixed_terms=("(Intercept)", "State"))
+    with pytest.raises(ComparisonError, match="not nested"):
+        f_test([lm, state_only])
+    with pytest.raises(ComparisonError, match="different numbers of rows"):
+        f_test([lm, replace(state, n_obs=197)])
+    # equal residual df (Df 0): no F and no p-value, as stat.anova
+    same = f_test([lm, replace(lm, model_id="again")])
+    assert same.rows[1].df == 0 and same.rows[1].f_statistic is None
+    assert same.rows[1].p_value is None
