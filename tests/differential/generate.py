@@ -860,7 +860,7 @@ PLS_SLEEP_CORR_ML: dict[str, Any] = {
     "fixef": [251.40510484848454, 10.467285959596126], "fixef_atol": 1e-5,
     "sd": [23.78066438213187, 5.7168446983832775], "sd_atol": 0.01,
     "loglik": -875.9696722318341, "loglik_atol": 1e-5,
-    "correlation": [-0.13755599049585931], "correlation_atol": 0.0001,
+    "fixef_correlation": -0.13755599049585931, "fixef_correlation_atol": 0.0001,
     "condsd_first_level": [11.872975724781853, 2.271077894634534], "condsd_atol": 1e-4,
     "ranef_first": 2.8156104060324334, "ranef_first_atol": 0.001,
 }
