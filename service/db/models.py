@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Dialect,
     Float,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -82,6 +84,8 @@ class ModelRow(Base):
     dataset_id: Mapped[str] = mapped_column(String(36), index=True)
     formula: Mapped[str] = mapped_column(Text)
     method: Mapped[str] = mapped_column(String(8))
+    # per-group fits (lm_by_group): pooled residual SD in the coefficient tables; else null
+    pool: Mapped[bool | None] = mapped_column(Boolean)
     kind: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -130,6 +134,8 @@ class FixedEffectRow(Base):
     p_value: Mapped[float | None] = mapped_column(Float)
     conf_low: Mapped[float | None] = mapped_column(Float)
     conf_high: Mapped[float | None] = mapped_column(Float)
+    # not estimable (rank-deficient model matrix): the numbers are null, as R's NA
+    aliased: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class VarianceComponentRow(Base):

@@ -22,6 +22,7 @@ class FitRequest:
     formula: str
     method: str
     parquet: bytes
+    pool: bool = True  # per-group fits: pooled residual SD (lme4's default)
 
 
 def run_child(connection: Connection, lifeline: Connection, request: FitRequest,
@@ -70,7 +71,7 @@ def fit(request: FitRequest) -> tuple[Any, ...]:
 
         try:
             data = pq.read_table(io.BytesIO(request.parquet)).to_pandas()
-            return ("ok", fit_model(request.formula, data, request.method))
+            return ("ok", fit_model(request.formula, data, request.method, request.pool))
         except StatsError as error:
             return ("invalid", type(error).__name__, str(error))
     except MemoryError:

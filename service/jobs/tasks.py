@@ -107,7 +107,8 @@ def _load_request(job: JobRow, ctx: TaskContext) -> FitRequest | None:
             models.mark_failed(session, model.id, problems.dataset_missing(model.dataset_id))
             jobs.fail(session, job.id, ctx.worker_id, "the dataset was deleted", retry=False)
             return None
-        return FitRequest(formula=model.formula, method=model.method, parquet=dataset.content)
+        return FitRequest(formula=model.formula, method=model.method, parquet=dataset.content,
+                          pool=True if model.pool is None else model.pool)
 
 
 def record_outcome(job: JobRow, outcome: FitOutcome, ctx: TaskContext) -> None:

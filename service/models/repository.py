@@ -120,7 +120,8 @@ def _fixed_effect_rows(model_id: str, result: FitResult) -> list[FixedEffectRow]
             model_id=model_id, position=position, term=_label(fe.term),
             estimate=_num(fe.estimate),
             std_error=_num(fe.std_error), statistic=_num(fe.statistic), df=_num(fe.df),
-            p_value=_num(fe.p_value), conf_low=_num(fe.conf_low), conf_high=_num(fe.conf_high))
+            p_value=_num(fe.p_value), conf_low=_num(fe.conf_low), conf_high=_num(fe.conf_high),
+            aliased=fe.aliased)
         for position, fe in enumerate(result.fixed_effects)
     ]
 

@@ -34,6 +34,11 @@ class FixedEffect(_Open):
     p_value: Number = None
     conf_low: Number = None
     conf_high: Number = None
+    aliased: bool = Field(
+        default=False,
+        description="A column that is a combination of earlier ones (rank-deficient model "
+                    "matrix): not estimable, so every number is null, as R's summary prints "
+                    "NA for it; predictions leave it out")
 
 
 class RandomEffectsTerm(_Open):
@@ -96,6 +101,12 @@ class ModelCreate(BaseModel):
                          examples=["Mood ~ Exercise + (1 + Exercise | State)"])
     method: Literal["REML", "ML"] = Field(
         default="REML", description="Estimation for mixed models; least-squares fits ignore it")
+    pool: bool = Field(
+        default=True,
+        description="Per-group fits (y ~ x | g, R's lmList): standard errors, t tests and "
+                    "intervals from the residual SD pooled over the groups, as "
+                    "summary(lmList(...)) by default (true), or from each group's own fit "
+                    "(false); other models ignore it")
     name: str | None = Field(default=None, max_length=200)
 
 
@@ -105,6 +116,9 @@ class Model(BaseModel):
     dataset_id: str
     formula: str
     method: str
+    pool: bool | None = Field(
+        description="Per-group fits: whether the coefficient tables use the pooled residual "
+                    "SD; null for other models")
     kind: Kind
     status: Status
     created_at: datetime
@@ -117,7 +131,7 @@ class Model(BaseModel):
     def from_row(cls, row: ModelRow) -> Model:
         return cls(
             id=row.id, name=row.name, dataset_id=row.dataset_id, formula=row.formula,
-            method=row.method, kind=row.kind,  # type: ignore[arg-type]
+            method=row.method, pool=row.pool, kind=row.kind,  # type: ignore[arg-type]
             status=row.status,  # type: ignore[arg-type]
             created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at,
             error=_problem(row.error),

@@ -39,7 +39,7 @@ def create_model(session: Session, spec: ModelCreate, max_attempts: int) -> Mode
     row = ModelRow(
         id=str(uuid.uuid4()), name=clean_name(spec.name), dataset_id=dataset.id,
         formula=spec.formula, method=spec.method, kind=formula.kind, status="queued",
-        created_at=utcnow(),
+        pool=spec.pool if formula.kind == "lm_by_group" else None, created_at=utcnow(),
     )
     repository.add_model(session, row)
     # same transaction as the model: a model is never stored without its job

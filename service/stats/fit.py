@@ -33,7 +33,8 @@ class FittedModel:
     prediction_state: dict[str, Any]
 
 
-def fit_model(formula: str, data: pd.DataFrame, method: str = "REML") -> FittedModel:
+def fit_model(formula: str, data: pd.DataFrame, method: str = "REML",
+              pool: bool = True) -> FittedModel:
     """Fit ``formula`` to ``data``.
 
     Parameters
@@ -44,6 +45,9 @@ def fit_model(formula: str, data: pd.DataFrame, method: str = "REML") -> FittedM
         The dataset.
     method
         ``"REML"`` or ``"ML"`` for mixed models; ignored by least squares fits.
+    pool
+        Per-group fits (``y ~ x | g``): standard errors and tests from the pooled residual
+        SD, as lme4's ``summary(lmList(...))`` by default; ignored by other models.
 
     Returns
     -------
@@ -58,13 +62,13 @@ def fit_model(formula: str, data: pd.DataFrame, method: str = "REML") -> FittedM
     if method not in ("REML", "ML"):
         raise FitError(f"method must be 'REML' or 'ML', not {method!r}")
     with single_threaded_blas():
-        return _fit_model(formula, data, method)
+        return _fit_model(formula, data, method, pool)
 
 
-def _fit_model(formula: str, data: pd.DataFrame, method: str) -> FittedModel:
+def _fit_model(formula: str, data: pd.DataFrame, method: str, pool: bool) -> FittedModel:
     parsed = parse_formula(formula)
     if parsed.by_group is not None:
-        grouped = fit_groups(parsed, data)
+        grouped = fit_groups(parsed, data, pool)
         state = make_by_group_state(parsed.by_group, grouped.designs, grouped.result.groups)
         return FittedModel(result=_groups_with_aliased(grouped), prediction_state=state)
     design = build_design(parsed, data)

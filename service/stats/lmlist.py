@@ -8,12 +8,20 @@ reason instead of failing the model, as ``lmList`` returns ``NULL`` for it.
 
 The model-level numbers pool the groups that were fitted:
 
-- ``n_obs``, ``df_residual``, ``deviance`` (RSS) and ``npar`` are sums over groups;
+- ``n_obs``, ``deviance`` (RSS) and ``npar`` are sums over groups;
 - ``loglik`` is the sum of the groups' log-likelihoods (independent models, each with its
   own σ), so ``aic = -2 loglik + 2 npar`` and ``bic = -2 loglik + log(n_obs) npar``;
-- ``sigma`` is the pooled residual standard deviation ``sqrt(RSS / df_residual)``, as
-  ``summary(lmList(...), pool = TRUE)``; ``rmse`` is over all groups' residuals;
+- ``sigma`` and ``df_residual`` are lme4's ``pooledSD``: ``sqrt(RSS / df)`` with ``df`` the
+  sum over groups of rows minus coefficients; as in lme4, an aliased (NA) coefficient of a
+  group counts among its coefficients (``length(coef(el))``), so the pooled df is then
+  smaller than the sum of the groups' residual df. ``rmse`` is over all groups' residuals;
 - ``fixed_effects`` is empty: there is no single coefficient vector.
+
+Each group's coefficient table is, by default, ``summary(lmList(...))``'s with ``pool =
+TRUE`` (lme4's default): standard errors use the pooled σ instead of the group's own
+(scaled by ``pooledSD / sigma``), t tests and 95% intervals the pooled df (the intervals of
+``confint(lmList(...), pool = TRUE)``). With ``pool=False`` each group's table is its own
+``summary(lm(...))`` and ``confint``.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from service.stats.design import build_design
 from service.stats.design.build import check_poly_inputs
@@ -32,7 +41,7 @@ from service.stats.design.values import ColumnKind, factor_codes, infer_kinds, s
 from service.stats.diagnostics import residual_table
 from service.stats.errors import DesignError, FitError, StatsError
 from service.stats.formula.tree import Formula
-from service.stats.ols import OPTIMIZER, fit_ols, fitted_values
+from service.stats.ols import CONF_LEVEL, OPTIMIZER, fit_ols, fitted_values
 from service.stats.results import Convergence, FitResult, GroupFit, Metrics
 
 
@@ -44,7 +53,7 @@ class GroupRows:
     rows: IntArray
 
 
-def fit_by_group(formula: Formula, data: pd.DataFrame) -> FitResult:
+def fit_by_group(formula: Formula, data: pd.DataFrame, pool: bool = True) -> FitResult:
     """Fit the formula's model separately to each level of its ``| group`` part.
 
     Parameters
@@ -54,6 +63,9 @@ def fit_by_group(formula: Formula, data: pd.DataFrame) -> FitResult:
     data : DataFrame
         The dataset. Rows with a missing group are dropped; rows with missing values in
         the model's columns are dropped within their group, as ``lm`` does.
+    pool : bool
+        Standard errors, t tests and intervals from the pooled residual SD and df (lme4's
+        default ``pool = TRUE``), or from each group's own fit.
 
     Returns
     -------
@@ -68,7 +80,7 @@ def fit_by_group(formula: Formula, data: pd.DataFrame) -> FitResult:
     FitError
         No level could be fitted (each level's reason is in the message).
     """
-    return fit_groups(formula, data).result
+    return fit_groups(formula, data, pool).result
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,7 +91,7 @@ class GroupedFit:
     designs: dict[str, Design]
 
 
-def fit_groups(formula: Formula, data: pd.DataFrame) -> GroupedFit:
+def fit_groups(formula: Formula, data: pd.DataFrame, pool: bool = True) -> GroupedFit:
     """:func:`fit_by_group`, also returning each fitted level's design by level label."""
     groups, n_missing_group = split_by_group(formula, data)
     per_group = replace(formula, by_group=None)
@@ -90,6 +102,7 @@ def fit_groups(formula: Formula, data: pd.DataFrame) -> GroupedFit:
     fits: list[GroupFit] = []
     messages: list[str] = []
     n_dropped = n_missing_group
+    n_coef: dict[str, int] = {}
     for group in groups:
         part = data.iloc[group.rows]
         try:
@@ -102,6 +115,8 @@ def fit_groups(formula: Formula, data: pd.DataFrame) -> GroupedFit:
             continue
         n_dropped += design.n_dropped_missing
         designs[group.level] = design
+        # lme4's pooledSD counts every coefficient, aliased (NA) ones too
+        n_coef[group.level] = len(design.encoder.all_fixed_names)
         messages.extend(f"{group.level}: {m}" for m in fit.messages)
         fits.append(GroupFit(level=group.level, n_obs=fit.metrics.n_obs,
                              fixed_effects=fit.fixed_effects, metrics=fit.metrics))
@@ -112,7 +127,10 @@ def fit_groups(formula: Formula, data: pd.DataFrame) -> GroupedFit:
     if n_missing_group:
         messages.insert(0, f"{n_missing_group} rows with a missing {_group_label(formula)} "
                            "were left out.")
-    metrics = _pooled_metrics(fitted, n_dropped)
+    pooled_sd, pooled_df = _pooled_sd(fits, n_coef)
+    metrics = _pooled_metrics(fitted, n_dropped, pooled_sd, pooled_df)
+    if pool:
+        fits = [_pooled_group(g, pooled_sd, pooled_df) for g in fits]
     result = FitResult(
         kind="lm_by_group",
         method="OLS by group",
@@ -222,10 +240,41 @@ def _group_label(formula: Formula) -> str:
     return ":".join(formula.by_group or ())
 
 
-def _pooled_metrics(fitted: list[Metrics], n_dropped: int) -> Metrics:
+def _pooled_sd(fits: list[GroupFit], n_coef: dict[str, int]) -> tuple[float, float]:
+    """lme4's ``pooledSD``: ``sqrt(sum(RSS) / sum(n - length(coef)))`` over fitted groups."""
+    rss = sum(g.metrics.deviance for g in fits if g.metrics is not None)
+    df = sum(g.metrics.n_obs - n_coef[g.level] for g in fits if g.metrics is not None)
+    if df <= 0:
+        raise FitError("No degrees of freedom for estimating the pooled standard deviation: "
+                       "the groups have no more rows than coefficients.")
+    return math.sqrt(rss / df), float(df)
+
+
+def _pooled_group(group: GroupFit, sd: float, df: float) -> GroupFit:
+    """A group's coefficient table on the pooled SD and df (lme4's ``summary(pool = TRUE)``
+    and ``confint(pool = TRUE)``)."""
+    if group.metrics is None:
+        return group
+    ratio = sd / group.metrics.sigma
+    t_crit = float(stats.t.ppf(0.5 + CONF_LEVEL / 2, df))
+    fixed = []
+    for fe in group.fixed_effects:
+        if fe.estimate is None or fe.std_error is None:
+            fixed.append(fe)
+            continue
+        se = fe.std_error * ratio
+        t = fe.estimate / se
+        fixed.append(replace(fe, std_error=se, statistic=t, df=df,
+                             p_value=float(2.0 * stats.t.sf(abs(t), df)),
+                             conf_low=fe.estimate - t_crit * se,
+                             conf_high=fe.estimate + t_crit * se))
+    return replace(group, fixed_effects=tuple(fixed))
+
+
+def _pooled_metrics(fitted: list[Metrics], n_dropped: int, sigma: float,
+                    df: float) -> Metrics:
     n = sum(m.n_obs for m in fitted)
     rss = sum(m.deviance for m in fitted)
-    df = sum(m.df_residual for m in fitted)
     loglik = sum(m.loglik for m in fitted)
     npar = sum(m.npar for m in fitted)
     return Metrics(
@@ -234,7 +283,7 @@ def _pooled_metrics(fitted: list[Metrics], n_dropped: int) -> Metrics:
         aic=-2 * loglik + 2 * npar,
         bic=-2 * loglik + math.log(n) * npar,
         deviance=rss,
-        sigma=math.sqrt(rss / df),
+        sigma=sigma,
         rmse=math.sqrt(rss / n),
         df_residual=df,
         n_dropped_missing=n_dropped,

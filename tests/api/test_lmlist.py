@@ -1,7 +1,9 @@
 """Per-group regressions (R's lmList) through the HTTP API: `y ~ x | g` gives an
 lm_by_group model whose result holds one fit per level, with R's numbers; a level too
 small to fit is reported, not fatal; each row is predicted by its own level's regression, as
-R's predict on an lmList, and a level without a regression is refused by name.
+R's predict on an lmList, and a level without a regression is refused by name. The spec's
+``pool`` (default true, lme4's) chooses the coefficient tables of summary(lmList(...),
+pool = TRUE) or each group's own (tests/data/expected/lmlist_pool.json, mood_lmlist.json).
 
 Tolerance: each level is an ordinary least squares fit, equal to R's lm to 1e-6 relative.
 """
@@ -9,12 +11,13 @@ Tolerance: each level is an ordinary least squares fit, equal to R's lm to 1e-6 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import DATA, ClientFactory, assert_problem
-from tests.api.test_comparisons import expected, fit, upload
+from tests.api.test_comparisons import MAX_POLLS, expected, fit, upload
 
 REL = 1e-6
 
@@ -24,12 +27,25 @@ def worker_client(make_client: ClientFactory) -> TestClient:
     return make_client(embedded_worker=True, worker_poll_seconds=0.05)
 
 
+def fit_spec(client: TestClient, spec: dict[str, Any]) -> dict[str, Any]:
+    """POST a model spec and long-poll the model until its fit has finished."""
+    response = client.post("/v1/models", json=spec)
+    assert response.status_code == 202, response.text
+    location = response.headers["location"]
+    for _ in range(MAX_POLLS):
+        model: dict[str, Any] = client.get(f"{location}?wait=5").json()
+        if model["status"] in ("succeeded", "failed"):
+            return model
+    pytest.fail(f"{spec}: still {model['status']} after {MAX_POLLS} polls")
+
+
 def test_per_group_model_matches_lmlist(worker_client: TestClient) -> None:
     ref = expected("mood_lmlist")
     mood = upload(worker_client, "mood")
-    model = fit(worker_client, mood, ref["formula"])
+    model = fit_spec(worker_client, {"dataset_id": mood, "formula": ref["formula"],
+                                     "pool": False})
     assert model["status"] == "succeeded", model["error"]
-    assert model["kind"] == "lm_by_group"
+    assert model["kind"] == "lm_by_group" and model["pool"] is False
     result = model["result"]
     assert result["fixed_effects"] == []  # no single coefficient vector
     groups = result["groups"]
@@ -89,3 +105,42 @@ def test_a_level_too_small_to_fit_is_reported(worker_client: TestClient) -> None
     assert {row["State"] for row in residuals["rows"]} == set("ABCD")
     plot = worker_client.get(f"/v1/models/{model['id']}/plots/fitted_lines?format=png")
     assert plot.status_code == 200 and plot.headers["content-type"] == "image/png"
+
+
+@pytest.mark.parametrize("pool", [None, True, False])
+def test_pool_option_gives_lme4s_tables(worker_client: TestClient, pool: bool | None) -> None:
+    ref = expected("lmlist_pool")["mood"]
+    mood = upload(worker_client, "mood")
+    spec: dict[str, Any] = {"dataset_id": mood, "formula": "Mood ~ Exercise | State"}
+    if pool is not None:
+        spec["pool"] = pool
+    model = fit_spec(worker_client, spec)
+    assert model["status"] == "succeeded", model["error"]
+    pooled = pool is not False  # lme4's default
+    assert model["pool"] is pooled
+    tables = ref["pooled" if pooled else "unpooled"]
+    for group in model["result"]["groups"]:
+        for fe in group["fixed_effects"]:
+            want = tables[group["level"]][fe["term"]]
+            assert fe["aliased"] is False
+            for name in ("estimate", "std_error", "statistic", "p_value", "conf_low",
+                         "conf_high"):
+                assert math.isclose(fe[name], want[name], rel_tol=REL), (fe["term"], name)
+            if pooled:
+                assert fe["df"] == ref["pooled_df"]
+    assert math.isclose(model["result"]["metrics"]["sigma"], ref["pooled_sd"], rel_tol=REL)
+
+
+def test_pool_is_null_for_other_models(worker_client: TestClient) -> None:
+    mood = upload(worker_client, "mood")
+    model = fit_spec(worker_client, {"dataset_id": mood, "formula": "Mood ~ Exercise",
+                                     "pool": False})
+    assert model["status"] == "succeeded", model["error"]
+    assert model["pool"] is None
+
+
+def test_pool_must_be_a_boolean(worker_client: TestClient) -> None:
+    mood = upload(worker_client, "mood")
+    response = worker_client.post("/v1/models", json={
+        "dataset_id": mood, "formula": "Mood ~ Exercise | State", "pool": "sometimes"})
+    assert_problem(response, 422)

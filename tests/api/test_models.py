@@ -17,8 +17,9 @@ def test_create_answers_202_with_location_and_queues_a_job(
     assert response.status_code == 202, response.text
     model = response.json()
     assert response.headers["location"] == f"/v1/models/{model['id']}"
-    assert set(model) == {"id", "name", "dataset_id", "formula", "method", "kind", "status",
-                          "created_at", "started_at", "finished_at", "error", "result"}
+    assert set(model) == {"id", "name", "dataset_id", "formula", "method", "pool", "kind",
+                          "status", "created_at", "started_at", "finished_at", "error", "result"}
+    assert model["pool"] is None  # per-group fits only
     assert model["name"] == "simple"
     assert model["dataset_id"] == mood_id
     assert model["formula"] == "Mood ~ Exercise"

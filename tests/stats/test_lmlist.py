@@ -1,4 +1,5 @@
-"""Per-group regressions against R's lme4::lmList (tests/data/expected/mood_lmlist.json).
+"""Per-group regressions against R's lme4::lmList (tests/data/expected/mood_lmlist.json;
+pooled and unpooled coefficient tables in lmlist_pool.json, from tests/data/r/lmlist_pool.R).
 
 Tolerance 1e-6 relative, as for lm: each group is an ordinary least squares fit.
 """
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 
 from service.stats.errors import DesignError, FitError
+from service.stats.fit import fit_model
 from service.stats.formula import parse_formula
 from service.stats.lmlist import by_group_residual_table, fit_by_group, split_by_group
 from service.stats.ols import fit_ols
@@ -26,7 +28,8 @@ def mood() -> pd.DataFrame:
 
 def test_mood_lmlist_matches_r() -> None:
     ref = expected("mood_lmlist")["groups"]
-    fit = fit_by_group(parse_formula("Mood ~ Exercise | State"), mood())
+    # each group's own standard errors: summary(lmList(...), pool = FALSE)
+    fit = fit_by_group(parse_formula("Mood ~ Exercise | State"), mood(), pool=False)
     assert fit.kind == "lm_by_group"
     assert fit.fixed_effects == ()
     assert [g.level for g in fit.groups] == sorted(ref)
@@ -121,3 +124,42 @@ def test_residual_table_from_stored_result() -> None:
         np.testing.assert_allclose(rows["fitted"], b0 + b1 * part["Exercise"], rtol=1e-10)
     assert np.sqrt(np.mean(table["residual"] ** 2)) == pytest.approx(result.metrics.rmse,
                                                                      rel=1e-10)
+
+
+NUMBERS = ("estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high")
+
+
+@pytest.mark.parametrize(("case", "dataset"), [("mood", "mood.csv"), ("aliased", "aliased.csv")])
+@pytest.mark.parametrize("pool", [True, False])
+def test_coefficient_tables_pooled_or_not_match_lme4(case: str, dataset: str,
+                                                     pool: bool) -> None:
+    ref = expected("lmlist_pool")[case]
+    fitted = fit_model(ref["formula"], pd.read_csv(DATA / dataset), pool=pool)
+    result = fitted.result
+    tables = ref["pooled" if pool else "unpooled"]
+    assert [g.level for g in result.groups] == list(tables)
+    for group in result.groups:
+        want = tables[group.level]
+        assert [fe.term for fe in group.fixed_effects] == list(want), group.level
+        for fe in group.fixed_effects:
+            if want[fe.term]["aliased"]:
+                assert fe.aliased and fe.estimate is None
+                continue
+            for name in NUMBERS:
+                assert getattr(fe, name) == pytest.approx(want[fe.term][name], rel=RTOL), (
+                    group.level, fe.term, name)
+            if pool:
+                assert fe.df == ref["pooled_df"]
+            else:
+                assert group.metrics is not None and fe.df == group.metrics.df_residual
+    # the model's sigma and df are lme4's pooledSD either way (an aliased coefficient
+    # counts in lme4's df: 36 rows - 9 coefficients for the aliased case)
+    assert result.metrics.sigma == pytest.approx(ref["pooled_sd"], rel=RTOL)
+    assert result.metrics.df_residual == ref["pooled_df"]
+
+
+def test_pooling_is_the_default() -> None:
+    formula = parse_formula("Mood ~ Exercise | State")
+    default = fit_by_group(formula, mood())
+    pooled = fit_by_group(formula, mood(), pool=True)
+    assert default == pooled
