@@ -419,8 +419,11 @@ def test_perfectly_collinear_predictors_are_dropped_with_a_message(worker: TestC
     varied = upload(worker, b"y,x,z\n1,1,2\n2,2,4\n4,3,6\n3,4,8\n7,5,10\n")
     model = fit(worker, varied, "y ~ x + z")
     assert model["status"] == "succeeded", model["error"]
-    # lme4's choice (R's lm keeps z with an NA estimate): the aliased column is dropped
-    assert [fe["term"] for fe in model["result"]["fixed_effects"]] == ["(Intercept)", "x"]
+    # R's summary(lm) keeps z in its place with NA numbers: here null numbers, aliased
+    fixed = model["result"]["fixed_effects"]
+    assert [(fe["term"], fe["aliased"]) for fe in fixed] == [
+        ("(Intercept)", False), ("x", False), ("z", True)]
+    assert fixed[2]["estimate"] is None and fixed[2]["std_error"] is None
     assert "dropping 1 column: z" in json.dumps(model["result"])
 
 
