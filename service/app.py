@@ -19,8 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
 from service.api import api_router
+from service.db.migrate import SchemaGate
 from service.errors import Problem, install_error_handlers, problem_responses
 from service.ops.metrics import Metrics, MetricsMiddleware
+from service.ops.schema import SchemaGateMiddleware
 from service.settings import Settings, get_settings
 
 logger = logging.getLogger("mixedfit")
@@ -52,6 +54,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_db_engine(settings.database_url)
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
+        gate = SchemaGate(engine)
+        problem = await run_in_threadpool(gate.problem)
+        if problem is not None:
+            # one line at start; until then the routes answer 503 database-not-migrated
+            logger.error("%s Until then every route answers 503.", problem)
+        app.state.schema_gate = gate
         worker = None
         if settings.embedded_worker:
             from service.jobs import start_embedded_worker
@@ -68,9 +76,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.session_factory = None
+    app.state.schema_gate = None
 
     def session_factory() -> sessionmaker[Session] | None:
         factory: sessionmaker[Session] | None = app.state.session_factory
+        gate: SchemaGate | None = app.state.schema_gate
+        if gate is not None and gate.problem() is not None:
+            return None  # no tables to count yet: the scrape has the HTTP metrics only
         return factory
 
     metrics = Metrics(session_factory)
@@ -78,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(SchemaGateMiddleware, gate=lambda: app.state.schema_gate)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.get("/docs", include_in_schema=False)

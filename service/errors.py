@@ -109,6 +109,14 @@ class DatabaseUnavailable(ServiceUnavailable):
     retry_after_seconds = 5  # a restart or a failover takes seconds
 
 
+class DatabaseNotMigrated(ServiceUnavailable):
+    """The database has not (all of) the schema this release needs: `mixedfit migrate`."""
+
+    slug = "database-not-migrated"
+    title = "Database not migrated"
+    retry_after_seconds = 10  # a migration takes seconds once someone runs it
+
+
 def problem_response(
     status: int,
     title: str,
@@ -140,6 +148,11 @@ def _phrase(status: int) -> str:
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
+    return service_error_response(request, exc)
+
+
+def service_error_response(request: Request, exc: ServiceError) -> JSONResponse:
+    """The problem document of a ``ServiceError`` (with Retry-After when it has one)."""
     retry_after = exc.retry_after_seconds
     headers = {"Retry-After": str(retry_after)} if retry_after else None
     return problem_response(exc.status, exc.title, exc.detail, request,

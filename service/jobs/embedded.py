@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from service.db.session import create_db_engine, make_session_factory
-from service.jobs.worker import Worker
+from service.jobs.worker import Worker, wait_for_schema
 from service.settings import Settings
 
 
@@ -14,8 +14,13 @@ class EmbeddedWorker:
         self._engine = create_db_engine(settings.database_url)
         self.worker = Worker(settings, make_session_factory(self._engine))
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self.worker.run_forever, args=(self._stop,),
-                                        name="mixedfit-worker", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="mixedfit-worker", daemon=True)
+
+    def _run(self) -> None:
+        # an unmigrated database: wait for `mixedfit migrate` (the API has said so) rather
+        # than fail every poll
+        if wait_for_schema(self.worker.session_factory, self._stop, announce=False):
+            self.worker.run_forever(self._stop)
 
     def start(self) -> None:
         self._thread.start()
@@ -33,7 +38,8 @@ class EmbeddedWorker:
 
 
 def start_embedded_worker(settings: Settings) -> EmbeddedWorker:
-    """Start a worker thread on ``settings.database_url`` (already migrated)."""
+    """Start a worker thread on ``settings.database_url``; it starts claiming jobs once the
+    schema is current."""
     worker = EmbeddedWorker(settings)
     worker.start()
     return worker

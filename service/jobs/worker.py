@@ -17,7 +17,7 @@ from types import FrameType
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.migrate import is_at_head
+from service.db.migrate import display_url, schema_problem
 from service.db.session import create_db_engine, is_database_unavailable, make_session_factory
 from service.jobs import repository as jobs
 from service.jobs import retry
@@ -94,19 +94,35 @@ class Worker:
         log.info("worker %s stopped", self.worker_id)
 
 
-def wait_for_schema(session_factory: sessionmaker[Session], stop: threading.Event) -> bool:
-    """Wait until migrations are applied (``mixedfit migrate`` may still be running)."""
+def wait_for_schema(session_factory: sessionmaker[Session], stop: threading.Event, *,
+                    announce: bool = True) -> bool:
+    """Wait until migrations are applied (``mixedfit migrate`` may still be running).
+
+    Says once what is missing (``announce``; the API of ``mixedfit serve`` already said
+    it for its embedded worker), and once that the database cannot be reached, instead of
+    a traceback per poll. False when ``stop`` was set first.
+    """
     engine = session_factory.kw["bind"]
-    warned = False
+    said: set[str] = set()
     while not stop.is_set():
         try:
-            if is_at_head(engine):
-                return True
+            problem = schema_problem(engine)
         except Exception as error:
-            log.debug("database not ready: %s", error)
-        if not warned:
-            log.warning("waiting for the database schema (run `mixedfit migrate`)")
-            warned = True
+            if is_database_unavailable(error) and "unavailable" not in said:
+                log.warning("the database %s cannot be reached (%s); waiting for it",
+                            display_url(engine), retry.describe(error))
+                said.add("unavailable")
+            elif not is_database_unavailable(error):
+                log.debug("database not ready: %s", error)
+        else:
+            if problem is None:
+                if said:
+                    log.info("the database schema is current; starting")
+                return True
+            if "schema" not in said:
+                (log.warning if announce else log.debug)(
+                    "%s The worker is waiting for the database schema.", problem)
+                said.add("schema")
         stop.wait(ERROR_BACKOFF_SECONDS)
     return False
 

@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from service.errors import DatabaseUnavailable, ServiceUnavailable, problem_responses
+from service.errors import DatabaseNotMigrated, DatabaseUnavailable, problem_responses
 
 router = APIRouter(tags=["operations"])
 
@@ -25,17 +25,16 @@ def healthz() -> Status:
 @router.get("/readyz", response_model=Status, responses=problem_responses(503))
 def readyz(request: Request) -> Status:
     """Readiness: the database answers and its schema is at the newest migration."""
-    from service.db.migrate import is_at_head
+    from service.db.migrate import schema_problem
 
     engine: Engine = request.app.state.engine
     try:
-        at_head = is_at_head(engine)
+        problem = schema_problem(engine)
     except Exception as exc:
         raise DatabaseUnavailable(
             f"The database cannot be reached ({type(exc).__name__}).") from None
-    if not at_head:
-        raise ServiceUnavailable("The database schema is not at the newest migration; "
-                                 "run `mixedfit migrate`.")
+    if problem is not None:
+        raise DatabaseNotMigrated(problem)
     return Status(status="ready")
 
 
