@@ -15,11 +15,17 @@ import numpy as np
 from service.stats.design.types import Design, FloatArray
 from service.stats.errors import FitError
 from service.stats.lmm.derivatives import variance_derivatives
-from service.stats.lmm.objective import Method, Objective
-from service.stats.lmm.optimize import minimize_theta, ml_refit_deviance
-from service.stats.lmm.package import make_result
-from service.stats.lmm.standardize import standardize
-from service.stats.lmm.structure import cross_products
+from service.stats.lmm.factor import update_factor
+from service.stats.lmm.objective import Method
+from service.stats.lmm.optimize import Optimum, minimize_theta, ml_refit_deviance
+from service.stats.lmm.package import SINGULAR_TOL, make_result
+from service.stats.lmm.parametrization import (
+    Parametrization,
+    ReparametrizedObjective,
+    preferred_kinds,
+)
+from service.stats.lmm.standardize import Standardization, standardize
+from service.stats.lmm.structure import CrossProducts, cross_products
 from service.stats.lmm.user_units import objective_offset, to_user_units
 from service.stats.results import FitResult
 from service.stats.threads import single_threaded_blas
@@ -62,24 +68,55 @@ def fit_lmm(design: Design, method: Method = "REML") -> FitResult:
     with single_threaded_blas():
         standardized, scaling = standardize(design)
         cp = cross_products(standardized)
-        objective = Objective(cp, method)
         try:
-            optimum = minimize_theta(objective, cp.initial_theta(), cp.lower_bounds())
-            factor = objective.factor(optimum.theta)
+            parametrization, optimum = _optimize(cp, standardized, scaling, method)
+            factor = update_factor(cp, parametrization.standardized(optimum.theta))
         except np.linalg.LinAlgError as error:
             raise FitError(
                 "The mixed model cannot be fitted: the fixed-effects matrix is rank deficient "
                 "or the response has no variation.") from error
-        derivs = variance_derivatives(cp, optimum.theta, method)
-        ml_deviance = (optimum.objective if method == "ML"
-                       else ml_refit_deviance(cp, optimum.theta))
-        solution = to_user_units(design, standardized, scaling, cp, factor, optimum, method)
+        theta_tilde = parametrization.standardized(optimum.theta)
+        derivs = variance_derivatives(cp, theta_tilde, method)
+        ml_deviance = (optimum.objective if method == "ML" else ml_refit_deviance(
+            ReparametrizedObjective(cp, "ML", parametrization), optimum.theta))
+        solution = to_user_units(design, standardized, scaling, cp, factor, optimum, method,
+                                 parametrization)
         user_derivs = replace(
             derivs, covariance=solution.covariance,
             cov_gradient=np.stack([scaling.fixed_covariance(g) for g in derivs.cov_gradient]))
         ml_deviance += objective_offset(scaling, cp, "ML")
         return make_result(design, cp, method, optimum, solution, user_derivs, ml_deviance,
                            fit_seconds=time.perf_counter() - started)
+
+
+def _needs_another_start(optimum: Optimum, parametrization: Parametrization) -> bool:
+    """A boundary fit (where the objective may have several optima) or an optimizer in
+    trouble: worth a second run in the other parametrization."""
+    if optimum.messages or optimum.return_code in ("FAILURE", "MAXEVAL_REACHED"):
+        return True
+    diagonals = [np.diagonal(t) for t in parametrization.user_factors(optimum.theta)]
+    return bool(np.any(np.concatenate(diagonals) < SINGULAR_TOL))
+
+
+def _optimize(cp: CrossProducts, standardized: Design, scaling: Standardization,
+              method: Method) -> tuple[Parametrization, Optimum]:
+    """Minimize the objective in the preferred parametrization (``parametrization``), and
+    in the other one too when the first run ends on a boundary or in trouble; the better
+    optimum wins (ties go to the first)."""
+    first_kind, second_kind = preferred_kinds(scaling)
+    first = Parametrization(first_kind, cp, standardized, scaling)
+    optimum = minimize_theta(ReparametrizedObjective(cp, method, first), cp.initial_theta(),
+                             cp.lower_bounds())
+    if first.coincides_with_centred or not _needs_another_start(optimum, first):
+        return first, optimum
+    second = Parametrization(second_kind, cp, standardized, scaling)
+    other = minimize_theta(ReparametrizedObjective(cp, method, second), cp.initial_theta(),
+                           cp.lower_bounds())
+    evaluations = optimum.evaluations + other.evaluations
+    if other.objective < optimum.objective:
+        return second, replace(other, evaluations=evaluations,
+                               initial_objective=optimum.initial_objective)
+    return first, replace(optimum, evaluations=evaluations)
 
 
 def fitted_values(design: Design, result: FitResult,

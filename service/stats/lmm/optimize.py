@@ -16,7 +16,6 @@ import numpy as np
 
 from service.stats.design.types import FloatArray
 from service.stats.lmm.objective import Objective
-from service.stats.lmm.structure import CrossProducts
 
 OPTIMIZER_NAME = "bobyqa (nlopt)"
 _FTOL_ABS = 1e-10
@@ -111,7 +110,7 @@ def minimize_theta(objective: Objective, start: FloatArray, lower: FloatArray,
                    messages=tuple(messages))
 
 
-def ml_refit_deviance(cp: CrossProducts, theta: FloatArray) -> float:
+def ml_refit_deviance(objective: Objective, theta: FloatArray) -> float:
     """The ML deviance of the model refitted by ML from the REML estimate, as lme4's
     ``deviance(refitML(fit))`` (what ``anova`` compares).
 
@@ -120,22 +119,22 @@ def ml_refit_deviance(cp: CrossProducts, theta: FloatArray) -> float:
 
     Parameters
     ----------
-    cp
-        The design's cross-products.
+    objective
+        The ML objective of the design (in the optimizer's parametrization).
     theta
-        The REML estimate.
+        The REML estimate in that parametrization.
 
     Returns
     -------
     float
         The minimized profiled ML deviance.
     """
-    objective = Objective(cp, "ML")
     # The ML optimum is near the REML one: a first trust region of 5% of θ (θ is of order
     # one in standardized coordinates) saves ~40% of the evaluations at full tolerance
     # (measured: within 1e-9 of lme4's refit on the reference cases).
     step = np.maximum(0.05 * np.abs(theta), 0.01)
-    return minimize_theta(objective, theta, cp.lower_bounds(), initial_step=step).objective
+    lower = objective.cp.lower_bounds()
+    return minimize_theta(objective, theta, lower, initial_step=step).objective
 
 
 def _snap_to_boundary(objective: Objective, theta: FloatArray, value: float,

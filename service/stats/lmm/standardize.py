@@ -39,13 +39,18 @@ class Standardization:
 
     ``fixed_map`` is M (β̃ → β), ``response_shift`` is γ (the least-squares coefficients of
     y on X̃ that were removed from y), ``response_scale`` is s, ``term_maps[i]`` is K for
-    ``design.random[i]`` of the *original* design.
+    ``design.random[i]`` of the *original* design and ``term_scales[i]`` the root mean
+    square of each of its covariates as given (the scales of the optimizer's θ̂, see
+    ``optimizer_map``); ``term_off_centre[i]`` is the largest |mean| / SD of a covariate
+    of a term with an intercept (0 without one).
     """
 
     fixed_map: FloatArray
     response_shift: FloatArray
     response_scale: float
     term_maps: tuple[FloatArray, ...]
+    term_scales: tuple[FloatArray, ...]
+    term_off_centre: tuple[float, ...]
 
     @property
     def log_det_fixed_map(self) -> float:
@@ -63,6 +68,22 @@ class Standardization:
         """A p × p covariance (or its derivative) of β̃ in the user's units."""
         m = self.fixed_map
         return np.asarray(self.response_scale**2 * (m @ cov_tilde @ m.T))
+
+    def optimizer_map(self, block_index: int) -> FloatArray:
+        """G with T̃ = lower_factor(G T̂), T̂ the optimizer's factor of this term.
+
+        The optimizer works on θ̂ = the user's θ with each covariate's row of T multiplied by
+        that covariate's root mean square (T = D⁻¹T̂): a diagonal rescaling, so it has lme4's
+        parametrization (the same boundaries and, for covariates of unit size, lme4's start
+        and path) while the data's units do not reach it. The objective is evaluated at the
+        standardized T̃, where the arithmetic is well conditioned.
+        """
+        return np.asarray(np.linalg.solve(self.term_maps[block_index],
+                                          np.diag(1.0 / self.term_scales[block_index])))
+
+    def user_factor(self, block_index: int, t_hat: FloatArray) -> FloatArray:
+        """The user's T from the optimizer's T̂ (T = D⁻¹T̂)."""
+        return np.asarray(t_hat / self.term_scales[block_index][:, None])
 
     def relative_factor(self, block_index: int, t_tilde: FloatArray) -> FloatArray:
         """T (lower triangular, non-negative diagonal) with T Tᵀ = K T̃ T̃ᵀ Kᵀ."""
@@ -104,8 +125,14 @@ def column_map(columns: FloatArray) -> FloatArray:
     The intercept column itself becomes all ones; with no intercept the columns are only
     scaled (shifting them would change the model).
     """
+    return _column_map(columns)[0]
+
+
+def _column_map(columns: FloatArray) -> tuple[FloatArray, float]:
+    """``column_map`` and the largest |mean| / SD of a centred column (0 if none is)."""
     k = columns.shape[1]
     out = np.eye(k)
+    off_centre = 0.0
     intercept = _constant_column(columns)
     if intercept is not None:
         value = float(columns[0, intercept])
@@ -121,7 +148,9 @@ def column_map(columns: FloatArray) -> FloatArray:
             out[intercept, j] = -mean / value
         scale = _root_mean_square(column)
         out[:, j] /= scale
-    return out
+        if intercept is not None:
+            off_centre = max(off_centre, abs(mean) / scale)
+    return out, off_centre
 
 
 def _least_squares(x: FloatArray, y: FloatArray) -> FloatArray:
@@ -158,11 +187,19 @@ def standardize(design: Design) -> tuple[Design, Standardization]:
     scale = _root_mean_square(residual)
     blocks: list[RandomBlock] = []
     maps: list[FloatArray] = []
+    scales: list[FloatArray] = []
+    off_centre: list[float] = []
     for block in design.random:
-        k = column_map(np.asarray(block.covariates, dtype=np.float64))
+        covariates = np.asarray(block.covariates, dtype=np.float64)
+        k, ratio = _column_map(covariates)
         maps.append(k)
+        off_centre.append(ratio)
+        scales.append(np.array([_root_mean_square(covariates[:, j])
+                                for j in range(covariates.shape[1])]))
         blocks.append(replace(block, covariates=np.ascontiguousarray(block.covariates @ k)))
     standardized = replace(design, y=residual / scale, X=np.ascontiguousarray(x_tilde),
                            random=tuple(blocks))
     return standardized, Standardization(fixed_map=fixed_map, response_shift=shift,
-                                         response_scale=scale, term_maps=tuple(maps))
+                                         response_scale=scale, term_maps=tuple(maps),
+                                         term_scales=tuple(scales),
+                                         term_off_centre=tuple(off_centre))

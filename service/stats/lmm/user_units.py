@@ -12,6 +12,7 @@ from service.stats.lmm.factor import BlockedFactor
 from service.stats.lmm.objective import Method, residual_dof
 from service.stats.lmm.optimize import Optimum
 from service.stats.lmm.package import Solution
+from service.stats.lmm.parametrization import Parametrization
 from service.stats.lmm.standardize import Standardization
 from service.stats.lmm.structure import CrossProducts
 
@@ -30,7 +31,7 @@ def objective_offset(scaling: Standardization, cp: CrossProducts, method: Method
 
 def to_user_units(design: Design, standardized: Design, scaling: Standardization,
                   cp: CrossProducts, factor: BlockedFactor, optimum: Optimum,
-                  method: Method) -> Solution:
+                  method: Method, parametrization: Parametrization) -> Solution:
     """The optimum of the standardized fit in the user's units.
 
     Parameters
@@ -40,7 +41,10 @@ def to_user_units(design: Design, standardized: Design, scaling: Standardization
     scaling
         The map between them.
     cp, factor, optimum
-        The standardized fit: cross-products, factor at θ̃ and the optimizer's summary.
+        The standardized fit: cross-products, factor at θ̃ and the optimizer's summary
+        (in the optimizer's θ).
+    parametrization
+        The parametrization of the optimizer's θ.
     method
         ``"REML"`` or ``"ML"``.
 
@@ -59,11 +63,10 @@ def to_user_units(design: Design, standardized: Design, scaling: Standardization
     modes = []
     covariances = []
     theta = np.empty(cp.n_theta)
-    for term, t_tilde, b_tilde, c_tilde in zip(cp.terms, factor.relative_factors, modes_tilde,
-                                               covariances_tilde, strict=True):
+    for term, t, b_tilde, c_tilde in zip(cp.terms, parametrization.user_factors(optimum.theta),
+                                         modes_tilde, covariances_tilde, strict=True):
         index = position[id(term.block)]
         k = scaling.term_maps[index]
-        t = scaling.relative_factor(index, t_tilde)
         factors.append(t)
         blocks.append(design.random[index])
         theta[term.theta_start:term.theta_start + term.n_theta] = t[term.lower_rows,
