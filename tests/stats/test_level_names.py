@@ -8,6 +8,7 @@ Comparisons are exact string equality: these are names.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -79,3 +80,29 @@ def test_new_data_finds_the_level_however_the_number_is_written(written: object)
     new = pd.DataFrame({"dose": pd.Series([written], dtype=object)})
     X = design.encoder.transform(new, random=False).X
     assert X.tolist() == [[1.0, 0.0, 0.0, 1.0]]
+
+
+def test_integer_columns_are_written_in_full_as_r_reads_them() -> None:
+    # read.csv: whole numbers are an integer vector (as.character in full), the rest doubles
+    frame = pd.read_csv(io.StringIO(REF["csv"]))
+    assert [str(frame[c].dtype) for c in frame.columns] == ["float64", "int64", "float64"]
+    design = build_design(parse_formula("y ~ factor(count) + factor(dose)"), frame)
+    assert list(design.fixed_names) == REF["csv_columns"]
+
+
+@pytest.mark.parametrize("written", [100000, 100000.0, "1e5", "100000"])
+def test_an_integer_level_is_found_by_value(written: object) -> None:
+    frame = pd.read_csv(io.StringIO(REF["csv"]))
+    design = build_design(parse_formula("y ~ factor(count)"), frame)
+    new = pd.DataFrame({"count": pd.Series([written], dtype=object)})
+    assert design.encoder.transform(new, random=False).X.tolist() == [[1.0, 1.0, 0.0]]
+
+
+def test_a_numeric_group_level_is_found_by_value() -> None:
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame({"y": rng.normal(size=12), "g": [100000, 200000, 300000] * 4})
+    design = build_design(parse_formula("y ~ 1 + (1 | g)"), frame)
+    assert design.random[0].levels == ("100000", "200000", "300000")
+    new = pd.DataFrame({"g": [2e5, 1e5, 4e5]})  # doubles: labelled 2e+05, 1e+05, 4e+05
+    codes = design.encoder.transform(new).random[0].codes
+    assert codes.tolist() == [1, 0, -1]

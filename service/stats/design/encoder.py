@@ -19,7 +19,7 @@ from service.stats.design.functions import Evaluator
 from service.stats.design.serialize import encoder_from_json, encoder_to_json
 from service.stats.design.terms import TermSpec, Value, Variable, model_columns
 from service.stats.design.types import Design, FloatArray, IntArray, RandomBlock
-from service.stats.design.values import ColumnKind, factor_codes, numeric_values
+from service.stats.design.values import ColumnKind, factor_codes, level_key, numeric_values
 from service.stats.errors import PredictionError, StatsError
 from service.stats.formula.tree import Expr
 
@@ -131,7 +131,8 @@ class DesignEncoder:
         """The random block of one term: level codes and the n × q covariates."""
         covariates, names = model_columns(spec.intercept, spec.terms, self.variables, values,
                                           len(frame))
-        codes, unseen = recode(*group_codes(frame, spec.group, self.kinds, error), spec.levels)
+        codes, unseen = recode(*group_codes(frame, spec.group, self.kinds, error), spec.levels,
+                               tuple(self.kinds.get(c, "categorical") for c in spec.group))
         if new_levels == "error" and (codes < 0).any():
             if not unseen:
                 unseen = ["(missing)"]
@@ -222,12 +223,14 @@ def group_codes(frame: pd.DataFrame, group: tuple[str, ...], kinds: Mapping[str,
     return out, tuple(names)
 
 
-def recode(codes: IntArray, labels: tuple[str, ...],
-           levels: tuple[str, ...]) -> tuple[IntArray, list[str]]:
+def recode(codes: IntArray, labels: tuple[str, ...], levels: tuple[str, ...],
+           kinds: tuple[ColumnKind, ...] = ()) -> tuple[IntArray, list[str]]:
     """Codes into ``labels`` as codes into ``levels`` (-1 where unknown or missing), and the
-    labels that occur but are not levels."""
-    known = pd.Index(list(levels), dtype=object)
-    mapping = np.asarray(known.get_indexer(pd.Index(list(labels), dtype=object)), dtype=np.intp)
+    labels that occur but are not levels. Labels of numeric columns (``kinds``) match a
+    level of the same value however it is written (``level_key``)."""
+    known = pd.Index([level_key(level, kinds) for level in levels], dtype=object)
+    query = pd.Index([level_key(label, kinds) for label in labels], dtype=object)
+    mapping = np.asarray(known.get_indexer(query), dtype=np.intp)
     out = np.where(codes >= 0, mapping[np.maximum(codes, 0)] if len(mapping) else -1, -1)
     unknown = [label for label, m in zip(labels, mapping, strict=True) if m < 0]
     return out.astype(np.intp), unknown
@@ -257,8 +260,9 @@ def evaluate_variables(encoder: DesignEncoder, frame: pd.DataFrame, labels: list
 def level_codes(frame: pd.DataFrame, variable: Variable, kinds: Mapping[str, ColumnKind],
                 error: type[StatsError]) -> IntArray:
     """Codes of a categorical variable's values; unknown levels are an ``error``."""
-    codes, unknown = recode(*factor_codes(frame[variable.column], kinds[variable.column], error),
-                            variable.levels)
+    kind = kinds[variable.column]
+    codes, unknown = recode(*factor_codes(frame[variable.column], kind, error), variable.levels,
+                            (kind,))
     if unknown:
         raise error(f"column '{variable.column}' has levels not seen when fitting: "
                     f"{', '.join(sorted(unknown))} (known levels: {', '.join(variable.levels)})")

@@ -1,8 +1,10 @@
 """Data columns as the design sees them: their kind, numeric values and R-style level labels.
 
-Levels are labelled as R's ``as.character`` would print them (``1`` not ``1.0``, ``TRUE``),
-so a level seen as the number 1 when fitting and as the string "1" in a JSON prediction
-request is the same level.
+Levels are labelled as R's ``as.character`` would print them (``1`` not ``1.0``, ``TRUE``):
+an integer column (R reads a CSV column of whole numbers as integer) in full, ``100000``;
+doubles to 15 significant digits, fixed or scientific, whichever is narrower, ``1e+05``,
+``0.1``. New data finds a numeric level by its value (``level_key``), so the number 1e5
+sent as 100000, 1e5 or "1e+05" is the same level, whichever way the fit wrote it.
 """
 
 from __future__ import annotations
@@ -47,6 +49,20 @@ def format_number(value: float) -> str:
     return r_number(float(value))
 
 
+#: R's integer vectors hold 32-bit integers.
+R_INTEGER_MAX = 2**31 - 1
+
+
+def is_r_integer(series: pd.Series) -> bool:
+    """Whether R would hold this numeric column as an integer vector: an integer dtype whose
+    values fit R's 32-bit integers (``read.csv`` reads whole numbers so)."""
+    if not ptypes.is_integer_dtype(series.dtype):
+        return False
+    values = series.dropna()
+    return not len(values) or int(np.abs(values.to_numpy(dtype=np.float64)).max()) <= \
+        R_INTEGER_MAX
+
+
 def factor_codes(series: pd.Series, kind: ColumnKind,
                  error: type[StatsError]) -> tuple[IntArray, tuple[str, ...]]:
     """A column as codes into its distinct R-style labels (code -1 where missing).
@@ -55,7 +71,8 @@ def factor_codes(series: pd.Series, kind: ColumnKind,
     print alike (1 and "1") share a label.
     """
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    labels = [_label(value, kind, str(series.name), error) for value in list(uniques)]
+    integer = kind == "numeric" and is_r_integer(series)
+    labels = [_label(value, kind, str(series.name), error, integer) for value in list(uniques)]
     label_codes, distinct = pd.factorize(np.asarray(labels, dtype=object))
     merged = np.where(codes >= 0, label_codes[np.maximum(codes, 0)], -1).astype(np.intp)
     return merged, tuple(str(x) for x in distinct)
@@ -69,12 +86,35 @@ def level_labels(series: pd.Series, kind: ColumnKind,
     return table[codes]  # code -1 picks the trailing None
 
 
-def _label(value: object, kind: ColumnKind, name: str, error: type[StatsError]) -> str:
+def _label(value: object, kind: ColumnKind, name: str, error: type[StatsError],
+           integer: bool = False) -> str:
     if kind == "boolean":
         return _boolean_label(value, name, error)
     if kind == "numeric":
+        if integer and isinstance(value, int | np.integer):
+            return str(int(value))  # R's as.character of an integer: in full
         return _numeric_label(value, name, error)
     return str(value)
+
+
+def level_key(label: str, kinds: tuple[ColumnKind, ...]) -> str:
+    """What identifies a level when new data is matched to the fitted levels: numbers by
+    their value (``100000``, ``1e5`` and ``1e+05`` are one level), anything else by its
+    text. ``kinds`` are the kinds of the columns whose values ``label`` joins with ``:``."""
+    if "numeric" not in kinds:
+        return label
+    parts = label.split(":") if len(kinds) > 1 else [label]
+    if len(parts) != len(kinds):
+        return label
+    return ":".join(_number_key(part) if kind == "numeric" else part
+                    for part, kind in zip(parts, kinds, strict=True))
+
+
+def _number_key(text: str) -> str:
+    try:
+        return format_number(float(text))
+    except ValueError:
+        return text
 
 
 def _boolean_label(value: object, name: str, error: type[StatsError]) -> str:

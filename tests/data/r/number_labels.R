@@ -20,6 +20,11 @@ frame <- data.frame(y = c(2.1, 3.4, 1.9, 5.2, 4.4, 3.3, 2.8, 4.1),
                     service = c(0, 1, 1, 0, 1, 0, 0, 1),
                     dose = c(1e5, 0.5, 2, 1e5, 10, 0.5, 2, 10))
 mm <- model.matrix(y ~ factor(service) + factor(dose), frame)
+# read.csv reads whole numbers as integer, whose as.character is in full (100000), and
+# numbers with a decimal point or exponent as doubles (1e+05)
+csv <- "y,count,dose\n2.1,100000,1e5\n3.4,200000,2.5\n1.9,3,1e5\n5.2,100000,2.5\n4.4,3,30\n"
+typed <- read.csv(text = csv)
+mm_csv <- model.matrix(y ~ factor(count) + factor(dose), typed)
 out <- list(
   r_version = R.version.string,
   # as text with 17 significant digits, which identifies every double exactly
@@ -31,6 +36,9 @@ out <- list(
   factor_codes = as.integer(factor(levels_of)),
   model_frame = frame,
   model_term_labels = attr(terms(y ~ factor(service) + factor(dose)), "term.labels"),
-  model_columns = colnames(mm)
+  model_columns = colnames(mm),
+  csv = unbox(csv),
+  csv_classes = vapply(typed, class, ""),
+  csv_columns = colnames(mm_csv)
 )
 writeLines(toJSON(out, pretty = TRUE), "tests/data/expected/number_labels.json")
