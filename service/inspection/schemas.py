@@ -19,7 +19,9 @@ class ResidualRow(BaseModel):
     model_config = ConfigDict(extra="allow",
                               json_schema_extra={"additionalProperties": {"type": "string"}})
 
-    row: int = Field(description="0-based position of the row in the dataset")
+    row: int = Field(description=(
+        "The row's number in the dataset as R numbers it, from 1 (R's row names, "
+        "names(resid(fit)); rows dropped for missing values leave gaps)"))
     fitted: Number
     residual: Number
     std_residual: Number = Field(description=(

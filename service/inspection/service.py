@@ -84,7 +84,7 @@ def residuals(session: Session, model_id: str, group_columns: list[str]) -> Resi
         model_id=row.id, kind=row.kind,  # type: ignore[arg-type]
         group_columns=list(res.group_columns),
         rows=[ResidualRow.model_validate(_levels_as_text(_clean(r), res.group_columns))
-              for r in res.table.to_dict(orient="records")],
+              for r in r_numbered(res.table).to_dict(orient="records")],
         summary=ResidualSummary(
             breusch_pagan=BreuschPaganTest(statistic=bp.statistic, df=bp.df,
                                            p_value=bp.p_value) if bp else None,
@@ -96,8 +96,15 @@ def residuals(session: Session, model_id: str, group_columns: list[str]) -> Resi
 def residuals_csv(session: Session, model_id: str, group_columns: list[str]) -> str:
     """The residual table as CSV (a missing value is an empty field)."""
     _, res = residual_table(session, model_id, group_columns)
-    text: str = res.table.to_csv(index=False, lineterminator="\n")
+    text: str = r_numbered(res.table).to_csv(index=False, lineterminator="\n")
     return text
+
+
+def r_numbered(table: pd.DataFrame) -> pd.DataFrame:
+    """The residual table with rows numbered as R numbers them: the statistics core's
+    0-based positions plus one, R's row names of the data frame (``names(resid(fit))``;
+    rows dropped for missing values keep their gaps)."""
+    return table.assign(row=table["row"].to_numpy() + 1)
 
 
 def plot_names(session: Session, model_id: str, group: str | None) -> tuple[ModelRow, list[str]]:

@@ -15,7 +15,7 @@ import math
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import ClientFactory, assert_problem
+from tests.api.conftest import DATA, ClientFactory, assert_problem
 from tests.api.test_comparisons import create, expected, fit, upload
 from tests.stats.test_diagnostics import R_BPTEST, R_RESID_SD_BY_STATE
 
@@ -42,7 +42,7 @@ def test_lm_residuals_by_an_outside_group_match_r(worker_client: TestClient) -> 
     assert body["group_columns"] == ["State"]
     rows = body["rows"]
     want_fitted = expected("mood_lm")["fitted"]
-    assert [r["row"] for r in rows] == list(range(200))
+    assert [r["row"] for r in rows] == list(range(1, 201))  # R's row names
     assert all(close(r["fitted"], w) for r, w in zip(rows, want_fitted, strict=True))
     assert all(set(r) == {"row", "fitted", "residual", "std_residual", "State"} for r in rows)
     assert rows[0]["State"] == "B"
@@ -116,3 +116,20 @@ def test_residuals_need_a_fit_and_its_dataset(make_client: ClientFactory) -> Non
     gone = assert_problem(worker.get(f"/v1/models/{model['id']}/residuals"), 409)
     assert gone["type"].endswith("dataset-deleted") and gone["dataset_id"] == mood
     assert "deleted" in gone["detail"]
+
+
+def test_residual_rows_are_numbered_as_r_numbers_them(worker_client: TestClient) -> None:
+    # R: names(residuals(lm(Mood ~ Exercise, holed))) with Exercise missing in rows 2 and 5
+    # (tests/data/r/missing_groups.R): 1, 3, 4, 6, ...
+    ref = expected("missing_groups")
+    lines = (DATA / "mood.csv").read_text().splitlines()
+    for row in ref["dropped_rows"]:
+        lines[row] = ",".join(["", *lines[row].split(",")[1:]])  # line `row` is data row `row`
+    dataset = upload(worker_client, "mood_holes", ("\n".join(lines) + "\n").encode())
+    model = fit(worker_client, dataset, "Mood ~ Exercise")
+    url = f"/v1/models/{model['id']}/residuals"
+    rows = worker_client.get(url).json()["rows"]
+    assert len(rows) == ref["n_residuals"]
+    assert [r["row"] for r in rows[:6]] == ref["residual_names"]
+    table = list(csv.DictReader(io.StringIO(worker_client.get(f"{url}?format=csv").text)))
+    assert [int(line["row"]) for line in table[:6]] == ref["residual_names"]
