@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from service.stats.design.encoder import DesignEncoder
+from service.stats.design.encoder import DesignEncoder, RandomSpec
 from service.stats.design.types import Design, FloatArray, RandomBlock
 from service.stats.errors import PredictionError
 from service.stats.lmlist import split_rows
@@ -84,7 +84,14 @@ def predict(state: Mapping[str, Any], data: pd.DataFrame, *,
         raise PredictionError(f"cannot predict from a model of kind {state.get('kind')!r}")
     encoder = DesignEncoder.from_json(state["encoder"])
     with_random = include_random_effects and state["kind"] == "lmm"
-    design = encoder.transform(data, new_levels=new_levels, random=with_random)
+    frame = data.reset_index(drop=True)
+    _refuse_missing_values(encoder, frame, with_random)
+    specs = encoder.random if with_random else ()
+    no_group = [_missing_group(frame, spec.group) for spec in specs]
+    if new_levels == "error":
+        _refuse_missing_groups(specs, no_group)
+    design = encoder.transform(_with_placeholders(encoder, frame, specs), new_levels=new_levels,
+                               random=with_random)
     fixed = state["fixed_effects"]
     absent = [name for name in design.fixed_names if name not in fixed]
     if absent:
@@ -92,9 +99,74 @@ def predict(state: Mapping[str, Any], data: pd.DataFrame, *,
     beta = np.array([float(fixed[name]) for name in design.fixed_names])
     prediction: FloatArray = design.X @ beta
     entries = list(state.get("random_effects", [])) if with_random else []
-    for block in design.random:
-        prediction += _random_part(block, _take_entry(entries, block))
+    for block, rows_without in zip(design.random, no_group, strict=True):
+        prediction += _random_part(block, _take_entry(entries, block), rows_without)
     return prediction
+
+
+def row_numbers(rows: Sequence[int] | np.ndarray, limit: int = 10) -> str:
+    """0-based positions as R numbers rows (from 1): ``rows 1, 4, 9`` or ``row 2``."""
+    numbers = [int(r) + 1 for r in list(rows)]
+    shown = ", ".join(str(n) for n in numbers[:limit]) + (" ..." if len(numbers) > limit else "")
+    return f"row{'s' if len(numbers) > 1 else ''} {shown}"
+
+
+def _refuse_missing_values(encoder: DesignEncoder, frame: pd.DataFrame, random: bool) -> None:
+    # Every column a term reads must be complete (a missing group is a new level instead),
+    # named here with R's row numbers before the encoder would name them
+    columns = [c for c in encoder.columns_used(random=random, groups=False)
+               if c in frame.columns]
+    if not columns:
+        return
+    missing = frame[columns].isna()
+    rows = np.flatnonzero(missing.any(axis=1).to_numpy())
+    if len(rows):
+        where = [c for c in columns if missing[c].any()]
+        raise PredictionError(f"{len(rows)} row(s) have missing values in column(s) "
+                              f"{', '.join(where)}: {row_numbers(rows)}")
+
+
+def _missing_group(frame: pd.DataFrame, group: tuple[str, ...]) -> np.ndarray:
+    """Rows whose value of some grouping column is missing (absent columns: none here;
+    the encoder names them)."""
+    present = [c for c in group if c in frame.columns]
+    if not present:
+        return np.zeros(len(frame), dtype=bool)
+    return np.asarray(frame[present].isna().any(axis=1).to_numpy(), dtype=bool)
+
+
+def _refuse_missing_groups(specs: Sequence[RandomSpec], no_group: Sequence[np.ndarray]) -> None:
+    # lme4: "NAs are not allowed in prediction data for grouping variables unless
+    # allow.new.levels is TRUE"
+    for spec, missing in zip(specs, no_group, strict=True):
+        rows = np.flatnonzero(missing)
+        if len(rows):
+            raise PredictionError(
+                f"group '{spec.group_label}' has no value in {row_numbers(rows)}: a missing "
+                "group is a level not seen when fitting, which new_levels 'error' refuses "
+                "(with 'population', the default, such rows get the population-level "
+                "prediction, as lme4's allow.new.levels = TRUE)")
+
+
+def _with_placeholders(encoder: DesignEncoder, frame: pd.DataFrame,
+                       specs: Sequence[RandomSpec]) -> pd.DataFrame:
+    """The frame with missing values of grouping-only columns replaced by a placeholder of
+    the column's kind, so the encoder labels every row; the rows' random parts are then
+    left out (``_random_part``'s ``missing``), as for an unseen level."""
+    terms = set(encoder.columns_used(random=bool(specs), groups=False))
+    out = frame
+    for column in dict.fromkeys(c for spec in specs for c in spec.group):
+        if column in terms or column not in frame.columns or not frame[column].isna().any():
+            continue
+        placeholder = _PLACEHOLDERS[encoder.kinds.get(column, "categorical")]
+        if out is frame:
+            out = frame.copy()
+        out[column] = frame[column].astype(object).where(frame[column].notna(), placeholder)
+    return out
+
+
+# a value of each column kind (never seen: the rows holding it are left out anyway)
+_PLACEHOLDERS: dict[str, object] = {"categorical": "", "numeric": 0.0, "boolean": False}
 
 
 def make_by_group_state(columns: Sequence[str], designs: Mapping[str, Design],
@@ -124,11 +196,18 @@ def _predict_by_group(state: Mapping[str, Any], data: pd.DataFrame) -> FloatArra
     Separate regressions have no population-level model, so a level without a fit (unseen,
     or not fitted for lack of rows) is an error whatever ``new_levels`` says.
     """
-    groups, n_missing = split_rows(tuple(state["by"]), data)
-    label = ":".join(state["by"])
-    if n_missing:
-        raise PredictionError(f"{n_missing} row(s) have no value for {label}; each row needs "
-                              "its group to be predicted by that group's regression")
+    by = tuple(state["by"])
+    label = ":".join(by)
+    present = [c for c in by if c in data.columns]
+    no_group: np.ndarray = (np.flatnonzero(data[present].isna().any(axis=1).to_numpy())
+                            if present else np.array([], dtype=np.intp))
+    if len(no_group):
+        # R's predict on an lmList: "nonexistent group in 'newdata'"
+        raise PredictionError(
+            f"{len(no_group)} row(s) have no value for {label}: {row_numbers(no_group)}. A "
+            "per-group model predicts each row by its own group's regression, and has no "
+            "population-level regression for a row without a group")
+    groups, _ = split_rows(by, data)
     fitted = state["groups"]
     unknown = [g.level for g in groups if g.level not in fitted]
     if unknown:
@@ -151,8 +230,10 @@ def _take_entry(entries: list[Mapping[str, Any]], block: RandomBlock) -> Mapping
                           f"({' + '.join(block.terms)} | {block.group})")
 
 
-def _random_part(block: RandomBlock, entry: Mapping[str, Any]) -> FloatArray:
-    """Row-wise covariates · modes of the row's level (0 for unseen levels)."""
+def _random_part(block: RandomBlock, entry: Mapping[str, Any],
+                 no_group: np.ndarray | None = None) -> FloatArray:
+    """Row-wise covariates · modes of the row's level (0 for unseen levels and for the rows
+    marked in ``no_group``, whose group is missing)."""
     modes = np.asarray(entry["modes"], dtype=np.float64).reshape(-1, block.q)
     stored = {str(level): i for i, level in enumerate(entry["levels"])}
     missing = [level for level in block.levels if level not in stored]
@@ -161,6 +242,8 @@ def _random_part(block: RandomBlock, entry: Mapping[str, Any]) -> FloatArray:
                               f"{', '.join(missing[:10])} of {block.group}")
     rows = np.array([stored[level] for level in block.levels], dtype=np.intp)
     seen = block.codes >= 0
+    if no_group is not None:
+        seen &= ~no_group
     out = np.zeros(len(block.codes))
     level_modes = modes[rows[block.codes[seen]]]
     out[seen] = np.einsum("ij,ij->i", block.covariates[seen], level_modes)
