@@ -89,7 +89,10 @@ def covariance(sds: Sequence[float], corr: float | FloatArray) -> FloatArray:
     """A covariance matrix from standard deviations and a common correlation (or a matrix)."""
     s = np.asarray(sds, dtype=float)
     q = len(s)
-    r = np.full((q, q), float(corr)) if np.isscalar(corr) else np.asarray(corr, dtype=float)
+    if isinstance(corr, float | int):
+        r = np.full((q, q), float(corr))
+    else:
+        r = np.array(corr, dtype=float)
     np.fill_diagonal(r, 1.0)
     return np.outer(s, s) * r
 
@@ -362,8 +365,12 @@ def family_interaction() -> Iterator[Case]:
         eab = effects(rng, la * lb, [0.8, 0.4], 0.0)
         y = 2 + x + rng.normal(0, 0.6, la)[a] + rng.normal(0, 0.5, lb)[b]
         y = round_values(y + eab[a * lb + b, 0] + x * eab[a * lb + b, 1] + rng.normal(0, 1, n))
+        q = 2 if "(x |" in formula else 1
+        note = f"{la} x {lb} cells of {reps}"
+        if la * lb * q >= n:
+            note += "; lme4 refuses it: as many random effects as rows"
         yield Case(f"interaction_{i:02d}", "interaction", formula,
-                   "ML" if i % 3 == 2 else "REML", f"{la} x {lb} cells of {reps}",
+                   "ML" if i % 3 == 2 else "REML", note,
                    frame_of(y=y, x=x,
                             a=labels(a.astype(np.intp), la, ["text", "int"][i % 2], rng),
                             b=labels(b.astype(np.intp), lb, "text", rng)))
@@ -593,7 +600,7 @@ def family_tiny() -> Iterator[Case]:
             b = rng.permutation(n) % 25
             frame["a"] = labels(a, 20, "text", rng)
             frame["b"] = labels(b.astype(np.intp), 25, "int", rng)
-            frame["y"] = round_values(frame["y"] + rng.normal(0, 1, 20)[a])
+            frame["y"] = round_values(frame["y"].to_numpy() + rng.normal(0, 1, 20)[a])
             frame = frame.drop(columns="g")
         if "(1 | h)" in formula:
             frame["h"] = labels((np.arange(n) % 2).astype(np.intp), 2, "text", rng)

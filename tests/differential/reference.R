@@ -141,10 +141,7 @@ predictions <- function(fit, data) {
   if (length(intersect(groups, fixed_vars)) || length(replace) < length(groups)) {
     out$newdata_unseen <- NULL
   } else {
-    for (g in groups) {
-      value <- replace[[g]]
-      nd[[g]] <- if (is.character(value)) rep(value, nrow(nd)) else rep(value, nrow(nd))
-    }
+    for (g in groups) nd[[g]] <- rep(replace[[g]], nrow(nd))
     values <- tryCatch(num(predict(fit, newdata = nd, allow.new.levels = TRUE)),
                        error = function(e) list(error = conditionMessage(e)))
     out$newdata_unseen <- list(replace = replace, values = values)
@@ -153,7 +150,8 @@ predictions <- function(fit, data) {
 }
 
 satterthwaite <- function(f, data, reml, fit) {
-  # lmerTest re-evaluates the lmer() call (devFunOnly = TRUE) in this frame
+  # lmerTest re-evaluates the lmer() call, lme4::lmer(formula = f, data = data, REML = reml,
+  # devFunOnly = TRUE), in its caller's frame: this one, which holds f, data and reml
   w <- character()
   lt <- withCallingHandlers(
     tryCatch(lmerTest::as_lmerModLmerTest(fit), error = function(e) e),
@@ -171,7 +169,6 @@ fit_case <- function(case) {
   reml <- identical(case$method, "REML")
   warnings <- character()
   messages <- character()
-  started <- proc.time()[["elapsed"]]
   fit <- withCallingHandlers(
     tryCatch(lme4::lmer(formula = f, data = data, REML = reml), error = function(e) e),
     warning = function(w) {
@@ -180,7 +177,6 @@ fit_case <- function(case) {
     message = function(m) {
       messages <<- c(messages, conditionMessage(m)); invokeRestart("muffleMessage")
     })
-  seconds <- proc.time()[["elapsed"]] - started
   out <- list(id = case$id, formula = case$formula, method = case$method,
               source = case$source, data = case$data,
               r_version = R.version.string,
@@ -228,7 +224,6 @@ fit_case <- function(case) {
     optimizer_warnings = I(as.character(unlist(opt$warnings))))
   out$ranef <- ranef_table(fit)
   out$predict <- predictions(fit, data)
-  out$fit_seconds <- seconds
   out
 }
 
