@@ -209,7 +209,8 @@ def _predict_by_group(state: Mapping[str, Any], data: pd.DataFrame) -> FloatArra
             "population-level regression for a row without a group")
     groups, _ = split_rows(by, data)
     fitted = state["groups"]
-    unknown = [g.level for g in groups if g.level not in fitted]
+    resolved = {g.level: _fitted_level(g.level, fitted) for g in groups}
+    unknown = [level for level, found in resolved.items() if found is None]
     if unknown:
         raise PredictionError(f"no regression was fitted for {label} level(s) "
                               f"{', '.join(unknown[:20])}; levels with a fit: "
@@ -217,8 +218,35 @@ def _predict_by_group(state: Mapping[str, Any], data: pd.DataFrame) -> FloatArra
     prediction = np.empty(len(data))
     for group in groups:
         part = data.iloc[group.rows].reset_index(drop=True)
-        prediction[group.rows] = predict(fitted[group.level], part)
+        prediction[group.rows] = predict(fitted[resolved[group.level]], part)
     return prediction
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _fitted_level(level: str, fitted: Mapping[str, Any]) -> str | None:
+    """The fitted level that ``level`` (a label of new data) names, or None.
+
+    New data may write a numeric group another way than the data it was fitted on
+    (100000.0 or 1e5 for an integer column's 100000): numeric parts are matched by value.
+    """
+    if level in fitted:
+        return level
+    parts = level.split(":")
+    values = [_as_number(p) for p in parts]
+    if any(v is None for v in values):
+        return None
+    for candidate in fitted:
+        other = candidate.split(":")
+        if len(other) == len(parts) and all(
+                _as_number(o) == v for o, v in zip(other, values, strict=True)):
+            return str(candidate)
+    return None
 
 
 def _take_entry(entries: list[Mapping[str, Any]], block: RandomBlock) -> Mapping[str, Any]:

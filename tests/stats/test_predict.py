@@ -99,3 +99,33 @@ def test_state_from_a_real_fit_reproduces_r_fitted_values(name: str) -> None:
     # Our optimum matches lme4's to ~1e-6 relative in θ, so fitted values (up to ~450)
     # agree to well under 1e-3; a mismatched block or level would be off by whole units.
     np.testing.assert_allclose(predict(state, data), expected["fitted"], rtol=0, atol=1e-3)
+
+
+def test_per_group_model_finds_a_numeric_group_written_another_way() -> None:
+    """A per-group model fitted on the integer groups 100000 and 200000 (labels as R's
+    as.character writes integers) predicts rows whose group arrives as 100000.0 or 1e5, as
+    R matches the factor level by value; an unknown group is still refused by name."""
+    from service.stats.fit import fit_model
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"g": np.repeat([100000, 200000], 20),
+                          "x": np.tile(np.arange(20.0), 2)})
+    frame["y"] = np.where(frame.g == 100000, 1.0, 5.0) + 0.5 * frame.x + rng.normal(size=40)
+    fitted = fit_model("y ~ x | g", frame)
+    state = json.loads(json.dumps(fitted.prediction_state))
+    exact = predict(state, pd.DataFrame({"g": [100000, 200000], "x": [3.0, 3.0]}))
+    other = predict(state, pd.DataFrame({"g": [100000.0, 2e5], "x": [3.0, 3.0]}))
+    assert np.allclose(other, exact, rtol=0, atol=1e-12)
+    with pytest.raises(PredictionError, match="300000|3e\\+05"):
+        predict(state, pd.DataFrame({"g": [300000.0], "x": [3.0]}))
+
+
+def test_every_group_missing_is_the_population_prediction() -> None:
+    """A mixed model's rows whose grouping value is missing (all of them here) get the
+    population-level prediction, as R's allow.new.levels = TRUE does."""
+    state, expected = _r_state("sleepstudy_reml")
+    rows = pd.DataFrame({"Days": [0.0, 5.0], "Subject": [None, None]})
+    values = predict(state, rows)
+    beta = expected["fixef"]
+    assert np.allclose(values, [beta["(Intercept)"], beta["(Intercept)"] + 5 * beta["Days"]],
+                       rtol=1e-12)

@@ -71,6 +71,8 @@ def factor_codes(series: pd.Series, kind: ColumnKind,
     print alike (1 and "1") share a label.
     """
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    if len(uniques) == 0:  # every value missing: no labels, every code -1
+        return np.full(len(series), -1, dtype=np.intp), ()
     integer = kind == "numeric" and is_r_integer(series)
     labels = [_label(value, kind, str(series.name), error, integer) for value in list(uniques)]
     label_codes, distinct = pd.factorize(np.asarray(labels, dtype=object))
