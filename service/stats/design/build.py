@@ -217,14 +217,31 @@ def _random_spec(term: Any, frame: pd.DataFrame, kinds: dict[str, ColumnKind],
     if len(term.group) == 1:
         levels = sort_levels(list(labels), kinds[term.group[0]])
     else:
-        # lme4 1.1-31 (the reference) labels interaction levels "a:b" and sorts them as text.
-        levels = tuple(sorted(labels))
+        levels = _interaction_levels(frame, term.group, kinds)
     if len(levels) < 2:
         raise DesignError(f"grouping factor '{term.group_label}' has {len(levels)} level(s) "
                           f"({', '.join(levels)}); a random effect needs at least 2 levels")
     _check_identifiable(term.group_label, len(levels), len(names), n)
     return RandomSpec(intercept=term.intercept, terms=terms, names=tuple(names),
                       group=tuple(term.group), group_label=term.group_label, levels=levels)
+
+
+def _interaction_levels(frame: pd.DataFrame, group: tuple[str, ...],
+                        kinds: dict[str, ColumnKind]) -> tuple[str, ...]:
+    """The levels of an interaction grouping factor ``a:b`` as lme4 1.1-31 orders them:
+    ``interaction(a, b, drop = TRUE, lex.order = TRUE)``, the combinations that occur,
+    ordered by a's own levels, then b's (numbers numerically: ``g1:2`` before ``g1:10``)."""
+    parts = [factor_codes(frame[c], kinds.get(c, "categorical"), DesignError) for c in group]
+    rank_of = []
+    for (_, labels), column in zip(parts, group, strict=True):
+        order = sort_levels(list(labels), kinds.get(column, "categorical"))
+        position = {label: i for i, label in enumerate(order)}
+        rank_of.append(np.array([position[label] for label in labels], dtype=np.intp))
+    codes = np.column_stack([c for c, _ in parts])
+    combos = np.unique(codes[np.all(codes >= 0, axis=1)], axis=0)
+    ranked = sorted(combos.tolist(),
+                    key=lambda row: tuple(int(rank_of[i][k]) for i, k in enumerate(row)))
+    return tuple(":".join(parts[i][1][k] for i, k in enumerate(row)) for row in ranked)
 
 
 def _check_identifiable(group: str, n_levels: int, q: int, n: int) -> None:
