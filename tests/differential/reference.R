@@ -206,6 +206,18 @@ fit_case <- function(case) {
   out$fixef <- num(beta)
   out$se <- num(sqrt(diag(as.matrix(vcov(fit)))))
   out$satterthwaite <- satterthwaite(f, data, reml, fit)
+  # lmerTest drops Hessian eigenvalues below 1e-8 in the data's units, so for a response
+  # of SD 1e6 or 1e-6 its df are wrong (the df do not depend on the response's units):
+  # for such a response, lmerTest's df on the response divided by its SD are the reference
+  y_sd <- sd(model.response(model.frame(fit)))
+  if (is.name(f[[2]]) && (y_sd > 100 || y_sd < 0.01)) {
+    unit <- data
+    unit[[as.character(f[[2]])]] <- unit[[as.character(f[[2]])]] / y_sd
+    fit_unit <- suppressMessages(suppressWarnings(
+      lme4::lmer(formula = f, data = unit, REML = reml)))
+    out$response_sd <- y_sd
+    out$satterthwaite_unit_response <- satterthwaite(f, unit, reml, fit_unit)
+  }
   vc <- as.data.frame(VarCorr(fit))
   out$varcorr <- lapply(seq_len(nrow(vc)), function(i) list(
     grp = vc$grp[[i]], var1 = if (is.na(vc$var1[[i]])) NULL else vc$var1[[i]],

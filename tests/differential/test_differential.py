@@ -381,7 +381,10 @@ def test_fixed_effects_and_standard_errors(case_id: str) -> None:
 def test_satterthwaite_df_and_p_values(case_id: str) -> None:
     f = fitted(case_id)
     _skip_if_lme4_short(case_id)
-    reference = f.expected["satterthwaite"]
+    # For a response of SD above 100 or below 0.01, lmerTest's own df are wrong (it drops
+    # Hessian eigenvalues below 1e-8 in the data's units); the df do not depend on the
+    # response's units, so lmerTest on the response divided by its SD is the reference
+    reference = f.expected.get("satterthwaite_unit_response", f.expected["satterthwaite"])
     problems = []
     for j, fe in enumerate(f.result.fixed_effects):
         assert fe.df is not None and math.isfinite(fe.df) and fe.df > 0, (fe.term, fe.df)
