@@ -14,9 +14,9 @@ import numpy as np
 
 from service.stats.design.types import Design, FloatArray
 from service.stats.errors import FitError
-from service.stats.lmm.derivatives import variance_derivatives
+from service.stats.lmm.derivatives import VarianceDerivatives, variance_derivatives
 from service.stats.lmm.factor import update_factor
-from service.stats.lmm.objective import Method
+from service.stats.lmm.objective import Method, Objective
 from service.stats.lmm.optimize import Optimum, minimize_theta, ml_refit_deviance
 from service.stats.lmm.package import SINGULAR_TOL, make_result
 from service.stats.lmm.parametrization import (
@@ -77,6 +77,11 @@ def fit_lmm(design: Design, method: Method = "REML") -> FitResult:
                 "or the response has no variation.") from error
         theta_tilde = parametrization.standardized(optimum.theta)
         derivs = variance_derivatives(cp, theta_tilde, method)
+        polished = _polish(cp, method, parametrization, optimum, derivs)
+        if polished is not None:
+            optimum, derivs = polished
+            parametrization = Parametrization("centred", cp, standardized, scaling)
+            factor = update_factor(cp, optimum.theta)
         ml_deviance = (optimum.objective if method == "ML" else ml_refit_deviance(
             ReparametrizedObjective(cp, "ML", parametrization), optimum.theta))
         solution = to_user_units(design, standardized, scaling, cp, factor, optimum, method,
@@ -96,6 +101,61 @@ def _needs_another_start(optimum: Optimum, parametrization: Parametrization) -> 
         return True
     diagonals = [np.diagonal(t) for t in parametrization.user_factors(optimum.theta)]
     return bool(np.any(np.concatenate(diagonals) < SINGULAR_TOL))
+
+
+# Newton steps longer than this (relative to 1 + |θ̃|) are not local corrections
+_MAX_POLISH_STEP = 0.05
+_POLISH_GAIN = 1e-10
+
+
+def _polish(cp: CrossProducts, method: Method, parametrization: Parametrization,
+            optimum: Optimum, derivs: VarianceDerivatives,
+            ) -> tuple[Optimum, VarianceDerivatives] | None:
+    """Newton steps on the profiled objective from BOBYQA's optimum, when it is interior.
+
+    BOBYQA stops when its trust region is small, which leaves a weakly determined
+    parameter (a variance near zero, a flat direction) a little off the optimum: the
+    derivatives taken for Satterthwaite's df give the Newton step that finishes the job.
+    A step is kept only if the Hessian is positive definite, the step is short and the
+    objective decreases. Returns the optimum in standardized coordinates (θ̃) and the
+    derivatives there, or None if no step was taken.
+    """
+    user = parametrization.user_factors(optimum.theta)
+    if np.any(np.concatenate([np.diagonal(t) for t in user]) < SINGULAR_TOL):
+        return None  # a boundary fit: the free directions are not all of θ
+    objective = Objective(cp, method)
+    theta = parametrization.standardized(optimum.theta)
+    value = optimum.objective
+    diagonal = np.concatenate([t.diagonal_theta() for t in cp.terms])
+    taken = False
+    for _ in range(3):
+        try:
+            np.linalg.cholesky(derivs.profiled_hessian)
+        except np.linalg.LinAlgError:
+            break
+        step = -np.linalg.solve(derivs.profiled_hessian, derivs.profiled_gradient)
+        # the decrease a Newton step promises: below 1e-10 BOBYQA has finished the job
+        if -0.5 * float(derivs.profiled_gradient @ step) < _POLISH_GAIN:
+            break
+        if (not np.all(np.isfinite(step))
+                or np.linalg.norm(step) > _MAX_POLISH_STEP * (1.0 + np.linalg.norm(theta))):
+            break
+        candidate = theta + step
+        if np.any(candidate[diagonal] < 0.0):
+            break
+        candidate_value = objective(candidate)
+        if not candidate_value < value:
+            break
+        gain = value - candidate_value
+        theta, value, taken = candidate, candidate_value, True
+        derivs = variance_derivatives(cp, theta, method)
+        if gain < _POLISH_GAIN:
+            break
+    if not taken:
+        return None
+    polished = replace(optimum, theta=theta, objective=value,
+                       evaluations=optimum.evaluations + objective.evaluations)
+    return polished, derivs
 
 
 def _optimize(cp: CrossProducts, standardized: Design, scaling: Standardization,
