@@ -20,6 +20,7 @@ from service.stats.design.types import Design, FloatArray, RandomBlock
 from service.stats.errors import PredictionError
 from service.stats.lmlist import split_rows
 from service.stats.results import ConditionalModes, GroupFit, estimates
+from service.stats.rows import row_numbers
 
 
 def make_prediction_state(design: Design, fixed: Mapping[str, float],
@@ -85,7 +86,8 @@ def predict(state: Mapping[str, Any], data: pd.DataFrame, *,
     encoder = DesignEncoder.from_json(state["encoder"])
     with_random = include_random_effects and state["kind"] == "lmm"
     frame = data.reset_index(drop=True)
-    _refuse_missing_values(encoder, frame, with_random)
+    # named here, before placeholders fill the missing groups, as R numbers the rows
+    encoder.refuse_missing_values(frame, with_random)
     specs = encoder.random if with_random else ()
     no_group = [_missing_group(frame, spec.group) for spec in specs]
     if new_levels == "error":
@@ -102,28 +104,6 @@ def predict(state: Mapping[str, Any], data: pd.DataFrame, *,
     for block, rows_without in zip(design.random, no_group, strict=True):
         prediction += _random_part(block, _take_entry(entries, block), rows_without)
     return prediction
-
-
-def row_numbers(rows: Sequence[int] | np.ndarray, limit: int = 10) -> str:
-    """0-based positions as R numbers rows (from 1): ``rows 1, 4, 9`` or ``row 2``."""
-    numbers = [int(r) + 1 for r in list(rows)]
-    shown = ", ".join(str(n) for n in numbers[:limit]) + (" ..." if len(numbers) > limit else "")
-    return f"row{'s' if len(numbers) > 1 else ''} {shown}"
-
-
-def _refuse_missing_values(encoder: DesignEncoder, frame: pd.DataFrame, random: bool) -> None:
-    # Every column a term reads must be complete (a missing group is a new level instead),
-    # named here with R's row numbers before the encoder would name them
-    columns = [c for c in encoder.columns_used(random=random, groups=False)
-               if c in frame.columns]
-    if not columns:
-        return
-    missing = frame[columns].isna()
-    rows = np.flatnonzero(missing.any(axis=1).to_numpy())
-    if len(rows):
-        where = [c for c in columns if missing[c].any()]
-        raise PredictionError(f"{len(rows)} row(s) have missing values in column(s) "
-                              f"{', '.join(where)}: {row_numbers(rows)}")
 
 
 def _missing_group(frame: pd.DataFrame, group: tuple[str, ...]) -> np.ndarray:

@@ -125,7 +125,7 @@ def test_prediction_errors_name_what_is_wrong() -> None:
     missing = pd.DataFrame({"x": [1.0, np.nan, 2.0], "f": ["lo", "mid", None], "k": [1, 2, 3],
                             "g": ["s1", "s1", "s2"]})
     with pytest.raises(PredictionError, match=r"2 row\(s\) have missing values in column\(s\) "
-                                              r"x, f: rows 1, 2"):
+                                              r"x, f: rows 2, 3"):  # R's row numbers
         encoder.transform(missing)
     with pytest.raises(PredictionError, match="unknown format"):
         DesignEncoder.from_json({"format": "pickle"})
@@ -145,7 +145,7 @@ def test_a_group_column_also_used_as_a_term_must_be_complete() -> None:
     fitted = build_design(parse_formula("Mood ~ Exercise + State + (1 | State)"),
                           load("mood.csv"))
     rows = pd.DataFrame({"Exercise": [1.0, 2.0], "State": ["A", None]})
-    with pytest.raises(PredictionError, match=r"missing values in column\(s\) State: rows 1"):
+    with pytest.raises(PredictionError, match=r"missing values in column\(s\) State: row 2$"):
         fitted.encoder.transform(rows)
     with pytest.raises(PredictionError, match="State"):
         fitted.encoder.transform(rows, random=False)

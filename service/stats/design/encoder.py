@@ -22,6 +22,7 @@ from service.stats.design.types import Design, FloatArray, IntArray, RandomBlock
 from service.stats.design.values import ColumnKind, factor_codes, level_key, numeric_values
 from service.stats.errors import PredictionError, StatsError
 from service.stats.formula.tree import Expr
+from service.stats.rows import row_numbers
 
 NewLevels = Literal["population", "error"]
 
@@ -100,7 +101,7 @@ class DesignEncoder:
         """
         frame = data.reset_index(drop=True)
         self._require_columns(frame, random)
-        self._refuse_missing_values(frame, random)
+        self.refuse_missing_values(frame, random)
         specs = self.random if random else ()
         values = evaluate_variables(self, frame, self._needed_variables(random),
                                     params=dict(self.params), error=PredictionError,
@@ -168,20 +169,21 @@ class DesignEncoder:
             raise PredictionError("The following columns are needed for prediction but are "
                                   "not present in the new data: " + ", ".join(absent))
 
-    def _refuse_missing_values(self, frame: pd.DataFrame, random: bool) -> None:
-        # Missing group values are new levels (handled by ``new_levels``); every other
-        # used column must be complete, including a group column also used as a term.
+    def refuse_missing_values(self, frame: pd.DataFrame, random: bool) -> None:
+        """Refuse new data with a missing value in a column a term reads, naming the rows
+        as R numbers them. Missing group values are new levels (``new_levels`` decides);
+        a group column also used as a term must be complete."""
         terms_only = self.columns_used(random=random, groups=False)
-        columns = [c for c in self.columns_used(random=random) if c in terms_only]
+        columns = [c for c in self.columns_used(random=random)
+                   if c in terms_only and c in frame.columns]
         if not columns:
             return
         missing = frame[columns].isna()
         rows = np.flatnonzero(missing.any(axis=1).to_numpy())
         if len(rows):
             where = [c for c in columns if missing[c].any()]
-            shown = ", ".join(str(r) for r in rows[:10]) + (" ..." if len(rows) > 10 else "")
             raise PredictionError(f"{len(rows)} row(s) have missing values in column(s) "
-                                  f"{', '.join(where)}: rows {shown} (0-based)")
+                                  f"{', '.join(where)}: {row_numbers(rows)}")
 
     def _response_or_none(self, frame: pd.DataFrame) -> FloatArray | None:
         names = list(dict.fromkeys(expr_columns(self.response)))
