@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.models import FixedEffectRow
 from tests.api.conftest import DATA, ClientFactory
-from tests.api.test_lmlist import fit_spec
+from tests.api.fitting import fit_spec
 
 REF = json.loads((DATA / "expected" / "aliased.json").read_text())
 NUMBERS = ("estimate", "std_error", "statistic", "df", "p_value", "conf_low", "conf_high")

@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.models.repository import mark_failed
 from tests.api.conftest import DATA, ClientFactory, assert_problem
+from tests.api.fitting import MAX_POLLS, fit
 
 EXPECTED = Path(__file__).resolve().parent.parent / "data" / "expected"
-MAX_POLLS = 60  # each poll waits up to 5 s
 
 
 def expected(name: str) -> dict[str, Any]:
@@ -49,17 +49,6 @@ def create(client: TestClient, dataset_id: str, formula: str, method: str = "REM
     assert response.status_code == 202, response.text
     model_id: str = response.json()["id"]
     return model_id
-
-
-def fit(client: TestClient, dataset_id: str, formula: str, method: str = "REML"
-        ) -> dict[str, Any]:
-    """Create a model and long-poll it until its fit has finished."""
-    location = f"/v1/models/{create(client, dataset_id, formula, method)}"
-    for _ in range(MAX_POLLS):
-        model: dict[str, Any] = client.get(f"{location}?wait=5").json()
-        if model["status"] in ("succeeded", "failed"):
-            return model
-    pytest.fail(f"{formula}: still {model['status']} after {MAX_POLLS} polls")
 
 
 def compare(client: TestClient, model_ids: list[str]) -> dict[str, Any]:

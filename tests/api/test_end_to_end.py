@@ -18,26 +18,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import ClientFactory
+from tests.api.fitting import fit
 
 EXPECTED = Path(__file__).resolve().parent.parent / "data" / "expected"
 REL = 1e-6
-MAX_POLLS = 60  # each poll waits up to 5 s: a fit of 200 rows has minutes to finish
 
 
 def _close(got: float | None, want: float, rel: float = REL, abs_: float = 0.0) -> bool:
     return got is not None and abs(got - want) <= max(abs_, rel * max(abs(got), abs(want)))
-
-
-def fit(client: TestClient, dataset_id: str, formula: str, method: str = "REML") -> dict[str, Any]:
-    response = client.post("/v1/models", json={"dataset_id": dataset_id, "formula": formula,
-                                               "method": method})
-    assert response.status_code == 202, response.text
-    location = response.headers["location"]
-    for _ in range(MAX_POLLS):
-        model: dict[str, Any] = client.get(f"{location}?wait=5").json()
-        if model["status"] in ("succeeded", "failed"):
-            return model
-    pytest.fail(f"{formula}: still {model['status']} after {MAX_POLLS} polls")
 
 
 @pytest.fixture

@@ -24,9 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.datasets.repository import get_dataset
 from service.db.models import FixedEffectRow, VarianceComponentRow
 from tests.api.conftest import ClientFactory, assert_problem
+from tests.api.fitting import fit
 from tests.stats.test_formula_hostile import HOSTILE, PWNED
-
-MAX_POLLS = 40  # each poll waits up to 5 s; these fits take milliseconds
 
 
 def post_csv(client: TestClient, data: bytes, content_type: str = "text/csv") -> Any:
@@ -55,17 +54,6 @@ def parquet(table: pa.Table) -> bytes:
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     return buffer.getvalue()
-
-
-def fit(client: TestClient, dataset_id: str, formula: str) -> dict[str, Any]:
-    response = client.post("/v1/models", json={"dataset_id": dataset_id, "formula": formula})
-    assert response.status_code == 202, response.text
-    location = response.headers["location"]
-    for _ in range(MAX_POLLS):
-        model: dict[str, Any] = client.get(f"{location}?wait=5").json()
-        if model["status"] in ("succeeded", "failed"):
-            return model
-    pytest.fail(f"{formula}: still {model['status']} after {MAX_POLLS} polls")
 
 
 def assert_failed_clearly(model: dict[str, Any], *fragments: str) -> None:

@@ -17,7 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import DATA, ClientFactory, assert_problem
-from tests.api.test_comparisons import MAX_POLLS, expected, fit, upload
+from tests.api.fitting import fit, fit_spec
+from tests.api.test_comparisons import expected, upload
 
 REL = 1e-6
 
@@ -25,18 +26,6 @@ REL = 1e-6
 @pytest.fixture
 def worker_client(make_client: ClientFactory) -> TestClient:
     return make_client(embedded_worker=True, worker_poll_seconds=0.05)
-
-
-def fit_spec(client: TestClient, spec: dict[str, Any]) -> dict[str, Any]:
-    """POST a model spec and long-poll the model until its fit has finished."""
-    response = client.post("/v1/models", json=spec)
-    assert response.status_code == 202, response.text
-    location = response.headers["location"]
-    for _ in range(MAX_POLLS):
-        model: dict[str, Any] = client.get(f"{location}?wait=5").json()
-        if model["status"] in ("succeeded", "failed"):
-            return model
-    pytest.fail(f"{spec}: still {model['status']} after {MAX_POLLS} polls")
 
 
 def test_per_group_model_matches_lmlist(worker_client: TestClient) -> None:

@@ -16,7 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import DATA, ClientFactory, assert_problem
-from tests.api.test_comparisons import fit, upload
+from tests.api.fitting import fit
+from tests.api.test_comparisons import upload
 
 R = json.loads((DATA / "expected" / "missing_groups.json").read_text())
 REL = 1e-5

@@ -11,7 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import ClientFactory, assert_problem
-from tests.api.test_comparisons import create, fit, upload
+from tests.api.fitting import fit
+from tests.api.test_comparisons import create, upload
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SVG_ROOT = "{http://www.w3.org/2000/svg}svg"

@@ -16,7 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import DATA, ClientFactory, assert_problem
-from tests.api.test_comparisons import create, expected, fit, upload
+from tests.api.fitting import fit
+from tests.api.test_comparisons import create, expected, upload
 from tests.stats.test_diagnostics import R_BPTEST, R_RESID_SD_BY_STATE
 
 REL = 1e-6
