@@ -21,6 +21,7 @@ from service.cli import build_parser, main
 from service.db.migrate import is_at_head
 from service.db.session import create_db_engine
 from service.settings import get_settings
+from tests.processes import stop
 
 ROOT = Path(__file__).resolve().parent.parent
 MOOD = ROOT / "tests" / "data" / "mood.csv"
@@ -139,12 +140,7 @@ def test_serve_runs_the_api_and_a_worker_on_a_fresh_sqlite_file(tmp_path: Path) 
         slope = {fe["term"]: fe["estimate"] for fe in model["result"]["fixed_effects"]}
         assert slope["Exercise"] == pytest.approx(0.603217115959069, rel=1e-6)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
 
 
 @pytest.mark.slow

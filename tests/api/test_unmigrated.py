@@ -29,6 +29,7 @@ from service.db.migrate import alembic_config, upgrade
 from service.db.session import create_db_engine, is_sqlite
 from service.settings import Settings
 from tests.api.conftest import DATA, assert_problem
+from tests.processes import stop
 
 NOT_MIGRATED = "urn:mixedfit:problem:database-not-migrated"
 MIGRATE_HINT = "run `mixedfit migrate`"
@@ -171,12 +172,7 @@ def test_mixedfit_serve_on_an_unmigrated_database(empty_database_url: str,
             assert int(headers["retry-after"]) > 0
             time.sleep(3)  # the worker's poll loop used to log a traceback every 2 s
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
     text = log.read_text()
     assert "Traceback" not in text, text[-3000:]
     if not is_sqlite(empty_database_url):
