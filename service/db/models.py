@@ -18,10 +18,12 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
     Text,
+    UniqueConstraint,
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -62,7 +64,34 @@ class Base(DeclarativeBase):
     pass
 
 
-class DatasetRow(Base):
+class Tenanted:
+    """A client's resource: it belongs to the tenant whose API key created it.
+
+    NULL: created while no key existed (open local mode); such rows are seen by admin keys
+    only once keys exist. Sessions opened for a request see only their caller's tenant's
+    rows (``service.db.tenancy``), so no query can forget the filter.
+    """
+
+    tenant: Mapped[str | None] = mapped_column(String(200), index=True)
+
+
+class ApiKeyRow(Base):
+    """An API key: only the SHA-256 of the key is stored, never the key itself."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (UniqueConstraint("key_sha256", name="uq_api_keys_key_sha256"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(200))
+    admin: Mapped[bool] = mapped_column(Boolean)
+    key_sha256: Mapped[str] = mapped_column(String(64))
+    # the key's first characters ("mf_" and four more), to tell keys apart in listings
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class DatasetRow(Tenanted, Base):
     __tablename__ = "datasets"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -75,7 +104,7 @@ class DatasetRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class ModelRow(Base):
+class ModelRow(Tenanted, Base):
     __tablename__ = "models"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -101,10 +130,15 @@ class ModelRow(Base):
         JSON(none_as_null=True))
 
 
-class JobRow(Base):
-    """The queue: a worker claims a queued job (or one whose lease expired) atomically."""
+class JobRow(Tenanted, Base):
+    """The queue: a worker claims a queued job (or one whose lease expired) atomically.
+
+    ``tenant`` is the tenant of the model it fits: workers take turns between tenants
+    (``service.jobs.repository.claim_next``), which reads the newest claim per tenant.
+    """
 
     __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_tenant_started_at", "tenant", "started_at"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # "fit" (later "compare")
@@ -162,7 +196,7 @@ class ModelMetricRow(Base):
     value: Mapped[float | None] = mapped_column(Float)
 
 
-class ComparisonRow(Base):
+class ComparisonRow(Tenanted, Base):
     """A likelihood-ratio comparison of stored models (R's ``anova``).
 
     ``refits`` maps a compared REML mixed model's id to the id of its ML refit;
