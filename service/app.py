@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from service.api import api_router
 from service.db.migrate import SchemaGate
 from service.errors import Problem, install_error_handlers, problem_responses
+from service.idempotency import IdempotencyMiddleware
 from service.ops.metrics import Metrics, MetricsMiddleware
 from service.ops.schema import SchemaGateMiddleware
 from service.settings import Settings, get_settings
@@ -90,6 +91,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # innermost (added first), so inside the auth middleware, whose principal they read:
+    # the rate limit counts per tenant, and idempotency keys are per tenant
+    app.add_middleware(IdempotencyMiddleware, session_factory=lambda: app.state.session_factory,
+                       ttl_seconds=settings.idempotency_ttl_seconds,
+                       max_body_bytes=settings.max_upload_bytes)
     app.add_middleware(SchemaGateMiddleware, gate=lambda: app.state.schema_gate)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = 0.25
     max_wait_seconds: float = 60.0
     embedded_worker: bool = True
+    # how long an Idempotency-Key's first answer is kept for replay (per tenant and key)
+    idempotency_ttl_seconds: float = 24 * 3600.0
 
 
 @lru_cache

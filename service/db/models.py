@@ -213,3 +213,24 @@ class ComparisonRow(Tenanted, Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+
+
+class IdempotencyRecordRow(Base):
+    """The first answer to a POST sent with an Idempotency-Key, per tenant and key.
+
+    ``status`` is null while the first request is still being handled (``lock_token`` names
+    that request); ``expires_at`` is then the end of its lease, and afterwards the end of
+    the replay period. An expired record counts as absent and is deleted lazily.
+    """
+
+    __tablename__ = "idempotency_records"
+
+    tenant: Mapped[str] = mapped_column(String(200), primary_key=True)  # "" in open mode
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of the request
+    lock_token: Mapped[str] = mapped_column(String(32))
+    status: Mapped[int | None] = mapped_column(Integer)
+    headers: Mapped[list[list[str]] | None] = mapped_column(JSON(none_as_null=True))
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
