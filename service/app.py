@@ -23,6 +23,7 @@ from service.db.migrate import SchemaGate
 from service.errors import Problem, install_error_handlers, problem_responses
 from service.idempotency import IdempotencyMiddleware
 from service.ops.metrics import Metrics, MetricsMiddleware
+from service.ops.ratelimit import RateLimiter, RateLimitMiddleware, parse_rate_limit
 from service.ops.schema import SchemaGateMiddleware
 from service.settings import Settings, get_settings
 
@@ -96,6 +97,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(IdempotencyMiddleware, session_factory=lambda: app.state.session_factory,
                        ttl_seconds=settings.idempotency_ttl_seconds,
                        max_body_bytes=settings.max_upload_bytes)
+    rate_limits = parse_rate_limit(settings.rate_limit)
+    if rate_limits:
+        app.add_middleware(RateLimitMiddleware,
+                           limiter=RateLimiter(rate_limits, settings.rate_limit_storage))
     app.add_middleware(SchemaGateMiddleware, gate=lambda: app.state.schema_gate)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 

@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     embedded_worker: bool = True
     # how long an Idempotency-Key's first answer is kept for replay (per tenant and key)
     idempotency_ttl_seconds: float = 24 * 3600.0
+    # per-tenant request rate, in the `limits` library's notation ("600/minute", several
+    # separated by ";"); empty or "none" turns rate limiting off, the default
+    rate_limit: str = ""
+    # where the counters live: "memory://" (one process) or "redis://host:6379" (shared by
+    # every API process)
+    rate_limit_storage: str = "memory://"
 
 
 @lru_cache
