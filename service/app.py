@@ -24,7 +24,9 @@ from service.errors import Problem, install_error_handlers, problem_responses
 from service.idempotency import IdempotencyMiddleware
 from service.ops.metrics import Metrics, MetricsMiddleware
 from service.ops.ratelimit import RateLimiter, RateLimitMiddleware, parse_rate_limit
+from service.ops.requests import RequestContextMiddleware, UnhandledErrorMiddleware
 from service.ops.schema import SchemaGateMiddleware
+from service.ops.security import CrossSiteWriteGuard, add_cors_middleware, docs_csp
 from service.settings import Settings, get_settings
 
 logger = logging.getLogger("mixedfit")
@@ -107,13 +109,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
         # FastAPI's default page loads Swagger UI from a CDN; these assets ship in the package
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=app.openapi_url or "/openapi.json",
             title=f"{TITLE} API",
             swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
             swagger_css_url="/static/swagger-ui/swagger-ui.css",
             swagger_favicon_url="/static/swagger-ui/favicon-32x32.png",
         )
+        # its own policy: this server's assets and the page's inline script, nothing else
+        page.headers["Content-Security-Policy"] = docs_csp(bytes(page.body).decode())
+        return page
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -121,7 +126,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # keep this the last middleware added (the outermost): every answer passes through it
+    install_http_edge(app, settings)
     return app
+
+
+def install_http_edge(app: FastAPI, settings: Settings) -> None:
+    """The outermost middleware, outside any added before (auth, rate limits, metrics):
+    request ids, logs and security headers (``RequestContextMiddleware``) around CORS,
+    around the last-resort 500 and the cross-site write guard, so every answer, a 401 or a
+    500 too, carries the request id, the security headers and, for an allowed origin, CORS
+    headers; preflights are answered by CORS, inside the request context."""
+    app.add_middleware(CrossSiteWriteGuard, allowed_origins=settings.cors_origins)
+    app.add_middleware(UnhandledErrorMiddleware)
+    if settings.cors_origins:
+        add_cors_middleware(app, settings.cors_origins)
+    app.add_middleware(RequestContextMiddleware)
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:

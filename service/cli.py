@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from service.ops.logs import configure_logging
 from service.settings import Settings, get_settings
 
 OPENAPI_PATH = Path("openapi") / "openapi.json"
@@ -79,16 +79,17 @@ def _serve(settings: Settings, host: str, port: int, no_worker: bool) -> int:
         # the embedded database belongs to this process: keep its schema current; a shared
         # PostgreSQL is migrated once, by `mixedfit migrate`, before any server starts
         upgrade(settings.database_url)
-    uvicorn.run(create_app(settings), host=host, port=port)
+    # no `server: uvicorn` header; logging as configured in main (log_config=None), with the
+    # app's access line (request id, route template, duration) instead of uvicorn's
+    uvicorn.run(create_app(settings), host=host, port=port, server_header=False,
+                log_config=None, access_log=False)
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # Alembic announces each of its plugins at INFO on every start: noise, not news.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     settings = get_settings()
+    configure_logging(settings.log_format)
     if args.command == "serve":
         return _serve(settings, args.host, args.port, args.no_worker)
     if args.command == "worker":

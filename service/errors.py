@@ -20,6 +20,7 @@ from sqlalchemy import exc as sqlalchemy_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from service.context import current_request_id
 from service.db.session import is_database_unavailable
 from service.stats.errors import FormulaError, StatsError
 
@@ -49,6 +50,7 @@ class Problem(BaseModel):
     status: int
     detail: str | None = None
     instance: str | None = None
+    request_id: str | None = None
     errors: list[FieldError] | None = None
 
 
@@ -133,6 +135,8 @@ def problem_response(
         "status": status,
         "detail": detail,
         "instance": request.url.path,
+        # the X-Request-ID of this answer: what to quote to find the request in the logs
+        "request_id": current_request_id(),
     }
     body.update({k: v for k, v in extensions.items() if v is not None})
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE,
@@ -269,10 +273,15 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    return unexpected_error_response(request, exc)
+
+
+def unexpected_error_response(request: Request, exc: Exception) -> JSONResponse:
+    """The 500 problem of an exception nothing handled; the traceback goes to the log only."""
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(500, "Internal Server Error",
-                            "The server failed to handle this request; the error is logged.",
-                            request)
+                            "The server failed to handle this request; the error is logged "
+                            "under its request_id.", request)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -5,9 +5,12 @@ Read through ``get_settings``, never at import time.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
+from typing import Annotated, Literal
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -22,6 +25,11 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = 0.25
     max_wait_seconds: float = 60.0
     embedded_worker: bool = True
+    # origins whose pages may call the API (CORS), e.g. "https://app.example.com"; comma-
+    # separated or a JSON list; empty: no cross-origin access
+    cors_origins: Annotated[list[str], NoDecode] = []
+    # log lines as "text" or "json" (one object per line, with the request and job ids)
+    log_format: Literal["text", "json"] = "text"
     # how long an Idempotency-Key's first answer is kept for replay (per tenant and key)
     idempotency_ttl_seconds: float = 24 * 3600.0
     # per-tenant request rate, in the `limits` library's notation ("600/minute", several
@@ -30,6 +38,16 @@ class Settings(BaseSettings):
     # where the counters live: "memory://" (one process) or "redis://host:6379" (shared by
     # every API process)
     rate_limit_storage: str = "memory://"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        origins = json.loads(text) if text.startswith("[") else text.split(",")
+        # an origin has no path: "https://app.example.com/" is "https://app.example.com"
+        return [str(origin).strip().rstrip("/") for origin in origins if str(origin).strip()]
 
 
 @lru_cache

@@ -29,6 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from service.context import MAX_REQUEST_ID_LENGTH, current_request_id
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC datetime on every backend.
@@ -152,6 +154,10 @@ class JobRow(Tenanted, Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
+    # the X-Request-ID of the request that queued the job (set when the row is inserted
+    # inside a request), for the worker's log lines
+    request_id: Mapped[str | None] = mapped_column(String(MAX_REQUEST_ID_LENGTH),
+                                                   default=current_request_id)
 
 
 class FixedEffectRow(Base):

@@ -11,24 +11,33 @@ import os
 import signal
 import socket
 import threading
-import time
 import uuid
 from types import FrameType
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.context import LogContext, bound
 from service.db.migrate import display_url, schema_problem
+from service.db.models import JobRow
 from service.db.session import create_db_engine, is_database_unavailable, make_session_factory
 from service.jobs import repository as jobs
 from service.jobs import retry
 from service.jobs.tasks import TaskContext, fail_abandoned, run_fit_job
 from service.models import repository as models
+from service.ops.logs import configure_logging
 from service.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 # after an unexpected error (database down, ...) wait this long before trying again
 ERROR_BACKOFF_SECONDS = 2.0
+
+
+def job_context(job: JobRow) -> LogContext:
+    """The log fields of a claimed job: its id, its model's, the attempt, and the id of
+    the request that queued it."""
+    return LogContext(request_id=job.request_id, job_id=job.id, attempt=job.attempts,
+                      model_id=job.target_id if job.kind == "fit" else None)
 
 
 def make_worker_id() -> str:
@@ -55,16 +64,19 @@ class Worker:
                 models.mark_running(session, job.target_id)
         if job is None:
             return False
-        log.info("job %s (%s %s) claimed by %s, attempt %d of %d", job.id, job.kind,
-                 job.target_id, self.worker_id, job.attempts, job.max_attempts)
-        context = TaskContext(self.settings, self.session_factory, self.worker_id, self._stop)
-        if job.kind == "fit":
-            run_fit_job(job, context)
-        else:
-            with self.session_factory.begin() as session:
-                jobs.fail(session, job.id, self.worker_id, f"unknown job kind {job.kind!r}",
-                          retry=False)
-        log.info("job %s done", job.id)
+        # every line until the job ends carries its ids and the request that queued it
+        with bound(job_context(job)):
+            log.info("job %s (%s %s) claimed by %s, attempt %d of %d", job.id, job.kind,
+                     job.target_id, self.worker_id, job.attempts, job.max_attempts)
+            context = TaskContext(self.settings, self.session_factory, self.worker_id,
+                                  self._stop)
+            if job.kind == "fit":
+                run_fit_job(job, context)
+            else:
+                with self.session_factory.begin() as session:
+                    jobs.fail(session, job.id, self.worker_id,
+                              f"unknown job kind {job.kind!r}", retry=False)
+            log.info("job %s done", job.id)
         return True
 
     def run_forever(self, stop: threading.Event) -> None:
@@ -148,10 +160,9 @@ def run_worker_process(settings: Settings | None = None) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.Formatter.converter = time.gmtime
-    run_worker_process()
+    settings = get_settings()
+    configure_logging(settings.log_format)
+    run_worker_process(settings)
 
 
 if __name__ == "__main__":

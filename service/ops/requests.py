@@ -1,0 +1,116 @@
+"""The HTTP edge: request ids, the access line, security headers, and the last-resort 500.
+
+``RequestContextMiddleware`` is the outermost middleware: it takes the client's
+``X-Request-ID`` when it is valid (1 to 128 visible ASCII characters) or makes one (uuid4
+hex), binds it for every log line of the request (:mod:`service.context`), returns it
+and the security headers on every response, including CORS preflights, and writes one
+access line per request. It never answers by itself: CORS sits just inside it, so every
+answer of the app (401s, 4xx problems, 500s) passes through CORS.
+
+``UnhandledErrorMiddleware`` sits inside CORS and turns an exception that nothing handled
+into the app's 500 problem document, so that answer too has the request id, the security
+headers and, for an allowed origin, CORS headers (Starlette's own handler of last resort
+runs outside every middleware).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.context import LogContext, bound, valid_request_id
+from service.ops.security import DEFAULT_CSP, SECURITY_HEADERS
+
+REQUEST_ID_HEADER = "X-Request-ID"
+access_log = logging.getLogger("mixedfit.access")
+# probes and scrapes, every few seconds: their access lines are DEBUG
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def request_id_of(scope: Scope) -> str:
+    """The client's request id when it is acceptable, else a new one."""
+    offered = Headers(scope=scope).get(REQUEST_ID_HEADER)
+    return offered if offered is not None and valid_request_id(offered) else uuid.uuid4().hex
+
+
+class RequestContextMiddleware:
+    """Request id, log context, security headers and the access line of every request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_of(scope)
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        start = time.perf_counter()
+        status = 500
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = request_id
+                for name, value in SECURITY_HEADERS.items():
+                    headers[name] = value
+                if "content-security-policy" not in headers:  # /docs sets its own
+                    headers["Content-Security-Policy"] = DEFAULT_CSP
+                if "server" in headers:  # no name or version of the server
+                    del headers["server"]
+            await send(message)
+
+        with bound(LogContext(request_id=request_id, state=state, method=scope["method"])):
+            try:
+                await self.app(scope, receive, send_with_headers)
+            finally:
+                self._access_line(scope, status, time.perf_counter() - start)
+
+    @staticmethod
+    def _access_line(scope: Scope, status: int, seconds: float) -> None:
+        path: str = scope.get("path", "")
+        route = getattr(scope.get("route"), "path", None) or "unmatched"
+        level = logging.DEBUG if path in QUIET_PATHS else logging.INFO
+        duration_ms = round(seconds * 1000, 1)
+        access_log.log(level, "%s %s %d %.1f ms", scope["method"], path, status, duration_ms,
+                       extra={"route": route, "path": path, "status": status,
+                              "duration_ms": duration_ms})
+
+
+class UnhandledErrorMiddleware:
+    """An exception no handler took becomes the app's 500 problem, sent from here (inside
+    CORS and the request context) instead of from Starlette's outermost handler."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as error:
+            if started:  # too late for a problem document: the server closes the connection
+                raise
+            from service.errors import unexpected_error_response
+
+            response = unexpected_error_response(Request(scope), error)
+            await response(scope, receive, send)
