@@ -29,7 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-worker", action="store_true",
                        help="do not fit in this process (run `mixedfit worker` elsewhere)")
 
-    commands.add_parser("worker", help="run a worker that claims and fits queued models")
+    worker = commands.add_parser("worker", help="run a worker that claims and fits queued models")
+    worker.add_argument("--check", action="store_true",
+                        help="exit 0 if a worker could work now (the database answers and its "
+                             "schema is current), 1 otherwise: a container health check")
     commands.add_parser("migrate", help="bring the database schema to the newest revision")
 
     openapi = commands.add_parser("openapi", help="write or verify the OpenAPI document")
@@ -92,6 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_format)
     if args.command == "serve":
         return _serve(settings, args.host, args.port, args.no_worker)
+    if args.command == "worker" and args.check:
+        from service.ops.check import check_worker_database
+
+        healthy, reason = check_worker_database(settings)
+        print(reason, file=sys.stdout if healthy else sys.stderr)
+        return 0 if healthy else 1
     if args.command == "worker":
         from service.jobs import run_worker_process
 
