@@ -253,7 +253,9 @@ def test_a_page_on_an_allowed_origin_uploads_fits_and_predicts(
         assert access[0]["tenant"] == "browser"
     worker = [line for line in lines if line.get("job_id")]
     assert worker and all(line["request_id"] == fit_id for line in worker), worker
-    assert {line["model_id"] for line in worker} == {result["location"].rsplit("/", 1)[1]}
+    model_id = result["location"].rsplit("/", 1)[1]
+    assert {line["model_id"] for line in worker} == {model_id}
+    assert any(f"model {model_id} fitted in" in line["message"] for line in worker), worker
 
 
 def test_a_page_on_another_origin_is_refused(server: Server, pages: tuple[str, str],

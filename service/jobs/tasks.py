@@ -136,9 +136,13 @@ def _write_outcome(session: Session, job: JobRow, outcome: FitOutcome, worker_id
         assert outcome.fitted is not None
         if not models.store_fit_result(session, model_id, outcome.fitted):
             log.warning("job %s: model %s already has a result", job.id, model_id)
+        else:
+            log.info("job %s: model %s fitted in %.3f s", job.id, model_id,
+                     outcome.fitted.result.fit_seconds)
         jobs.complete(session, job.id, worker_id)
         return
     if outcome.status == "invalid":
+        log.info("job %s: model %s cannot be fitted: %s", job.id, model_id, outcome.message)
         models.mark_failed(session, model_id,
                            problems.fit_failed(outcome.error_type, outcome.message))
         jobs.fail(session, job.id, worker_id, outcome.message, retry=False)

@@ -115,6 +115,7 @@ def test_request_id_in_the_json_lines_of_the_request_and_of_the_workers_fit(
     assert all(line["request_id"] == "fit-mood-1" for line in worker), worker
     assert all(line["model_id"] == model_id and line["attempt"] == 1 for line in worker)
     assert any("claimed" in line["message"] for line in worker)
+    assert any(f"model {model_id} fitted in" in line["message"] for line in worker)
     assert any("done" in line["message"] for line in worker)
     # the long-polls that waited for the fit are other requests, with ids of their own
     polls = [line for line in lines if line.get("route") == "/v1/models/{model_id}"]
