@@ -22,8 +22,14 @@ from service.api import api_router
 from service.db.migrate import SchemaGate
 from service.errors import Problem, install_error_handlers, problem_responses
 from service.idempotency import IdempotencyMiddleware
+from service.idempotency.openapi import document_idempotency_key
 from service.ops.metrics import Metrics, MetricsMiddleware
-from service.ops.ratelimit import RateLimiter, RateLimitMiddleware, parse_rate_limit
+from service.ops.ratelimit import (
+    RateLimiter,
+    RateLimitMiddleware,
+    document_rate_limit,
+    parse_rate_limit,
+)
 from service.ops.requests import RequestContextMiddleware, UnhandledErrorMiddleware
 from service.ops.schema import SchemaGateMiddleware
 from service.ops.security import CrossSiteWriteGuard, add_cors_middleware, docs_csp
@@ -161,4 +167,6 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 responses["422"] = problem_responses(422)[422]
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
+    document_idempotency_key(schema)
+    document_rate_limit(schema)
     return schema

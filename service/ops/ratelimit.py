@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from typing import Any
 
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage, Storage, storage_from_string
@@ -27,7 +28,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.auth.principal import principal_of
-from service.errors import ServiceError, service_error_response
+from service.errors import ServiceError, problem_responses, service_error_response
 
 logger = logging.getLogger("mixedfit.ratelimit")
 
@@ -121,3 +122,12 @@ class RateLimitMiddleware:
         error = RateLimited(f"Too many requests ({limits}); retry in {retry_after} s.")
         error.retry_after_seconds = retry_after
         await service_error_response(Request(scope), error)(scope, receive, send)
+
+
+def document_rate_limit(schema: dict[str, Any]) -> None:
+    """Add the 429 problem to every operation the rate limit applies to."""
+    for path, operations in schema.get("paths", {}).items():
+        if path in EXEMPT_PATHS:
+            continue
+        for operation in operations.values():
+            operation.setdefault("responses", {}).setdefault("429", problem_responses(429)[429])

@@ -217,3 +217,14 @@ def test_other_methods_ignore_the_header(client: TestClient, mood_id: str) -> No
     assert client.get(f"/v1/datasets/{mood_id}", headers=headers).status_code == 200
     assert client.delete(f"/v1/datasets/{mood_id}", headers=headers).status_code == 204
     assert client.get(f"/v1/datasets/{mood_id}", headers=headers).status_code == 404
+
+
+def test_the_openapi_document_declares_the_header(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    posts = [(path, ops["post"]) for path, ops in spec["paths"].items() if "post" in ops]
+    assert posts
+    for path, post in posts:
+        header = [p for p in post["parameters"] if p["name"] == "Idempotency-Key"]
+        assert len(header) == 1 and header[0]["in"] == "header", path
+        assert header[0]["schema"]["maxLength"] == 255
+        assert {"400", "409", "422"} <= set(post["responses"]), path
