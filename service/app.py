@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
 from service.api import api_router
+from service.auth.middleware import AuthMiddleware
 from service.db.migrate import SchemaGate
 from service.errors import Problem, install_error_handlers, problem_responses
 from service.idempotency import IdempotencyMiddleware
@@ -109,6 +110,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if rate_limits:
         app.add_middleware(RateLimitMiddleware,
                            limiter=RateLimiter(rate_limits, settings.rate_limit_storage))
+    # who is calling (request.state.principal): inside the schema gate (keys are in the
+    # database), outside what needs the caller's tenant (idempotency, rate limits)
+    app.add_middleware(AuthMiddleware, session_factory=lambda: app.state.session_factory,
+                       gate=lambda: app.state.schema_gate, protect_docs=settings.protect_docs,
+                       protect_metrics=settings.protect_metrics)
     app.add_middleware(SchemaGateMiddleware, gate=lambda: app.state.schema_gate)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 

@@ -7,9 +7,13 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from service.ops.logs import configure_logging
 from service.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from service.db.models import ApiKeyRow
 
 OPENAPI_PATH = Path("openapi") / "openapi.json"
 
@@ -34,6 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="exit 0 if a worker could work now (the database answers and its "
                              "schema is current), 1 otherwise: a container health check")
     commands.add_parser("migrate", help="bring the database schema to the newest revision")
+
+    keys = commands.add_parser(
+        "keys", help="make, list and revoke API keys (once one exists, /v1 needs a key)")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = key_commands.add_parser(
+        "create", help="make a key for a tenant and print it (shown this once only)")
+    create.add_argument("--tenant", required=True,
+                        help="the tenant whose datasets, models and comparisons it reaches")
+    create.add_argument("--admin", action="store_true",
+                        help="the key sees every tenant's resources")
+    listing = key_commands.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--json", action="store_true", help="one JSON array")
+    revoke = key_commands.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("id", help="the key's id, as `mixedfit keys list` shows it")
 
     openapi = commands.add_parser("openapi", help="write or verify the OpenAPI document")
     openapi.add_argument("--check", action="store_true",
@@ -67,6 +85,66 @@ def _openapi(path: Path, check: bool) -> int:
     path.write_text(text, encoding="utf-8")
     print(f"wrote {path}")
     return 0
+
+
+def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    from service.auth import keys
+    from service.db.migrate import schema_problem, upgrade
+    from service.db.session import create_db_engine, is_sqlite, make_session_factory
+
+    if is_sqlite(settings.database_url):
+        upgrade(settings.database_url)  # as `serve` does: the embedded database is ours
+    engine = create_db_engine(settings.database_url)
+    try:
+        problem = schema_problem(engine)
+        if problem is not None:
+            print(problem, file=sys.stderr)
+            return 1
+        with make_session_factory(engine).begin() as session:
+            if args.keys_command == "create":
+                made = keys.create_key(session, args.tenant, admin=args.admin)
+                row = made.row
+            elif args.keys_command == "revoke":
+                row, active = keys.revoke_key(session, args.id)
+            else:
+                rows = keys.list_keys(session)
+                listed = [_key_fields(row) for row in rows]
+    except keys.KeyCommandError as error:
+        print(error, file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    if args.keys_command == "create":
+        # the key alone on stdout (KEY=$(mixedfit keys create ...)); what it is, on stderr
+        print(made.key)
+        print(f"API key {row.id} for tenant {row.tenant!r}{' (admin)' if row.admin else ''}. "
+              "It is shown only now: only its SHA-256 is stored.", file=sys.stderr)
+    elif args.keys_command == "revoke":
+        print(f"API key {row.id} ({row.tenant}) "
+              + ("revoked" if active else f"was already revoked at {row.revoked_at}"))
+    elif args.json:
+        print(json.dumps(listed, indent=2))
+    else:
+        _print_keys(listed)
+    return 0
+
+
+def _key_fields(row: ApiKeyRow) -> dict[str, object]:
+    return {"id": row.id, "tenant": row.tenant, "admin": row.admin, "prefix": row.prefix,
+            "created_at": row.created_at.isoformat(timespec="seconds"),
+            "revoked_at": row.revoked_at.isoformat(timespec="seconds")
+            if row.revoked_at else None}
+
+
+def _print_keys(listed: list[dict[str, object]]) -> None:
+    header = ["id", "tenant", "admin", "key", "created", "revoked"]
+    lines = [[str(k["id"]), str(k["tenant"]), "yes" if k["admin"] else "no",
+              f"{k['prefix']}…", str(k["created_at"]), str(k["revoked_at"] or "-")]
+             for k in listed]
+    widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
+    for line in [header, *lines]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+              .rstrip())
 
 
 def _serve(settings: Settings, host: str, port: int, no_worker: bool) -> int:
@@ -106,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         run_worker_process(settings)
         return 0
+    if args.command == "keys":
+        return _keys(settings, args)
     if args.command == "migrate":
         from service.db.migrate import upgrade
 

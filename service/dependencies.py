@@ -1,4 +1,9 @@
-"""Request dependencies as ``Annotated`` aliases: ``SessionDep`` and ``SettingsDep``."""
+"""Request dependencies as ``Annotated`` aliases: ``SessionDep``, ``SettingsDep`` and
+``PrincipalDep``.
+
+The session of a request is scoped to its caller (``service.db.tenancy``): every query in
+it sees the caller's tenant's rows only, and every row it creates is the caller's.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.auth.principal import ANONYMOUS, STATE_KEY, Principal
+from service.db.tenancy import scope_session
 from service.settings import Settings
 
 
@@ -22,9 +29,17 @@ def get_session_factory(request: Request) -> sessionmaker[Session]:
     return factory
 
 
+def get_principal(request: Request) -> Principal:
+    """The caller, as the authentication middleware found it (``ANONYMOUS`` without it:
+    an app assembled without the middleware sees nothing)."""
+    principal = getattr(request.state, STATE_KEY, None)
+    return principal if isinstance(principal, Principal) else ANONYMOUS
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    """One unit of work per request: commit once when the endpoint returns, else roll back."""
-    with get_session_factory(request)() as session:
+    """One unit of work per request, limited to the caller's tenant: commit once when the
+    endpoint returns, else roll back."""
+    with scope_session(get_session_factory(request)(), get_principal(request)) as session:
         try:
             yield session
             session.commit()
@@ -38,3 +53,4 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 # reads what it just created finds it, and a failed commit is an error response.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = 0.25
     max_wait_seconds: float = 60.0
     embedded_worker: bool = True
+    # once an API key exists (`mixedfit keys create`), /v1 always needs one; these put the
+    # docs (/docs, /openapi.json, /static) and /metrics behind a key too (default: open)
+    protect_docs: bool = False
+    protect_metrics: bool = False
     # origins whose pages may call the API (CORS), e.g. "https://app.example.com"; comma-
     # separated or a JSON list; empty: no cross-origin access
     cors_origins: Annotated[list[str], NoDecode] = []

@@ -60,9 +60,13 @@ def is_database_unavailable(error: BaseException) -> bool:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions on ``engine``; one scoped to a caller (``service.db.tenancy.scope_session``)
+    sees that caller's tenant's rows only."""
+    from service.db.tenancy import install_tenancy
+
     # expire_on_commit=False: rows read in a unit of work stay usable after its commit
     # (the endpoint renders them, the worker passes them on).
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    return install_tenancy(sessionmaker(bind=engine, expire_on_commit=False))
 
 
 def _create_sqlite_engine(url: str) -> Engine:

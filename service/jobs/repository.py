@@ -10,9 +10,9 @@ Every function runs inside the caller's transaction and never commits.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.db.models import JobRow, utcnow
@@ -34,20 +34,76 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
 
 
 def claim_next(session: Session, worker_id: str, lease_seconds: float) -> JobRow | None:
-    """Claim the oldest queued job, or a running one whose lease expired; None if none."""
+    """Claim the next job fairly across tenants; None if there is nothing to claim.
+
+    Tenants take turns: the tenant with the fewest running jobs goes first, then the one
+    whose last claim is oldest (never claimed: first), then the one whose oldest waiting
+    job is oldest; within a tenant, its oldest job (queued, or running with an expired
+    lease). So one tenant's hundred queued fits do not make another's single fit wait
+    behind them. Jobs of the open mode (no tenant) are one more tenant.
+    """
     now = utcnow()
-    statement = (
-        select(JobRow)
-        .where(_claimable(now))
-        .order_by(JobRow.created_at, JobRow.id)
-        .limit(1)
-        # PostgreSQL: concurrent claimers skip rows another transaction holds. SQLite
-        # renders no locking clause; BEGIN IMMEDIATE already serializes the claim.
-        .with_for_update(skip_locked=True)
-    )
-    job = session.scalars(statement).one_or_none()
-    if job is None:
-        return None
+    tenants = _tenants_in_turn(session, now)
+    # First each tenant's oldest job in turn, unless another claimer holds it right now
+    # (PostgreSQL: it is claiming it; SKIP LOCKED passes it over and the next tenant gets
+    # this claim); when every tenant's oldest is held, the next of each tenant in turn.
+    # SQLite renders no locking clause: BEGIN IMMEDIATE already serializes the claim.
+    for oldest_only in (True, False):
+        for tenant in tenants:
+            job = session.scalars(_next_of(tenant, now, oldest_only)).one_or_none()
+            if job is not None:
+                return _lease(session, job, worker_id, lease_seconds, now)
+    return None
+
+
+def _next_of(tenant: str | None, now: datetime, oldest_only: bool) -> Select[JobRow]:
+    """Lock a tenant's oldest claimable job (``oldest_only``: that one or none, if another
+    transaction holds it; else the oldest that nobody holds)."""
+    waiting = (select(JobRow).where(_claimable(now), _of_tenant(tenant))
+               .order_by(JobRow.created_at, JobRow.id).limit(1))
+    if oldest_only:
+        head = waiting.with_only_columns(JobRow.id).scalar_subquery()
+        waiting = select(JobRow).where(JobRow.id == head, _claimable(now))
+    return waiting.with_for_update(skip_locked=True)
+
+
+def _of_tenant(tenant: str | None) -> ColumnElement[bool]:
+    return JobRow.tenant.is_(None) if tenant is None else JobRow.tenant == tenant
+
+
+def _tenants_in_turn(session: Session, now: datetime) -> list[str | None]:
+    """The tenants with a claimable job, in the order they take their turns."""
+    waiting = {tenant: oldest for tenant, oldest in session.execute(
+        select(JobRow.tenant, func.min(JobRow.created_at))
+        .where(_claimable(now)).group_by(JobRow.tenant))}
+    if len(waiting) <= 1:
+        return list(waiting)  # one tenant (the usual case): no turns to take
+    running = dict(session.execute(
+        select(JobRow.tenant, func.count())
+        .where(JobRow.status == "running", JobRow.lease_expires_at >= now)
+        .group_by(JobRow.tenant)).all())
+    # each tenant's newest claim, one index lookup apiece (ix_jobs_tenant_started_at)
+    last_claim = {tenant: session.scalar(select(func.max(JobRow.started_at))
+                                         .where(_of_tenant(tenant)))
+                  for tenant in waiting}
+    never = datetime.min.replace(tzinfo=UTC)
+
+    def turn(tenant: str | None) -> tuple[int, datetime, datetime]:
+        last = last_claim[tenant]
+        return running.get(tenant, 0), last or never, _aware(waiting[tenant])
+
+    return sorted(waiting, key=turn)
+
+
+def _aware(value: datetime) -> datetime:
+    # aggregates bypass the column type: SQLite hands back naive UTC (or text)
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _lease(session: Session, job: JobRow, worker_id: str, lease_seconds: float,
+           now: datetime) -> JobRow:
     job.status = "running"
     job.attempts += 1
     job.lease_owner = worker_id
