@@ -255,7 +255,7 @@ def test_a_page_on_an_allowed_origin_uploads_fits_and_predicts(
     assert worker and all(line["request_id"] == fit_id for line in worker), worker
     model_id = result["location"].rsplit("/", 1)[1]
     assert {line["model_id"] for line in worker} == {model_id}
-    assert any(f"model {model_id} fitted in" in line["message"] for line in worker), worker
+    assert any(f"model {model_id} fitted" in line["message"] for line in worker), worker
 
 
 def test_a_page_on_another_origin_is_refused(server: Server, pages: tuple[str, str],

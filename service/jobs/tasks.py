@@ -75,6 +75,7 @@ def run_fit_job(job: JobRow, ctx: TaskContext) -> None:
             lost.set()
         return held
 
+    started = time.monotonic()
     outcome = run_fit(
         request,
         timeout_seconds=ctx.settings.fit_timeout_seconds,
@@ -83,6 +84,9 @@ def run_fit_job(job: JobRow, ctx: TaskContext) -> None:
         tick_seconds=min(renew_every, STOP_CHECK_SECONDS),
         on_tick=keep_lease,
     )
+    log.info("job %s: the fit of model %s ended after %.2f s: %s%s", job.id, job.target_id,
+             time.monotonic() - started, outcome.status,
+             f" ({outcome.message})" if outcome.message else "")
     if outcome.status == "cancelled":
         if lost.is_set():
             log.warning("job %s: lease lost to another worker; result discarded", job.id)
@@ -137,12 +141,10 @@ def _write_outcome(session: Session, job: JobRow, outcome: FitOutcome, worker_id
         if not models.store_fit_result(session, model_id, outcome.fitted):
             log.warning("job %s: model %s already has a result", job.id, model_id)
         else:
-            log.info("job %s: model %s fitted in %.3f s", job.id, model_id,
-                     outcome.fitted.result.fit_seconds)
+            log.info("job %s: model %s fitted, result stored", job.id, model_id)
         jobs.complete(session, job.id, worker_id)
         return
     if outcome.status == "invalid":
-        log.info("job %s: model %s cannot be fitted: %s", job.id, model_id, outcome.message)
         models.mark_failed(session, model_id,
                            problems.fit_failed(outcome.error_type, outcome.message))
         jobs.fail(session, job.id, worker_id, outcome.message, retry=False)

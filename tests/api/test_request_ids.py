@@ -9,6 +9,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,8 @@ from service.db.models import JobRow
 from service.ops.logs import ContextFilter, JsonFormatter, TextFormatter, make_handler
 from tests.api.conftest import ClientFactory, assert_problem
 from tests.api.fitting import wait_for_model
+from tests.jobs.helpers import worker_processes
+from tests.processes import stop
 
 NEW_ID = re.compile(r"^[0-9a-f]{32}$")
 LogLines = Callable[[], list[dict[str, Any]]]
@@ -115,7 +118,7 @@ def test_request_id_in_the_json_lines_of_the_request_and_of_the_workers_fit(
     assert all(line["request_id"] == "fit-mood-1" for line in worker), worker
     assert all(line["model_id"] == model_id and line["attempt"] == 1 for line in worker)
     assert any("claimed" in line["message"] for line in worker)
-    assert any(f"model {model_id} fitted in" in line["message"] for line in worker)
+    assert any(f"model {model_id} fitted" in line["message"] for line in worker)
     assert any("done" in line["message"] for line in worker)
     # the long-polls that waited for the fit are other requests, with ids of their own
     polls = [line for line in lines if line.get("route") == "/v1/models/{model_id}"]
@@ -174,3 +177,30 @@ def test_text_line_names_the_ids_after_the_message() -> None:
     text = TextFormatter().format(record)
     assert re.match(r"^\d{4}-\d\d-\d\dT[\d:.]+Z WARNING mixedfit.test: job started "
                     r"\[request_id=r2 job_id=j1 model_id=m1 attempt=2\]$", text), text
+
+
+@pytest.mark.slow
+def test_a_worker_process_logs_the_request_id_of_the_fit_it_runs(
+        make_client: ClientFactory, database_url: str, mood_csv: bytes,
+        tmp_path: Path) -> None:
+    """Production's shape: the API in one process, `python -m service.jobs.worker` in
+    another, with MIXEDFIT_LOG_FORMAT=json; the request id travels through the jobs table."""
+    client = make_client()
+    dataset = client.post("/v1/datasets?name=mood", content=mood_csv,
+                          headers={"Content-Type": "text/csv"}).json()
+    with worker_processes(database_url, tmp_path, log_format="json") as start:
+        worker = start("worker")
+        response = client.post("/v1/models", headers={"X-Request-ID": "from-the-api"},
+                               json={"dataset_id": dataset["id"], "formula": "Mood ~ Exercise"})
+        model = wait_for_model(client, response.headers["location"], "fit")
+        assert model["status"] == "succeeded", model
+        assert stop(worker) == 0
+    # (runpy's warning about `-m service.jobs.worker` is not a log line)
+    lines = [json.loads(text) for text in (tmp_path / "worker.log").read_text().splitlines()
+             if text.startswith("{")]
+    fit = [line for line in lines if line.get("job_id")]
+    assert fit and all(line["request_id"] == "from-the-api" for line in fit), lines
+    assert all(line["model_id"] == model["id"] and line["attempt"] == 1 for line in fit)
+    assert any(f"model {model['id']} fitted" in line["message"] for line in fit)
+    # the worker's own lines (start, stop) belong to no request
+    assert any("started" in line["message"] and "request_id" not in line for line in lines)
