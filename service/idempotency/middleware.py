@@ -43,6 +43,7 @@ from service.errors import (
 )
 from service.idempotency import repository
 from service.idempotency.repository import Claimed, InProgress, Mismatch, Replay
+from service.ops.routes import name_route
 
 logger = logging.getLogger("mixedfit.idempotency")
 
@@ -132,6 +133,7 @@ class IdempotencyMiddleware:
         try:
             await self._handle(scope, receive, send, values, factory)
         except ServiceError as error:
+            name_route(scope)
             await service_error_response(Request(scope), error)(scope, receive, send)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, values: list[bytes],
@@ -154,6 +156,7 @@ class IdempotencyMiddleware:
                 "A request with this Idempotency-Key is still being handled; retry when it "
                 "has finished to receive its answer.")
         if isinstance(outcome, Replay):
+            name_route(scope)
             await _send_replay(outcome, send)
             return
         assert isinstance(outcome, Claimed)

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.auth.principal import principal_of
 from service.errors import ServiceError, problem_responses, service_error_response
+from service.ops.routes import name_route
 
 logger = logging.getLogger("mixedfit.ratelimit")
 
@@ -120,6 +121,7 @@ class RateLimitMiddleware:
             return
         limits = "; ".join(str(item) for item in self.limiter.items)
         error = RateLimited(f"Too many requests ({limits}); retry in {retry_after} s.")
+        name_route(scope)
         error.retry_after_seconds = retry_after
         await service_error_response(Request(scope), error)(scope, receive, send)
 

@@ -228,3 +228,15 @@ def test_the_openapi_document_declares_the_header(client: TestClient) -> None:
         assert len(header) == 1 and header[0]["in"] == "header", path
         assert header[0]["schema"]["maxLength"] == 255
         assert {"400", "409", "422"} <= set(post["responses"]), path
+
+
+def test_replays_and_refusals_are_counted_under_their_route(client: TestClient,
+                                                            mood_csv: bytes) -> None:
+    for _ in range(2):
+        _upload(client, mood_csv, "counted")
+    _upload(client, mood_csv + b"1,A,2\n", "counted")
+    text = client.get("/metrics").text
+    assert 'mixedfit_http_requests_total{method="POST",route="/v1/datasets",status="201"} 2.0' \
+        in text
+    assert 'mixedfit_http_requests_total{method="POST",route="/v1/datasets",status="422"} 1.0' \
+        in text

@@ -30,6 +30,10 @@ def _assert_limited(client: TestClient, allowed: int) -> None:
 def test_429_with_retry_after_past_the_limit(make_client: ClientFactory) -> None:
     client = make_client(rate_limit="3/minute")
     _assert_limited(client, 3)
+    # counted under the route template, as the requests the router answers
+    metrics = client.get("/metrics").text
+    assert 'mixedfit_http_requests_total{method="GET",route="/v1/datasets",status="429"} 1.0' \
+        in metrics
 
 
 def test_liveness_and_readiness_are_not_limited(make_client: ClientFactory) -> None:
