@@ -13,6 +13,7 @@ from service.ops.requests import RequestContextMiddleware
 from service.ops.security import CrossSiteWriteGuard
 from service.settings import Settings
 from tests.api.conftest import ClientFactory, assert_problem
+from tests.api.keys import make_key
 
 ALLOWED = "https://app.example.com"
 OTHER = "https://evil.example.net"
@@ -152,3 +153,21 @@ def test_without_origins_a_cross_site_write_is_refused_too(client: TestClient) -
     response = client.post("/v1/datasets?name=x", content=CSV,
                            headers={"Origin": OTHER, "Content-Type": "text/csv"})
     assert_problem(response, 403)
+
+
+def test_a_401_carries_cors_headers_and_the_request_id(cors_client: TestClient,
+                                                        database_url: str) -> None:
+    key = make_key(database_url, "frontend")
+    # the preflight needs no key (a browser sends none with it)
+    assert preflight(cors_client, ALLOWED, method="GET").status_code == 200
+    response = cors_client.get("/v1/datasets", headers={"Origin": ALLOWED,
+                                                        "X-Request-ID": "no-key-1"})
+    body = assert_problem(response, 401)
+    assert response.headers["access-control-allow-origin"] == ALLOWED
+    exposed = response.headers["access-control-expose-headers"].lower()
+    assert "www-authenticate" in exposed  # the page can read why
+    assert response.headers["x-request-id"] == "no-key-1" and body["request_id"] == "no-key-1"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    answered = cors_client.get("/v1/datasets", headers={"Origin": ALLOWED, **key.headers})
+    assert answered.status_code == 200
+    assert answered.headers["access-control-allow-origin"] == ALLOWED

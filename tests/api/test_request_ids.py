@@ -22,6 +22,7 @@ from service.db.models import JobRow
 from service.ops.logs import ContextFilter, JsonFormatter, TextFormatter, make_handler
 from tests.api.conftest import ClientFactory, assert_problem
 from tests.api.fitting import wait_for_model
+from tests.api.keys import make_key
 from tests.jobs.helpers import worker_processes
 from tests.processes import stop
 
@@ -123,6 +124,19 @@ def test_request_id_in_the_json_lines_of_the_request_and_of_the_workers_fit(
     # the long-polls that waited for the fit are other requests, with ids of their own
     polls = [line for line in lines if line.get("route") == "/v1/models/{model_id}"]
     assert polls and all(line["request_id"] != "fit-mood-1" for line in polls)
+
+
+def test_json_access_line_names_the_keys_tenant(
+        client: TestClient, database_url: str, json_log: LogLines) -> None:
+    key = make_key(database_url, "acme")
+    response = client.get("/v1/datasets", headers={**key.headers, "X-Request-ID": "acme-1"})
+    assert response.status_code == 200
+    refused = client.get("/v1/datasets", headers={"X-Request-ID": "nobody-1"})
+    assert refused.status_code == 401
+    lines = {line["request_id"]: line for line in json_log()
+             if line["logger"] == "mixedfit.access"}
+    assert lines["acme-1"]["tenant"] == "acme" and lines["acme-1"]["status"] == 200
+    assert "tenant" not in lines["nobody-1"] and lines["nobody-1"]["status"] == 401
 
 
 def test_the_job_stores_the_id_of_the_request_that_queued_it(
