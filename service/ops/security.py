@@ -40,7 +40,7 @@ DEFAULT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
                "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 
 # what the API uses: the methods of its routes and the request headers a client sends
-CORS_METHODS = ("GET", "HEAD", "POST", "DELETE")
+CORS_METHODS = ("GET", "POST", "DELETE")
 CORS_REQUEST_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID")
 CORS_EXPOSED_HEADERS = ("X-Request-ID", "Location", "Retry-After", "Idempotent-Replayed",
                         "WWW-Authenticate")
