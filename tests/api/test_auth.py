@@ -161,3 +161,25 @@ def test_openapi_declares_the_bearer_scheme(client: TestClient) -> None:
                 assert "401" in operation["responses"], path
             else:
                 assert "security" not in operation, path
+
+
+def test_a_protected_metrics_scrape_on_an_unmigrated_database_is_503(
+        empty_database_url: str) -> None:
+    """/metrics is outside the schema gate; protected, its key check cannot run without the
+    schema, and says what to do instead of failing."""
+    settings = make_settings(empty_database_url, protect_metrics=True)
+    with TestClient(create_app(settings)) as client:
+        body = assert_problem(client.get("/metrics"), 503)
+        assert body["type"] == "urn:mixedfit:problem:database-not-migrated"
+        assert client.get("/healthz").status_code == 200
+
+
+def test_a_key_check_without_the_database_is_503_with_retry_after(tmp_path: Any) -> None:
+    """The database cannot be reached (here: a SQLite file in a folder that does not
+    exist): the request cannot be authenticated, and is told to retry."""
+    url = f"sqlite:///{tmp_path / 'missing' / 'mixedfit.db'}"
+    with TestClient(create_app(make_settings(url))) as client:
+        response = client.get("/v1/datasets")
+        body = assert_problem(response, 503)
+        assert body["type"] == "urn:mixedfit:problem:database-unavailable"
+        assert response.headers["retry-after"]

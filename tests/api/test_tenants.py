@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from service.db.models import ComparisonRow, DatasetRow, JobRow, ModelRow
 from service.db.session import create_db_engine, make_session_factory
-from tests.api.conftest import DATA, ClientFactory, assert_problem
+from tests.api.conftest import DATA, ClientFactory, assert_problem, make_settings
 from tests.api.fitting import MAX_POLLS
 from tests.api.keys import Key, make_key
 
@@ -222,3 +222,34 @@ def test_resources_of_the_open_mode_are_the_admins(make_client: ClientFactory,
     assert_problem(a.get(f"/v1/datasets/{old}"), 404)
     assert a.get("/v1/datasets").json()["total"] == 0
     assert admin.get(f"/v1/datasets/{old}").status_code == 200
+
+
+def test_a_tenants_single_fit_does_not_wait_behind_anothers_fifty(
+        make_client: ClientFactory, database_url: str) -> None:
+    """Fifty fits of tenant a are queued before b's one: a real worker fits a's oldest,
+    then b's, while a's other 49 still wait."""
+    from service.jobs.worker import Worker
+
+    client = make_client()  # no worker in the API: the queue fills first
+    a = As(client, make_key(database_url, "a"))
+    b = As(client, make_key(database_url, "b"))
+    data_a, data_b = a.upload(), b.upload()
+
+    def queue(speaker: As, dataset_id: str) -> str:
+        response = speaker.post("/v1/models", json={"dataset_id": dataset_id,
+                                                    "formula": "Mood ~ Exercise"})
+        assert response.status_code == 202, response.text
+        model_id: str = response.json()["id"]
+        return model_id
+
+    queued_a = [queue(a, data_a) for _ in range(50)]
+    single_b = queue(b, data_b)
+    engine = create_db_engine(database_url)
+    try:
+        worker = Worker(make_settings(database_url), make_session_factory(engine))
+        assert worker.run_once() and worker.run_once()
+    finally:
+        engine.dispose()
+    assert b.get(f"/v1/models/{single_b}").json()["status"] == "succeeded"
+    statuses = [a.get(f"/v1/models/{model_id}").json()["status"] for model_id in queued_a]
+    assert statuses == ["succeeded"] + ["queued"] * 49
