@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -93,14 +92,18 @@ def test_unknown_ids_and_bad_tenants_are_refused(env_database: str,
     assert listed(capsys) == []
 
 
-def test_keys_on_a_new_sqlite_file_migrate_it(monkeypatch: pytest.MonkeyPatch,
-                                              tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
-    """As `mixedfit serve`, the embedded database is brought to the schema first."""
-    monkeypatch.setenv("MIXEDFIT_DATABASE_URL", f"sqlite:///{tmp_path / 'new.db'}")
+def test_keys_on_a_database_never_migrated(monkeypatch: pytest.MonkeyPatch,
+                                           empty_database_url: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """SQLite (embedded) is migrated first, as by `serve`; a shared PostgreSQL is not the
+    command's to migrate: it says to run `mixedfit migrate`."""
+    monkeypatch.setenv("MIXEDFIT_DATABASE_URL", empty_database_url)
     get_settings.cache_clear()
     try:
-        code, out, _ = run(capsys, "create", "--tenant", "acme")
-        assert code == 0 and KEY_PATTERN.fullmatch(out.strip())
+        code, out, err = run(capsys, "list")
     finally:
         get_settings.cache_clear()
+    if empty_database_url.startswith("sqlite"):
+        assert code == 0 and out.splitlines()[0].split()[0] == "id"
+    else:
+        assert code == 1 and out == "" and "mixedfit migrate" in err
