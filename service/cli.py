@@ -92,11 +92,13 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
     from service.db.migrate import schema_problem, upgrade
     from service.db.session import create_db_engine, is_sqlite, make_session_factory
 
-    if is_sqlite(settings.database_url):
-        upgrade(settings.database_url)  # as `serve` does: the embedded database is ours
     engine = create_db_engine(settings.database_url)
     try:
         problem = schema_problem(engine)
+        if problem is not None and is_sqlite(settings.database_url):
+            # as `serve` does: the embedded database is ours to migrate
+            upgrade(settings.database_url)
+            problem = schema_problem(engine)
         if problem is not None:
             print(problem, file=sys.stderr)
             return 1
