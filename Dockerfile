@@ -10,6 +10,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY service ./service
+COPY migrations ./migrations
 RUN pip install . \
     && useradd --create-home --uid 10001 mixedfit
 

@@ -189,5 +189,6 @@ def test_dockerfile_installs_the_package_and_defaults_to_the_api() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "pip install ." in dockerfile
     assert "COPY service" in dockerfile
+    assert "COPY migrations" in dockerfile  # the Alembic environment, installed with service
     assert 'CMD ["mixedfit", "serve"' in dockerfile
     assert "USER " in dockerfile

@@ -17,9 +17,12 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import make_url
 
+import migrations
 from service.db.session import create_db_engine
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# The Alembic environment is the top-level ``migrations`` package (installed with service,
+# so ``mixedfit migrate`` works from a wheel)
+MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
 
 
 def alembic_config(engine: Engine | None = None) -> Config:

@@ -1,6 +1,6 @@
 """Alembic environment: runs migrations on the engine handed over by service.db.migrate.
 
-Used directly by the ``alembic`` command (with service/db/alembic.ini) it falls back to
+Used directly by the ``alembic`` command (with migrations/alembic.ini) it falls back to
 ``MIXEDFIT_DATABASE_URL``.
 """
 
