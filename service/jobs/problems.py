@@ -34,7 +34,9 @@ def fit_aborted(reason: str, detail: str, attempts: int) -> dict[str, Any]:
         "memory": " Simplify the model or raise MIXEDFIT_FIT_MEMORY_BYTES.",
     }.get(reason, "")
     sentence = detail[:1].upper() + detail[1:] + "."
-    if attempts > 1:
+    if reason in ("timeout", "memory"):
+        sentence += " It was not retried: another attempt would end the same way."
+    elif attempts > 1:
         sentence += f" That was attempt {attempts}; every attempt ended without a result."
     return problem(slug, title, status, sentence + hint, attempts=attempts)
 

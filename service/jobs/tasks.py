@@ -115,6 +115,10 @@ def _load_request(job: JobRow, ctx: TaskContext) -> FitRequest | None:
                           pool=True if model.pool is None else model.pool)
 
 
+# outcomes that another attempt would repeat: never retried
+DETERMINISTIC = frozenset({"timeout", "memory"})
+
+
 def record_outcome(job: JobRow, outcome: FitOutcome, ctx: TaskContext) -> None:
     """Store the outcome, waiting out a database outage: a finished fit is not thrown away."""
 
@@ -149,7 +153,10 @@ def _write_outcome(session: Session, job: JobRow, outcome: FitOutcome, worker_id
                            problems.fit_failed(outcome.error_type, outcome.message))
         jobs.fail(session, job.id, worker_id, outcome.message, retry=False)
         return
-    status = jobs.fail(session, job.id, worker_id, outcome.message, retry=True)
+    # a fit that ran out of time or memory does so again on the same data and formula:
+    # failed at once; a crash (of the fit process) may be the machine's, so it is retried
+    deterministic = outcome.status in DETERMINISTIC
+    status = jobs.fail(session, job.id, worker_id, outcome.message, retry=not deterministic)
     log.warning("job %s attempt %d: %s (%s)", job.id, job.attempts, outcome.message, status)
     if status == "failed":
         models.mark_failed(session, model_id,

@@ -16,12 +16,12 @@ from service.db.models import FixedEffectRow, ModelRow
 from service.jobs import repository as jobs
 from service.jobs import start_embedded_worker
 from service.jobs.child import FitRequest
-from service.jobs.runner import run_fit
+from service.jobs.runner import FitOutcome, run_fit
 from service.jobs.tasks import TaskContext, record_outcome
 from service.jobs.worker import Worker
 from service.settings import Settings
 from tests.db.factories import DATA, expected, parquet_bytes, submit_fit
-from tests.jobs.helpers import stored, wait_for
+from tests.jobs.helpers import SLOW_FORMULA, endless_lmm_data, stored, wait_for
 
 SessionFactory = sessionmaker[Session]
 
@@ -131,7 +131,8 @@ def test_a_fit_over_its_memory_limit_fails_and_the_worker_goes_on(
     rng = np.random.default_rng(1)
     wide = pd.DataFrame({"y": rng.normal(size=30_000),
                          "f": [f"l{i}" for i in rng.integers(0, 15_000, 30_000)]})
-    big_id, big_job = submit_fit(session_factory, wide, "y ~ f", max_attempts=1)
+    # three attempts allowed, one used: running out of memory is not retried
+    big_id, big_job = submit_fit(session_factory, wide, "y ~ f", max_attempts=3)
     next_id, next_job = submit_fit(session_factory, mood, "Mood ~ Exercise")
     worker = Worker(settings.model_copy(update={"fit_memory_bytes": 1_500_000_000}),
                     session_factory)
@@ -141,7 +142,40 @@ def test_a_fit_over_its_memory_limit_fails_and_the_worker_goes_on(
     assert big.error is not None
     assert big.error["type"] == "urn:mixedfit:problem:fit-memory-limit"
     assert "MIXEDFIT_FIT_MEMORY_BYTES" in big.error["detail"]
+    assert "not retried" in big.error["detail"]
     assert stored(session_factory, next_id, next_job).model_status == "succeeded"
+
+
+def test_a_fit_over_its_time_limit_fails_at_its_first_attempt(
+        settings: Settings, session_factory: SessionFactory) -> None:
+    model_id, job_id = submit_fit(session_factory, endless_lmm_data(), SLOW_FORMULA,
+                                  max_attempts=3)
+    worker = Worker(settings.model_copy(update={"fit_timeout_seconds": 1.0}), session_factory)
+    assert worker.run_once()
+    assert not worker.run_once()  # nothing requeued
+    state = stored(session_factory, model_id, job_id)
+    assert (state.model_status, state.job_status, state.attempts) == ("failed", "failed", 1)
+    assert state.error is not None
+    assert state.error["type"] == "urn:mixedfit:problem:fit-timeout"
+    assert "not retried" in state.error["detail"]
+    assert "MIXEDFIT_FIT_TIMEOUT_SECONDS" in state.error["detail"]
+
+
+def test_a_crashed_fit_process_is_retried(settings: Settings, session_factory: SessionFactory,
+                                          mood: pd.DataFrame) -> None:
+    model_id, job_id = submit_fit(session_factory, mood, "Mood ~ Exercise", max_attempts=3)
+    with session_factory.begin() as session:
+        job = jobs.claim_next(session, "w", lease_seconds=30.0)
+    assert job is not None
+    crashed = FitOutcome("crashed", message="the fit process was killed by signal SIGSEGV")
+    record_outcome(job, crashed, TaskContext(settings, session_factory, "w", threading.Event()))
+    state = stored(session_factory, model_id, job_id)
+    assert (state.model_status, state.job_status, state.attempts) == ("queued", "queued", 1)
+    # the retry fits it
+    assert Worker(settings, session_factory).run_once()
+    state = stored(session_factory, model_id, job_id)
+    assert (state.model_status, state.job_status, state.attempts) == (
+        "succeeded", "succeeded", 2)
 
 
 def test_the_embedded_worker_fits_in_the_background_and_stops(

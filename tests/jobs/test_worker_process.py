@@ -118,7 +118,7 @@ def test_a_fit_over_its_time_limit_fails_and_the_worker_goes_on(
         session_factory: SessionFactory, start_worker: StartWorker) -> None:
     # minutes of fitting against a 3 second limit; the next job takes well under it
     slow_id, slow_job = submit_fit(session_factory, endless_lmm_data(), SLOW_FORMULA,
-                                   max_attempts=1)
+                                   max_attempts=3)
     fast_id, fast_job = submit_fit(session_factory, pd.read_csv(DATA / "mood.csv"),
                                    "Mood ~ Exercise")
     worker = start_worker("worker", fit_timeout_seconds=3, lease_seconds=LEASE)
