@@ -14,6 +14,7 @@ from service.stats.plots._figure import (
     REFERENCE_COLOUR,
     TICK_SIZE,
     check_format,
+    literal,
     new_figure,
     set_title,
     style_axes,
@@ -69,10 +70,11 @@ def caterpillar(
                     color=POINT_COLOUR, ecolor="#6b8fb3", markersize=4, capsize=2,
                     linewidth=1)
         if len(order) <= _MAX_LABELLED_LEVELS:
-            ax.set_yticks(positions, [block.levels[i] for i in order], fontsize=TICK_SIZE)
+            ax.set_yticks(positions, [literal(block.levels[i]) for i in order],
+                          fontsize=TICK_SIZE)
         else:
             ax.set_yticks([])
-        ax.set_title(f"{block.group}: {block.terms[j]}", fontsize=10)
+        ax.set_title(literal(f"{block.group}: {block.terms[j]}"), fontsize=10)
         style_axes(ax, "Conditional mode", block.group if index == 1 else "")
     set_title(fig, "Conditional modes with 95% intervals", model)
     return to_bytes(fig, fmt)
