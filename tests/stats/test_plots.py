@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib import image as mpimg
+from matplotlib.text import Text
 
 from service.stats.design.types import Design
 from service.stats.diagnostics import residual_table
@@ -191,3 +192,89 @@ def test_ppoints_matches_r() -> None:
     # R: ppoints(5) and ppoints(20); exact rational values.
     np.testing.assert_allclose(ppoints(5), (np.arange(1, 6) - 3 / 8) / 5.25, rtol=1e-15)
     np.testing.assert_allclose(ppoints(20), (np.arange(1, 21) - 0.5) / 20, rtol=1e-15)
+
+
+# User text that mathtext would parse (an undefined macro raises while drawing), in every
+# role a plot draws: the model's label (title), the response and predictor (axis labels),
+# the grouping factor (axis label, legend title, panel titles), its levels (tick labels,
+# legend entries; "_" would also hide a legend entry) and a random-effects term.
+HOSTILE_MODEL = r"$\undefinedmacro$ <a & b> -- 50% of $x_1^2$"
+HOSTILE_Y = r"$y_1^2$"
+HOSTILE_X = r"\x$_{x}$"
+HOSTILE_GROUP = r"$\group$"
+HOSTILE_LEVELS = (r"$\alpha$", "_hidden", "a^b_c", r"c\$d")
+HOSTILE_TERM = r"$\slope$"
+HOSTILE = (HOSTILE_MODEL, HOSTILE_Y, HOSTILE_X, HOSTILE_GROUP, *HOSTILE_LEVELS,
+           f"{HOSTILE_GROUP}: {HOSTILE_TERM}")
+
+
+def hostile_plot_data() -> PlotData:
+    base = lmm_plot_data("mood_lmer_ml", "mood.csv", "Mood", "Exercise", "State")
+    rename = dict(zip("ABCD", HOSTILE_LEVELS, strict=True))
+    assert base.group_values is not None and base.line_group_values is not None
+    modes = base.conditional_modes[0]
+    return PlotData(
+        kind="lmm", model_label=HOSTILE_MODEL, response_name=HOSTILE_Y,
+        fitted=base.fitted, residuals=base.residuals, std_residuals=base.std_residuals,
+        group_name=HOSTILE_GROUP,
+        group_values=tuple(rename[str(g)] for g in base.group_values),
+        line_group_name=HOSTILE_GROUP,
+        line_group_values=tuple(rename[str(g)] for g in base.line_group_values),
+        x_name=HOSTILE_X, x=base.x, y=base.y, population=base.population,
+        conditional_modes=(ConditionalModes(
+            group=HOSTILE_GROUP, terms=("(Intercept)", HOSTILE_TERM),
+            levels=tuple(rename[str(lv)] for lv in modes.levels),
+            modes=modes.modes, cond_sd=modes.cond_sd),),
+        n_numeric_predictors=1,
+    )
+
+
+@pytest.fixture
+def drawn_text(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
+    """Every line of text matplotlib draws or measures, as drawn, and whether as mathtext
+    (a spy on the one method that decides)."""
+    seen: list[tuple[str, bool]] = []
+    original = Text._preprocess_math
+
+    def spy(self: Text, s: str) -> tuple[str, object]:
+        clean, ismath = original(self, s)
+        seen.append((clean, ismath is not False))
+        return clean, ismath
+
+    monkeypatch.setattr(Text, "_preprocess_math", spy)
+    return seen
+
+
+@pytest.mark.parametrize("fmt", ["png", "svg"])
+def test_user_text_is_drawn_literally_in_every_plot(
+        fmt: str, drawn_text: list[tuple[str, bool]]) -> None:
+    data = hostile_plot_data()
+    assert data.available == list(PLOT_NAMES)
+    lines: dict[str, set[str]] = {}
+    for name in data.available:
+        drawn_text.clear()
+        image = render_plot(name, data, fmt)
+        if fmt == "png":
+            assert_png(image)
+        else:
+            assert_svg(image, HOSTILE_MODEL.replace("&", "&amp;").replace("<", "&lt;")
+                       .replace(">", "&gt;").replace("--", "- -"))
+        assert not [text for text, math in drawn_text if math], name
+        lines[name] = {text for text, _ in drawn_text}
+    everything = set().union(*lines.values())
+    for text in HOSTILE:
+        assert text in everything, text
+    for name in data.available:  # every title names the model, literally
+        assert HOSTILE_MODEL in lines[name], name
+    assert {HOSTILE_X, HOSTILE_Y} <= lines["fitted_lines"]
+    assert set(HOSTILE_LEVELS) | {HOSTILE_GROUP} <= lines["fitted_lines"]  # legend
+    assert set(HOSTILE_LEVELS) | {HOSTILE_GROUP} <= lines["residuals_by_group"]  # ticks
+    assert set(HOSTILE_LEVELS) <= lines["caterpillar"]
+    assert f"Residuals by {HOSTILE_GROUP}" in lines["residuals_by_group"]
+
+
+def test_control_characters_in_user_text_keep_the_svg_parseable() -> None:
+    data = lm_plot_data(group=False)
+    named = PlotData(**{**data.__dict__, "model_label": "a\x00b\x1bc $\\x$"})
+    root = ET.fromstring(render_plot("residuals_vs_fitted", named, "svg"))
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
