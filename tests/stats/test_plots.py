@@ -29,7 +29,8 @@ from service.stats.plots import (
     caterpillar,
     render_plot,
 )
-from service.stats.plots.residuals import ppoints
+from service.stats.plots._figure import MAX_POINTS, binned_means, sample_rows
+from service.stats.plots.residuals import MAX_BOXES, ppoints
 from service.stats.results import ConditionalModes
 from tests.stats.test_ols import DATA, expected, hand_design
 
@@ -234,7 +235,7 @@ def drawn_text(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
     """Every line of text matplotlib draws or measures, as drawn, and whether as mathtext
     (a spy on the one method that decides)."""
     seen: list[tuple[str, bool]] = []
-    original = Text._preprocess_math
+    original = Text._preprocess_math  # type: ignore[attr-defined]
 
     def spy(self: Text, s: str) -> tuple[str, object]:
         clean, ismath = original(self, s)
@@ -278,3 +279,98 @@ def test_control_characters_in_user_text_keep_the_svg_parseable() -> None:
     named = PlotData(**{**data.__dict__, "model_label": "a\x00b\x1bc $\\x$"})
     root = ET.fromstring(render_plot("residuals_vs_fitted", named, "svg"))
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
+
+
+def large_plot_data(n: int, levels: int) -> PlotData:
+    """An lmm-shaped model of ``n`` rows; level ``Gk`` has about k + 1 shares of the rows,
+    so the levels with most rows are the last ones."""
+    rng = np.random.default_rng(7)
+    weights = np.arange(1, levels + 1, dtype=np.float64)
+    g = rng.choice(levels, size=n, p=weights / weights.sum())
+    x = rng.normal(size=n)
+    fitted = 1.0 + 2.0 * x + 0.05 * g
+    resid = rng.normal(size=n)
+    names = tuple(f"G{k:02d}" for k in g)
+    return PlotData(
+        kind="lm_by_group", model_label="y ~ x | g (OLS by group)", response_name="y",
+        fitted=fitted, residuals=resid, std_residuals=resid, group_name="g",
+        group_values=names, line_group_name="g", line_group_values=names, x_name="x", x=x,
+        y=fitted + resid, n_numeric_predictors=1,
+    )
+
+
+def markers(svg: bytes) -> int:
+    """Scatter points drawn, when the SVG draws a collection's points as uses of one
+    marker path (as it does for many points)."""
+    return len(re.findall(rb'<use xlink:href="#C', svg))
+
+
+def svg_texts(data: bytes) -> str:
+    return " ".join(re.findall(r"<!-- (.*?) -->", data.decode(), flags=re.S))
+
+
+def test_plots_of_large_data_draw_a_sample_and_say_so() -> None:
+    n = MAX_POINTS + 10_000
+    data = large_plot_data(n, levels=4)
+    shown = f"{MAX_POINTS:,} of {n:,} points shown"
+    expected_notes = {
+        "residuals_vs_fitted": f"{shown} (a random sample); red line: means of 50 "
+                               "equal-count bins of all points",
+        "residuals_by_group": f"{shown} (a random sample; the boxes use all)",
+        "qq": f"{shown} (evenly spaced quantiles, both extremes included)",
+        "fitted_lines": f"{shown} (a random sample; the lines go through all)",
+    }
+    assert data.available == list(expected_notes)
+    for name, note in expected_notes.items():
+        svg = render_plot(name, data, "svg")
+        assert note in svg_texts(svg), name
+        # the points drawn are the sample, not all of them
+        assert markers(svg) == MAX_POINTS, name
+        assert_png(render_plot(name, data, "png"))
+    assert "lowess" not in svg_texts(render_plot("residuals_vs_fitted", data, "svg"))
+    # the sample is seeded: the same data gives the same image
+    first, again = (render_plot("residuals_vs_fitted", data, "png") for _ in range(2))
+    assert first == again
+
+
+def test_small_data_draws_every_point_with_lowess_and_no_note() -> None:
+    data = lm_plot_data(group=True)
+    svg = render_plot("residuals_vs_fitted", data, "svg")
+    texts = svg_texts(svg)
+    assert "lowess smooth" in texts and "points shown" not in texts
+
+
+def test_residuals_by_group_with_many_levels_shows_the_levels_with_most_rows() -> None:
+    levels = MAX_BOXES + 10
+    data = large_plot_data(4_000, levels=levels)
+    assert data.group_values is not None
+    counts = pd.Series(data.group_values).value_counts()
+    top = sorted(counts.sort_values(ascending=False, kind="stable").index[:MAX_BOXES])
+    rest = sorted(set(counts.index) - set(top))
+    svg = render_plot("residuals_by_group", data, "svg")
+    texts = svg_texts(svg)
+    assert (f"the {MAX_BOXES} of {levels} levels with most rows shown "
+            f"({int(counts[top].sum()):,} of 4,000 rows)") in texts
+    ticks = re.findall(r"<!-- (G\d\d) -->", svg.decode())
+    assert ticks == top  # in natural order, one box each
+    assert not set(rest) & set(ticks)
+    assert_png(render_plot("residuals_by_group", data, "png"))
+
+
+def test_fitted_lines_with_many_groups_render_without_a_legend_per_group() -> None:
+    data = large_plot_data(3_000, levels=40)
+    texts = svg_texts(render_plot("fitted_lines", data, "svg"))
+    assert "G39" not in texts and "Data and fitted lines by g" in texts
+
+
+def test_sample_rows_and_binned_means() -> None:
+    assert sample_rows(10, limit=10) is None
+    picked = sample_rows(1_000, limit=100)
+    assert picked is not None and picked.size == 100
+    assert np.all(np.diff(picked) > 0) and picked[-1] < 1_000
+    again = sample_rows(1_000, limit=100)
+    assert again is not None and np.array_equal(picked, again)
+    x = np.arange(100, dtype=np.float64)[::-1].copy()
+    bx, by = binned_means(x, 2 * x, bins=4)
+    np.testing.assert_allclose(bx, [12.0, 37.0, 62.0, 87.0])
+    np.testing.assert_allclose(by, 2 * bx)
