@@ -24,6 +24,7 @@ from service.db.migrate import SchemaGate
 from service.errors import Problem, install_error_handlers, problem_responses
 from service.idempotency import IdempotencyMiddleware
 from service.idempotency.openapi import document_idempotency_key
+from service.ops.bodylimit import BodyLimitMiddleware, BodyLimits
 from service.ops.metrics import Metrics, MetricsMiddleware
 from service.ops.ratelimit import (
     RateLimiter,
@@ -106,6 +107,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(IdempotencyMiddleware, session_factory=lambda: app.state.session_factory,
                        ttl_seconds=settings.idempotency_ttl_seconds,
                        max_body_bytes=settings.max_upload_bytes)
+    # outside idempotency, which reads the body: every body is read under its route's limit
+    app.add_middleware(BodyLimitMiddleware, limits=BodyLimits(
+        upload_bytes=settings.max_upload_bytes, prediction_bytes=settings.max_prediction_bytes,
+        other_bytes=settings.max_body_bytes))
     rate_limits = parse_rate_limit(settings.rate_limit)
     if rate_limits:
         app.add_middleware(RateLimitMiddleware,

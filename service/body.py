@@ -16,9 +16,12 @@ from service.errors import PayloadTooLarge, UnsupportedMediaType
 Message = dict[str, Any]
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
+UPLOAD_SETTING = "MIXEDFIT_MAX_UPLOAD_BYTES"
+
+
+def too_large(limit: int, setting: str = UPLOAD_SETTING) -> PayloadTooLarge:
     return PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes "
-                           "(MIXEDFIT_MAX_UPLOAD_BYTES).", limit_bytes=limit)
+                           f"({setting}).", setting=setting, limit=limit, limit_bytes=limit)
 
 
 def media_type(request: Request) -> str:
@@ -26,21 +29,23 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def check_declared_length(request: Request, limit: int) -> None:
+def check_declared_length(request: Request, limit: int, setting: str = UPLOAD_SETTING
+                          ) -> None:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
+        raise too_large(limit, setting)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing with 413 as soon as it is known to exceed ``limit``."""
-    check_declared_length(request, limit)
+async def read_body(request: Request, limit: int, setting: str = UPLOAD_SETTING) -> bytes:
+    """The whole body, refusing with 413 as soon as it is known to exceed ``limit``
+    (the value of the setting named ``setting``)."""
+    check_declared_length(request, limit, setting)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit)
+            raise too_large(limit, setting)
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -207,6 +207,10 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, ServiceError):
+        # FastAPI calls any error while it reads a JSON body a 400; a body over its limit
+        # (service.ops.bodylimit) is the 413 it is
+        return service_error_response(request, exc.__cause__)
     unparsable = _unparsable_json(exc)
     if unparsable is not None:
         # FastAPI calls a JSON body that json.loads fails on other than with a decode error

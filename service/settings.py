@@ -18,6 +18,21 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///./mixedfit.db"
     max_upload_bytes: int = 200 * 1024 * 1024
+    # every other request body (model and comparison specs, ...): read at most this much
+    max_body_bytes: int = 1024 * 1024
+    # a prediction body (JSON records or CSV) and the rows it may hold
+    max_prediction_bytes: int = 32 * 1024 * 1024
+    max_prediction_rows: int = 200_000
+    # an upload decoded (a Parquet file's uncompressed size, from its metadata), its columns
+    # and rows: refused before the data is decoded
+    max_decoded_bytes: int = 1024 * 1024 * 1024
+    max_columns: int = 10_000
+    max_rows: int = 10_000_000
+    # the design of a model, checked at POST /v1/models before the fit is queued: columns
+    # of the fixed-effects matrix X, and of the random-effects matrix Z (levels x terms);
+    # its memory estimate is held against MIXEDFIT_FIT_MEMORY_BYTES
+    max_design_columns: int = 10_000
+    max_random_effects: int = 2_000_000
     fit_timeout_seconds: float = 900.0
     fit_memory_bytes: int = 8 * 1024 * 1024 * 1024
     lease_seconds: float = 30.0

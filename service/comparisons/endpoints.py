@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/comparisons", tags=["comparisons"])
 
 
 @router.post("", status_code=202, response_model=Comparison,
-             responses=problem_responses(404, 409, 422))
+             responses=problem_responses(404, 409, 413, 422))
 def create_comparison(spec: ComparisonCreate, response: Response, session: SessionDep,
                       settings: SettingsDep) -> Comparison:
     """Check the models and queue ML refits of REML mixed models (202; poll the Location)."""

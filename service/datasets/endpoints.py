@@ -11,9 +11,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.body import media_type, read_body, replay, unsupported
 from service.datasets import service
+from service.datasets.ingest import Limits
 from service.datasets.schemas import MAX_OFFSET, Dataset, DatasetList, DatasetRecords
 from service.dependencies import SessionDep, SettingsDep
 from service.errors import InvalidInput, problem_responses
+from service.settings import Settings
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -49,18 +51,26 @@ _UPLOAD_BODY: dict[str, Any] = {
 }
 
 
-async def _read_upload(request: Request, limit: int, name: str | None,
+def upload_limits(settings: Settings) -> Limits:
+    return Limits(upload_bytes=settings.max_upload_bytes,
+                  decoded_bytes=settings.max_decoded_bytes, columns=settings.max_columns,
+                  rows=settings.max_rows)
+
+
+async def _read_upload(request: Request, limits: Limits, name: str | None,
                        categorical: tuple[str, ...]) -> service.Upload:
     media = media_type(request)
+    limit = limits.upload_bytes
+    assert limit is not None
     if media in CSV_TYPES:
-        return service.Upload(await read_body(request, limit), "csv", name, limit_bytes=limit,
+        return service.Upload(await read_body(request, limit), "csv", name, limits=limits,
                               categorical=categorical)
     if media in PARQUET_TYPES:
         return service.Upload(await read_body(request, limit), "sniff", name,
-                              limit_bytes=limit, categorical=categorical)
+                              limits=limits, categorical=categorical)
     if media == "application/json" or media.endswith("+json"):
         return service.Upload(await read_body(request, limit), "records", name,
-                              categorical=categorical)
+                              limits=limits, categorical=categorical)
     if media == "multipart/form-data":
         body = await read_body(request, limit)
         try:
@@ -78,7 +88,7 @@ async def _read_upload(request: Request, limit: int, name: str | None,
                 [*categorical, *(v for v in form.getlist("categorical") if isinstance(v, str))])
             return service.Upload(await part.read(), "sniff",
                                   name or (form_name if isinstance(form_name, str) else None),
-                                  filename=part.filename, limit_bytes=limit,
+                                  filename=part.filename, limits=limits,
                                   categorical=declared)
         finally:
             await form.close()  # removes the spooled temporary file
@@ -101,7 +111,7 @@ async def create_dataset(
         "name is a 422"))] = [],  # noqa: B006 - FastAPI copies query defaults
 ) -> Dataset:
     """Upload a dataset as CSV, Parquet (raw or multipart) or JSON records."""
-    upload = await _read_upload(request, settings.max_upload_bytes, name,
+    upload = await _read_upload(request, upload_limits(settings), name,
                                 service.declared_columns(categorical))
     row = await run_in_threadpool(service.create_dataset, session, upload)
     response.headers["Location"] = f"/v1/datasets/{row.id}"

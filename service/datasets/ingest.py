@@ -70,31 +70,83 @@ def sniff_format(data: bytes, filename: str | None = None) -> Format:
     return "csv"
 
 
-def read_table(data: bytes, fmt: Format, limit_bytes: int | None = None,
+@dataclass(frozen=True)
+class Limits:
+    """What an upload may hold, each the value of a setting (None: no limit). Each is
+    checked before the work it bounds: the bytes before parsing, a CSV's header line before
+    its rows, a Parquet file's metadata before a value is decoded."""
+
+    upload_bytes: int | None = None  # MIXEDFIT_MAX_UPLOAD_BYTES
+    decoded_bytes: int | None = None  # MIXEDFIT_MAX_DECODED_BYTES
+    columns: int | None = None  # MIXEDFIT_MAX_COLUMNS
+    rows: int | None = None  # MIXEDFIT_MAX_ROWS
+
+
+def too_many_columns(n_columns: int, limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The data has {n_columns} columns, more than the limit of {limit} "
+        "(MIXEDFIT_MAX_COLUMNS); upload only the columns the models use.",
+        setting="MIXEDFIT_MAX_COLUMNS", limit=limit, n_columns=n_columns)
+
+
+def too_many_rows(limit: int, n_rows: int | None = None) -> PayloadTooLarge:
+    held = f"{n_rows} rows" if n_rows is not None else f"more than {limit} rows"
+    return PayloadTooLarge(
+        f"The data has {held}, more than the limit of {limit} (MIXEDFIT_MAX_ROWS).",
+        setting="MIXEDFIT_MAX_ROWS", limit=limit)
+
+
+def too_large_decoded(size: int, limit: int, how: str) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The upload decodes to {how} {size} bytes, more than the limit of {limit} bytes "
+        "(MIXEDFIT_MAX_DECODED_BYTES).", setting="MIXEDFIT_MAX_DECODED_BYTES", limit=limit,
+        decoded_bytes=size)
+
+
+def check_shape(limits: Limits, n_columns: int | None = None, n_rows: int | None = None
+                ) -> None:
+    """A 413 naming the limit when ``n_columns`` or ``n_rows`` pass it."""
+    if limits.columns is not None and n_columns is not None and n_columns > limits.columns:
+        raise too_many_columns(n_columns, limits.columns)
+    if limits.rows is not None and n_rows is not None and n_rows > limits.rows:
+        raise too_many_rows(limits.rows, n_rows)
+
+
+def read_table(data: bytes, fmt: Format, limits: Limits | None = None,
                categorical: Collection[str] = ()) -> Table:
     """Parse an uploaded CSV or Parquet file into a normalized table.
 
-    ``limit_bytes`` is the upload limit: a Parquet file may hold no more values than a CSV
-    within it could (one character and a separator each). ``categorical`` names columns
-    declared categorical: a CSV's are read as the text written (R's ``colClasses =
-    "factor"``), a Parquet file's values written as R's ``as.character`` writes them.
+    ``limits`` bound what the upload may hold; besides them, a Parquet file may hold no
+    more values than a CSV within the upload limit could (one character and a separator
+    each). ``categorical`` names columns declared categorical: a CSV's are read as the text
+    written (R's ``colClasses = "factor"``), a Parquet file's values written as R's
+    ``as.character`` writes them.
     """
+    limits = limits or Limits()
     if fmt == "csv":
-        frame = read_csv(data, text_columns=categorical)
+        # the text is the decoded data: no larger than the bytes sent
+        if limits.decoded_bytes is not None and len(data) > limits.decoded_bytes:
+            raise too_large_decoded(len(data), limits.decoded_bytes, "")
+        frame = read_csv(data, text_columns=categorical, max_columns=limits.columns,
+                         max_rows=None if limits.rows is None else limits.rows + 1)
+        check_shape(limits, n_rows=len(frame))
     else:
-        frame = read_parquet(data, None if limit_bytes is None else limit_bytes // 2,
-                             exact_integers=categorical)
+        upload = limits.upload_bytes
+        frame = read_parquet(data, None if upload is None else upload // 2,
+                             exact_integers=categorical, limits=limits)
         check_declared(categorical, [str(c) for c in frame.columns])
     return normalize(frame, categorical)
 
 
 def read_csv(data: bytes, text_columns: Collection[str] = (), *,
-             strict: bool = True) -> pd.DataFrame:
+             strict: bool = True, max_columns: int | None = None,
+             max_rows: int | None = None) -> pd.DataFrame:
     """Read CSV bytes (UTF-8, optionally with a byte-order mark) into a data frame.
 
     ``text_columns`` are read as the text written in the file (R's ``colClasses =
     "character"``); a name that is not in the header is a 422 naming it, or with
-    ``strict=False`` ignored.
+    ``strict=False`` ignored. A header of more than ``max_columns`` names is a 413 before
+    any row is parsed; at most ``max_rows`` rows are read.
     """
     try:
         text = data.decode("utf-8-sig")
@@ -106,25 +158,25 @@ def read_csv(data: bytes, text_columns: Collection[str] = (), *,
         raise InvalidInput("The upload is empty: a CSV needs a header line and at least one row.")
     _check_no_nul(text)
     sep = delimiter(text)
-    header = _check_header(text, sep)
+    header = _check_header(text, sep, max_columns)
     if strict:
         check_declared(text_columns, header)
     as_text = [name for name in dict.fromkeys(text_columns) if name in set(header)]
-    frame = _parse_csv(text, sep, as_text)
+    frame = _parse_csv(text, sep, as_text, nrows=max_rows)
     # pandas reads true/True/false/False (and TRUE/FALSE) as booleans; R 4.2 reads only
     # TRUE/FALSE/T/F as logical, so such columns are read again as their text, which
     # _normalize_column then types as R does
     boolean = [str(name) for name in frame.columns
                if str(name) not in as_text and _read_as_booleans(frame[name])]
     if boolean:
-        raw = _parse_csv(text, sep, boolean, only=True)
+        raw = _parse_csv(text, sep, boolean, only=True, nrows=max_rows)
         for name in boolean:
             frame[name] = raw[name]
     return frame
 
 
-def _parse_csv(text: str, sep: str, as_text: list[str], *, only: bool = False
-               ) -> pd.DataFrame:
+def _parse_csv(text: str, sep: str, as_text: list[str], *, only: bool = False,
+               nrows: int | None = None) -> pd.DataFrame:
     with warnings.catch_warnings():
         # pandas only warns when a row has more fields than the header and then drops them;
         # R refuses such a file, and silently losing data is worse than refusing.
@@ -133,7 +185,7 @@ def _parse_csv(text: str, sep: str, as_text: list[str], *, only: bool = False
             return pd.read_csv(io.StringIO(text), sep=sep, index_col=False,
                                keep_default_na=False, na_values=NA_STRINGS, low_memory=False,
                                dtype=dict.fromkeys(as_text, object) or None,
-                               usecols=as_text if only else None)
+                               usecols=as_text if only else None, nrows=nrows)
         except pd.errors.ParserWarning:
             raise InvalidInput("A row has more fields than the header line has column names."
                                ) from None
@@ -191,11 +243,14 @@ def delimiter(text: str) -> str:
     return ";" if ";" in header else ","
 
 
-def _check_header(text: str, sep: str) -> list[str]:
+def _check_header(text: str, sep: str, max_columns: int | None = None) -> list[str]:
     try:
+        # the header line alone: a file too wide is refused before any row is parsed
         header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
     except csv.Error as exc:
         raise InvalidInput(f"The CSV header cannot be parsed: {exc}") from None
+    if max_columns is not None and len(header) > max_columns:
+        raise too_many_columns(len(header), max_columns)
     _check_names(header)
     return header
 
@@ -218,23 +273,36 @@ def _check_names(names: Sequence[str]) -> None:
 
 
 def read_parquet(data: bytes, max_values: int | None = None,
-                 exact_integers: Collection[str] = ()) -> pd.DataFrame:
+                 exact_integers: Collection[str] = (), limits: Limits | None = None
+                 ) -> pd.DataFrame:
     """Read Parquet bytes into a data frame of at most ``max_values`` values (rows × columns).
 
     Integer columns named in ``exact_integers`` hold Python integers (None where missing)
-    instead of pandas' float64 of an integer column with missing values.
+    instead of pandas' float64 of an integer column with missing values. ``limits`` are
+    checked against the file's metadata before any value is decoded, and the decoded size
+    again while the row groups are decoded.
     """
+    limits = limits or Limits()
     try:
-        metadata = pq.ParquetFile(io.BytesIO(data)).metadata
+        file = pq.ParquetFile(io.BytesIO(data))
+        metadata = file.metadata
         # compression and run-length encoding let a few kB describe billions of values:
         # count them before any is decoded
+        check_shape(limits, metadata.num_columns, metadata.num_rows)
         values = metadata.num_rows * metadata.num_columns
         if max_values is not None and values > max_values:
             raise PayloadTooLarge(
                 f"The Parquet file holds {metadata.num_rows} rows of {metadata.num_columns} "
                 f"columns ({values} values), more than the {max_values} that an upload within "
-                "the limit (MIXEDFIT_MAX_UPLOAD_BYTES) can hold as CSV.", max_values=max_values)
-        table = pq.read_table(io.BytesIO(data))
+                "the limit (MIXEDFIT_MAX_UPLOAD_BYTES) can hold as CSV.",
+                setting="MIXEDFIT_MAX_UPLOAD_BYTES", max_values=max_values)
+        if limits.decoded_bytes is not None:
+            estimate = decoded_size(metadata)
+            if estimate > limits.decoded_bytes:
+                raise too_large_decoded(estimate, limits.decoded_bytes, "about")
+            table = _read_bounded(file, limits.decoded_bytes)
+        else:
+            table = pq.read_table(io.BytesIO(data))
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise InvalidInput(f"The Parquet file cannot be read: {_first_line(exc)}") from None
     _check_names(table.column_names)
@@ -251,6 +319,63 @@ def read_parquet(data: bytes, max_values: int | None = None,
         if name in table.column_names and pa.types.is_integer(table.schema.field(name).type):
             frame[name] = pd.Series(table.column(name).to_pylist(), dtype=object)
     return frame
+
+
+_FIXED_WIDTH = {"BOOLEAN": 1, "INT32": 4, "INT64": 8, "INT96": 12, "FLOAT": 4, "DOUBLE": 8}
+
+
+def decoded_size(metadata: pq.FileMetaData) -> int:
+    """The bytes a Parquet file's values take decoded (in Arrow), from its metadata alone.
+
+    Not the pages' uncompressed size: dictionary and run-length encoding keep a million
+    copies of one long string in a few bytes of each. Fixed-width values take their
+    width; text takes its unencoded size where the writer recorded it (Parquet's size
+    statistics), else the row count times the longer of its min and max (each value has
+    an offset of 4 bytes too), and never less than its uncompressed pages.
+    """
+    total = 0
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        for index in range(row_group.num_columns):
+            chunk = row_group.column(index)
+            physical = chunk.physical_type
+            count = chunk.num_values
+            if physical in _FIXED_WIDTH:
+                total += count * _FIXED_WIDTH[physical]
+                continue
+            size = int(chunk.total_uncompressed_size)
+            sizes = getattr(chunk, "size_statistics", None)
+            unencoded = getattr(sizes, "unencoded_byte_array_data_bytes", None)
+            if unencoded is not None:
+                size = max(size, int(unencoded) + 4 * count)
+            stats = chunk.statistics
+            if stats is not None and stats.has_min_max:
+                longest = max(len(_raw(stats.min)), len(_raw(stats.max)))
+                size = max(size, count * (longest + 4))
+            total += size
+    return total
+
+
+def _raw(value: object) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode("utf-8")
+
+
+def _read_bounded(file: pq.ParquetFile, limit: int) -> pa.Table:
+    """The file's rows, decoded a row group at a time, stopping once they pass ``limit``
+    bytes (a file whose metadata understated its size)."""
+    groups: list[pa.Table] = []
+    size = 0
+    for index in range(file.metadata.num_row_groups):
+        group = file.read_row_group(index)
+        size += group.nbytes
+        if size > limit:
+            raise too_large_decoded(size, limit, "more than")
+        groups.append(group)
+    if not groups:
+        return file.schema_arrow.empty_table()
+    return pa.concat_tables(groups)
 
 
 def _binary_as_text(table: pa.Table) -> pa.Table:

@@ -10,7 +10,15 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from service.datasets import repository
-from service.datasets.ingest import Table, frame_from_records, normalize, read_table, sniff_format
+from service.datasets.ingest import (
+    Limits,
+    Table,
+    check_shape,
+    frame_from_records,
+    normalize,
+    read_table,
+    sniff_format,
+)
 from service.datasets.schemas import DatasetRecords
 from service.db.models import DatasetRow, utcnow
 from service.errors import InvalidInput, NotFound, field_errors
@@ -26,7 +34,7 @@ class Upload:
     kind: str  # "csv", "parquet", "records" or "sniff" (decide from the bytes)
     name: str | None = None
     filename: str | None = None
-    limit_bytes: int | None = None  # the upload limit, which also bounds what Parquet holds
+    limits: Limits = Limits()  # what the upload may hold (the upload limit bounds Parquet too)
     categorical: tuple[str, ...] = ()  # columns declared categorical (``?categorical=``)
 
 
@@ -42,6 +50,11 @@ def parse_upload(upload: Upload) -> tuple[Table, str | None]:
                                            for e in errors), errors=errors) from None
         if not payload.records:
             raise InvalidInput("The data has no rows: 'records' is empty.")
+        check_shape(upload.limits, n_rows=len(payload.records))
+        names: set[str] = set()
+        for record in payload.records:
+            names.update(record)
+        check_shape(upload.limits, n_columns=len(names))
         declared = list(dict.fromkeys([*upload.categorical, *payload.categorical]))
         return normalize(frame_from_records(payload.records, declared), declared), payload.name
     if not upload.data:
@@ -49,7 +62,7 @@ def parse_upload(upload: Upload) -> tuple[Table, str | None]:
     kind = upload.kind
     fmt = sniff_format(upload.data, upload.filename) if kind == "sniff" else kind
     return read_table(upload.data, "parquet" if fmt == "parquet" else "csv",
-                      upload.limit_bytes, upload.categorical), None
+                      upload.limits, upload.categorical), None
 
 
 def declared_columns(values: list[str]) -> tuple[str, ...]:

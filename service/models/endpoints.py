@@ -14,7 +14,7 @@ from service.body import media_type, read_body, unsupported
 from service.datasets.ingest import frame_from_records, read_csv
 from service.datasets.schemas import MAX_OFFSET
 from service.dependencies import SessionDep, SettingsDep
-from service.errors import InvalidInput, field_errors, problem_responses
+from service.errors import InvalidInput, PayloadTooLarge, field_errors, problem_responses
 from service.models import effects, service
 from service.models.schemas import (
     Coefficients,
@@ -28,6 +28,7 @@ from service.models.schemas import (
 )
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
+PREDICTION_SETTING = "MIXEDFIT_MAX_PREDICTION_BYTES"
 
 _PREDICTION_BODY: dict[str, Any] = {
     "requestBody": {
@@ -42,7 +43,7 @@ _PREDICTION_BODY: dict[str, Any] = {
 
 
 @router.post("", status_code=202, response_model=Model,
-             responses=problem_responses(404, 422))
+             responses=problem_responses(404, 413, 422))
 def create_model(spec: ModelCreate, response: Response, session: SessionDep,
                  settings: SettingsDep) -> Model:
     """Check a formula against its dataset and queue the fit (202; poll the Location)."""
@@ -108,15 +109,17 @@ async def predict(
 ) -> Predictions:
     """Predict new rows (JSON records or CSV) from a fitted model."""
     media = media_type(request)
+    max_rows = settings.max_prediction_rows
     reader: service.FrameReader
     if media == "text/csv":
-        body = await read_body(request, settings.max_upload_bytes)
+        body = await read_body(request, settings.max_prediction_bytes, PREDICTION_SETTING)
 
         def reader(categorical: Collection[str]) -> pd.DataFrame:
             # the model's categorical columns are read as written, as they were uploaded
-            return _as_frame(read_csv(body, categorical, strict=False))
+            return _as_frame(read_csv(body, categorical, strict=False,
+                                      max_rows=max_rows + 1), max_rows)
     elif media == "application/json" or media.endswith("+json"):
-        body = await read_body(request, settings.max_upload_bytes)
+        body = await read_body(request, settings.max_prediction_bytes, PREDICTION_SETTING)
         try:
             spec = PredictionRequest.model_validate_json(body)
         except ValidationError as exc:
@@ -124,11 +127,12 @@ async def predict(
             raise InvalidInput("The JSON body is not a prediction request: " + "; ".join(
                 f"{e['field'] or 'body'}: {e['detail']}" for e in errors), errors=errors) from None
         records = spec.records
+        _check_rows(len(records), max_rows)
         include_random_effects, new_levels = spec.include_random_effects, spec.new_levels
 
         def reader(categorical: Collection[str]) -> pd.DataFrame:
             # numbers for a categorical column are its levels as R writes them (1 -> "1")
-            return _as_frame(frame_from_records(records, categorical, strict=False))
+            return _as_frame(frame_from_records(records, categorical, strict=False), max_rows)
     else:
         raise unsupported(request, ["application/json", "text/csv"])
     values = await run_in_threadpool(service.predict, session, model_id, reader,
@@ -136,7 +140,16 @@ async def predict(
     return Predictions(model_id=model_id, predictions=values)
 
 
-def _as_frame(frame: pd.DataFrame) -> pd.DataFrame:
+def _as_frame(frame: pd.DataFrame, max_rows: int) -> pd.DataFrame:
     if len(frame) == 0:
         raise InvalidInput("There are no rows to predict.")
+    _check_rows(len(frame), max_rows)
     return frame
+
+
+def _check_rows(n_rows: int, max_rows: int) -> None:
+    if n_rows > max_rows:
+        raise PayloadTooLarge(
+            f"The prediction body has more than {max_rows} rows, the limit "
+            "(MIXEDFIT_MAX_PREDICTION_ROWS); send them in smaller batches.",
+            setting="MIXEDFIT_MAX_PREDICTION_ROWS", limit=max_rows)

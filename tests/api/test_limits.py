@@ -1,0 +1,219 @@
+"""Limits on what a request may ask of the API process (issue 11): each is a setting, each
+refusal a 413 problem naming the setting and its value, answered before the work is done
+(nothing read past the limit, nothing parsed, stored or queued)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, func, select
+
+from service.db.models import JobRow
+from tests.api.conftest import ClientFactory, assert_problem
+
+TOO_LARGE = "urn:mixedfit:problem:payload-too-large"
+MB = 1024 * 1024
+
+
+def parquet(table: pa.Table) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
+def n_jobs(database_url: str) -> int:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(select(func.count()).select_from(JobRow)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def refused(response: Any, setting: str, limit: int, status: int = 413) -> dict[str, Any]:
+    problem = assert_problem(response, status)
+    assert problem["type"] == (TOO_LARGE if status == 413 else problem["type"])
+    assert problem["setting"] == setting
+    assert problem["limit"] == limit
+    assert setting in problem["detail"] and str(limit) in problem["detail"]
+    return problem
+
+
+def nothing_stored(client: TestClient, database_url: str) -> None:
+    assert client.get("/v1/datasets").json()["total"] == 0
+    assert client.get("/v1/models").json()["total"] == 0
+    assert n_jobs(database_url) == 0
+
+
+def stream_to_app(client: TestClient, path: str, total: int, chunk: int = MB,
+                  content_type: bytes = b"application/json") -> tuple[int, dict[str, Any], int]:
+    """POST a body of ``total`` bytes, without a Content-Length (chunked), to the running
+    app, producing each chunk only when the app asks for it: (status, body, bytes read)."""
+    sent = 0
+    messages: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent >= total:
+            return {"type": "http.disconnect"}
+        size = min(chunk, total - sent)
+        sent += size
+        return {"type": "http.request", "body": b" " * size, "more_body": sent < total}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "root_path": "", "server": ("testserver", 80),
+             "client": ("127.0.0.1", 1234),
+             "headers": [(b"host", b"testserver"), (b"content-type", content_type),
+                         (b"transfer-encoding", b"chunked")]}
+    asyncio.run(client.app(scope, receive, send))  # type: ignore[arg-type]
+    start = next(m for m in messages if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    return start["status"], json.loads(body), sent
+
+
+# --- bodies of every route ---------------------------------------------------------------
+
+
+def test_a_300_mb_model_body_is_refused_after_reading_its_limit(
+        client: TestClient, database_url: str) -> None:
+    status, problem, read = stream_to_app(client, "/v1/models", 300 * MB)
+    assert status == 413 and problem["type"] == TOO_LARGE
+    assert problem["setting"] == "MIXEDFIT_MAX_BODY_BYTES" and problem["limit"] == MB
+    assert read <= 2 * MB  # the limit and one chunk of 300 MB
+    nothing_stored(client, database_url)
+
+
+def test_a_declared_length_over_the_limit_is_refused_unread(
+        make_client: ClientFactory, database_url: str) -> None:
+    client = make_client(max_body_bytes=1000)
+    body = json.dumps({"dataset_id": "x", "formula": "y ~ " + " + ".join(["x"] * 400)})
+    for path in ("/v1/models", "/v1/comparisons"):
+        response = client.post(path, content=body, headers={"Content-Type": "application/json"})
+        refused(response, "MIXEDFIT_MAX_BODY_BYTES", 1000)
+    status, problem, read = stream_to_app(client, "/v1/comparisons", 300 * MB, chunk=4096)
+    assert (status, problem["setting"]) == (413, "MIXEDFIT_MAX_BODY_BYTES")
+    assert read <= 4096
+    # within the limit: read and judged as before
+    small = client.post("/v1/models", json={"dataset_id": "x", "formula": "y ~ x"})
+    assert small.status_code == 404
+    nothing_stored(client, database_url)
+
+
+def test_an_idempotent_model_body_over_the_limit_is_refused(
+        make_client: ClientFactory, database_url: str) -> None:
+    client = make_client(max_body_bytes=100)
+    status, problem, read = stream_to_app(client, "/v1/models", 10 * MB, chunk=64)
+    assert status == 413 and read <= 128
+    response = client.post("/v1/models", content=b" " * 500,
+                           headers={"Content-Type": "application/json", "Idempotency-Key": "k"})
+    refused(response, "MIXEDFIT_MAX_BODY_BYTES", 100)
+    nothing_stored(client, database_url)
+
+
+def test_prediction_bodies_have_their_own_byte_and_row_limits(
+        make_client: ClientFactory) -> None:
+    client = make_client(embedded_worker=True, worker_poll_seconds=0.05,
+                         max_prediction_bytes=10_000, max_prediction_rows=3)
+    data = b"x,y\n1,2\n2,3.5\n3,3\n4,6\n"
+    dataset = client.post("/v1/datasets", content=data, headers={"Content-Type": "text/csv"})
+    model_id = client.post("/v1/models", json={"dataset_id": dataset.json()["id"],
+                                               "formula": "y ~ x"}).json()["id"]
+    assert client.get(f"/v1/models/{model_id}?wait=5").json()["status"] == "succeeded"
+    path = f"/v1/models/{model_id}/predictions"
+    ok = client.post(path, json={"records": [{"x": 1}, {"x": 2}, {"x": 3}]})
+    assert ok.status_code == 200 and len(ok.json()["predictions"]) == 3
+    refused(client.post(path, json={"records": [{"x": i} for i in range(4)]}),
+            "MIXEDFIT_MAX_PREDICTION_ROWS", 3)
+    refused(client.post(path, content=b"x\n1\n2\n3\n4\n", headers={"Content-Type": "text/csv"}),
+            "MIXEDFIT_MAX_PREDICTION_ROWS", 3)
+    big = json.dumps({"records": [{"x": i} for i in range(2000)]})
+    refused(client.post(path, content=big, headers={"Content-Type": "application/json"}),
+            "MIXEDFIT_MAX_PREDICTION_BYTES", 10_000)
+    status, problem, read = stream_to_app(client, path, 188 * MB, chunk=4096)
+    assert (status, problem["setting"]) == (413, "MIXEDFIT_MAX_PREDICTION_BYTES")
+    assert read <= 10_000 + 4096
+
+
+# --- uploads -----------------------------------------------------------------------------
+
+
+def test_a_parquet_bomb_of_one_repeated_string_is_refused_from_its_metadata(
+        client: TestClient, database_url: str) -> None:
+    # 3 million rows of one 1 KB string: 318 KB on the wire, 3 GB decoded
+    repeated = pa.DictionaryArray.from_arrays(pa.array(np.zeros(3_000_000, dtype=np.int32)),
+                                              pa.array(["x" * 1024]))
+    bomb = parquet(pa.table({"a": repeated}))
+    assert len(bomb) < 400_000
+    started = time.monotonic()
+    for response in (client.post("/v1/datasets", content=bomb,
+                                 headers={"Content-Type": "application/vnd.apache.parquet"}),
+                     client.post("/v1/datasets", files={"file": ("bomb.parquet", bomb)})):
+        problem = refused(response, "MIXEDFIT_MAX_DECODED_BYTES", 1024 * MB)
+        assert problem["decoded_bytes"] > 3_000_000_000
+    assert time.monotonic() - started < 5  # not decoded: 3 GB would take longer
+    nothing_stored(client, database_url)
+
+
+def test_decoded_size_counts_fixed_width_values(make_client: ClientFactory,
+                                                database_url: str) -> None:
+    client = make_client(max_decoded_bytes=1_000_000)
+    floats = parquet(pa.table({"a": pa.array(np.zeros(200_000))}))  # 1.6 MB decoded
+    response = client.post("/v1/datasets", content=floats,
+                           headers={"Content-Type": "application/vnd.apache.parquet"})
+    refused(response, "MIXEDFIT_MAX_DECODED_BYTES", 1_000_000)
+    csv = b"a\n" + b"1\n" * 600_000
+    refused(client.post("/v1/datasets", content=csv, headers={"Content-Type": "text/csv"}),
+            "MIXEDFIT_MAX_DECODED_BYTES", 1_000_000)
+    small = parquet(pa.table({"a": pa.array(np.zeros(1000))}))
+    assert client.post("/v1/datasets", content=small, headers={
+        "Content-Type": "application/vnd.apache.parquet"}).status_code == 201
+
+
+def test_a_csv_with_100000_columns_is_refused_from_its_header(
+        client: TestClient, database_url: str) -> None:
+    n = 100_000
+    wide = (",".join(f"col_{i}" for i in range(n)) + "\n" + ",".join(["1.5"] * n)
+            + "\n").encode()
+    assert len(wide) > 1_000_000
+    started = time.monotonic()
+    problem = refused(client.post("/v1/datasets", content=wide,
+                                  headers={"Content-Type": "text/csv"}),
+                      "MIXEDFIT_MAX_COLUMNS", 10_000)
+    assert time.monotonic() - started < 5  # parsed, it took a minute
+    assert problem["n_columns"] == n
+    nothing_stored(client, database_url)
+
+
+def test_column_and_row_limits_of_every_upload_format(make_client: ClientFactory,
+                                                      database_url: str) -> None:
+    client = make_client(max_columns=3, max_rows=4)
+
+    def post(data: bytes, content_type: str) -> Any:
+        return client.post("/v1/datasets", content=data, headers={"Content-Type": content_type})
+
+    pq_type = "application/vnd.apache.parquet"
+    refused(post(b"a,b,c,d\n1,2,3,4\n", "text/csv"), "MIXEDFIT_MAX_COLUMNS", 3)
+    refused(post(b"a\n1\n2\n3\n4\n5\n", "text/csv"), "MIXEDFIT_MAX_ROWS", 4)
+    refused(post(parquet(pa.table({k: [1] for k in "abcd"})), pq_type),
+            "MIXEDFIT_MAX_COLUMNS", 3)
+    refused(post(parquet(pa.table({"a": list(range(5))})), pq_type), "MIXEDFIT_MAX_ROWS", 4)
+    refused(post(json.dumps({"records": [{k: 1 for k in "abcd"}]}).encode(), "application/json"),
+            "MIXEDFIT_MAX_COLUMNS", 3)
+    refused(post(json.dumps({"records": [{"a": i} for i in range(5)]}).encode(),
+                 "application/json"), "MIXEDFIT_MAX_ROWS", 4)
+    nothing_stored(client, database_url)
+    # at the limits: stored
+    assert post(b"a,b,c\n1,2,3\n2,3,4\n3,4,5\n4,5,6\n", "text/csv").status_code == 201
+
