@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from typing import Any
+from urllib.parse import quote
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import ClientFactory, assert_problem
-from tests.api.fitting import fit
+from tests.api.conftest import DATA, ClientFactory, assert_problem
+from tests.api.fitting import fit, fit_spec
 from tests.api.test_comparisons import create, upload
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -96,3 +98,40 @@ def test_plot_errors_are_problem_documents(make_client: ClientFactory) -> None:
     gone = assert_problem(worker.get(f"{url}/qq"), 409)
     assert gone["type"].endswith("dataset-deleted")
     assert_problem(worker.get(url), 409)
+
+
+HOSTILE_NAME = r"$\undefinedmacro$"
+HOSTILE_COLUMNS = {"Mood": r"$y_1^2$", "Exercise": r"\x$_{x}$", "State": r"$\group$"}
+HOSTILE_LEVELS = {"A": r"$\alpha$", "B": "_hidden", "C": "a^b_c", "D": r"c\$d"}
+
+
+def hostile_mood() -> bytes:
+    data = pd.read_csv(DATA / "mood.csv")
+    data["State"] = data["State"].map(HOSTILE_LEVELS)
+    return data.rename(columns=HOSTILE_COLUMNS).to_csv(index=False).encode()
+
+
+def test_names_columns_and_levels_with_mathtext_plot_literally(
+        worker_client: TestClient) -> None:
+    dataset = upload(worker_client, "hostile", hostile_mood())
+    y, x, g = (f"`{HOSTILE_COLUMNS[c]}`" for c in ("Mood", "Exercise", "State"))
+    for formula, method, group in [(f"{y} ~ {x} + (1 + {x} | {g})", "ML", None),
+                                   (f"{y} ~ {x}", "REML", HOSTILE_COLUMNS["State"])]:
+        model = fit_spec(worker_client, {"dataset_id": dataset, "formula": formula,
+                                         "method": method, "name": HOSTILE_NAME})
+        assert model["status"] == "succeeded", model["error"]
+        query = f"?group={quote(group)}" if group else ""
+        listing = worker_client.get(f"/v1/models/{model['id']}/plots{query}")
+        assert listing.status_code == 200, listing.text
+        plots = listing.json()["plots"]
+        assert {p["name"] for p in plots} >= {"residuals_vs_fitted", "residuals_by_group",
+                                               "qq", "fitted_lines"}
+        for plot in plots:
+            assert_image(worker_client.get(plot["png"]), "png")
+            svg = worker_client.get(plot["svg"])
+            assert_image(svg, "svg")
+            assert HOSTILE_NAME in svg.text, plot["name"]  # the title, as text
+        by_group = next(p for p in plots if p["name"] == "residuals_by_group")
+        svg_text = worker_client.get(by_group["svg"]).text
+        for level in HOSTILE_LEVELS.values():  # tick labels
+            assert f"<!-- {level} -->" in svg_text, level
