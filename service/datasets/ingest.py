@@ -45,9 +45,16 @@ class ColumnInfo:
     name: str
     dtype: DType
     n_missing: int
+    # distinct values present (a factor's levels): stored, not shown, for the design-size
+    # check of POST /v1/models
+    n_levels: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype, "n_missing": self.n_missing}
+        out: dict[str, Any] = {"name": self.name, "dtype": self.dtype,
+                               "n_missing": self.n_missing}
+        if self.n_levels is not None:
+            out["n_levels"] = self.n_levels
+        return out
 
 
 @dataclass(frozen=True)
@@ -467,9 +474,14 @@ def normalize(frame: pd.DataFrame, categorical: Collection[str] = ()) -> Table:
         else:
             series, dtype = _normalize_column(frame[name])
         out[str(name)] = series
-        infos.append(ColumnInfo(str(name), dtype, int(series.isna().sum())))
+        infos.append(ColumnInfo(str(name), dtype, int(series.isna().sum()), n_levels(series)))
     normalized = pd.DataFrame(out)
     return Table(normalized, tuple(infos), to_parquet(normalized))
+
+
+def n_levels(series: pd.Series) -> int:
+    """The number of distinct values present (missing ones not counted)."""
+    return int(series.nunique(dropna=True))
 
 
 def _normalize_column(series: pd.Series) -> tuple[pd.Series, DType]:

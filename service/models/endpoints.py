@@ -47,7 +47,8 @@ _PREDICTION_BODY: dict[str, Any] = {
 def create_model(spec: ModelCreate, response: Response, session: SessionDep,
                  settings: SettingsDep) -> Model:
     """Check a formula against its dataset and queue the fit (202; poll the Location)."""
-    row = service.create_model(session, spec, settings.max_attempts)
+    row = service.create_model(session, spec, settings.max_attempts,
+                               service.DesignLimits.of(settings))
     response.headers["Location"] = f"/v1/models/{row.id}"
     return Model.from_row(row)
 

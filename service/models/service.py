@@ -3,24 +3,33 @@ predict from a stored model (its prediction state only, never the dataset)."""
 
 from __future__ import annotations
 
+import io
 import math
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
 from service.datasets import repository as datasets
 from service.datasets.service import clean_name
-from service.db.models import ModelRow, utcnow
-from service.errors import Conflict, NotFound
+from service.db.models import DatasetRow, ModelRow, utcnow
+from service.errors import Conflict, InvalidInput, NotFound
 from service.jobs import repository as jobs
 from service.models import repository
 from service.models.schemas import ModelCreate, NewLevels
 from service.polling import poll_until
+from service.settings import Settings
 from service.stats.design import check_columns
-from service.stats.formula import parse_formula
+from service.stats.design.size import DesignSize, design_size
+from service.stats.formula import formula_columns, parse_formula
+from service.stats.formula.columns import bind_constants
+from service.stats.formula.tree import Formula
+from service.stats.lmm.structure import MAX_DENSE_COLUMNS
 
 FINISHED = ("succeeded", "failed")
 # reads the new data of a prediction, given the columns to read as categorical text
@@ -29,13 +38,39 @@ FIT_JOB = "fit"
 # Long-poll re-reads start quick (small fits finish in milliseconds) and slow down.
 
 
-def create_model(session: Session, spec: ModelCreate, max_attempts: int) -> ModelRow:
-    """Check the formula against the dataset, store the model and queue its fit."""
+@dataclass(frozen=True)
+class DesignLimits:
+    """How large a model's design may be (the settings of the same names)."""
+
+    max_design_columns: int
+    max_random_effects: int
+    fit_memory_bytes: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> DesignLimits:
+        return cls(settings.max_design_columns, settings.max_random_effects,
+                   settings.fit_memory_bytes)
+
+
+class DesignTooLarge(InvalidInput):
+    slug = "design-too-large"
+    title = "Design too large"
+
+
+def create_model(session: Session, spec: ModelCreate, max_attempts: int,
+                 limits: DesignLimits | None = None) -> ModelRow:
+    """Check the formula against the dataset (and, with ``limits``, the size of its
+    design), store the model and queue its fit."""
     formula = parse_formula(spec.formula)
     dataset = datasets.get_dataset(session, spec.dataset_id)
     if dataset is None:
         raise NotFound(f"There is no dataset with id {spec.dataset_id!r}.")
-    check_columns(formula, {c["name"]: c["dtype"] for c in dataset.columns})
+    kinds = {c["name"]: c["dtype"] for c in dataset.columns}
+    check_columns(formula, kinds)
+    if limits is not None:
+        size = design_size(bind_constants(formula, kinds), kinds,
+                           _levels(session, dataset, formula), dataset.n_rows)
+        check_design_size(size, limits)
     row = ModelRow(
         id=str(uuid.uuid4()), name=clean_name(spec.name), dataset_id=dataset.id,
         formula=spec.formula, method=spec.method, kind=formula.kind, status="queued",
@@ -45,6 +80,70 @@ def create_model(session: Session, spec: ModelCreate, max_attempts: int) -> Mode
     # same transaction as the model: a model is never stored without its job
     jobs.enqueue(session, FIT_JOB, row.id, max_attempts)
     return row
+
+
+def _levels(session: Session, dataset: DatasetRow, formula: Formula) -> dict[str, int]:
+    """The number of levels of each column the formula uses: stored with the dataset's
+    columns; counted from the stored data for a dataset stored before they were."""
+    used = set(formula_columns(formula))
+    levels = {c["name"]: int(c["n_levels"]) for c in dataset.columns
+              if c["name"] in used and c.get("n_levels") is not None}
+    missing = [c["name"] for c in dataset.columns
+               if c["name"] in used and c["name"] not in levels]
+    if missing:
+        content = datasets.get_dataset(session, dataset.id, with_content=True)
+        if content is not None:
+            table = pq.read_table(io.BytesIO(content.content), columns=missing)
+            for name in missing:
+                levels[name] = int(pc.count_distinct(table.column(name)).as_py())
+    return levels
+
+
+def check_design_size(size: DesignSize, limits: DesignLimits) -> None:
+    """A 422 naming the limit when the design is too large to fit (before it is queued)."""
+    if size.fixed_columns > limits.max_design_columns:
+        term = size.largest_fixed
+        raise DesignTooLarge(
+            f"The fixed-effects design has {size.fixed_columns:,} columns, more than the limit "
+            f"of {limits.max_design_columns:,} (MIXEDFIT_MAX_DESIGN_COLUMNS); the term "
+            f"{term.label} alone has {term.columns:,}. Drop or simplify that term (an "
+            "interaction of factors has the product of their levels), or group the levels "
+            "of its factors more coarsely.",
+            setting="MIXEDFIT_MAX_DESIGN_COLUMNS", limit=limits.max_design_columns,
+            fixed_columns=size.fixed_columns, term=term.label, term_columns=term.columns)
+    if size.random_columns > limits.max_random_effects:
+        bar = max(size.random, key=lambda r: r.columns)
+        raise DesignTooLarge(
+            f"The random-effects design has {size.random_columns:,} columns (levels x terms), "
+            f"more than the limit of {limits.max_random_effects:,} "
+            f"(MIXEDFIT_MAX_RANDOM_EFFECTS); the group {bar.group} has {bar.levels:,} levels "
+            f"x {bar.terms} terms. Use fewer terms per group or a coarser group.",
+            setting="MIXEDFIT_MAX_RANDOM_EFFECTS", limit=limits.max_random_effects,
+            random_columns=size.random_columns, group=bar.group)
+    if size.random and size.schur_columns > MAX_DENSE_COLUMNS:
+        raise DesignTooLarge(
+            f"The random-effects terms other than the one with most levels "
+            f"({size.largest_random.group}) have {size.schur_columns:,} columns together; "
+            f"the engine factors them densely and handles at most {MAX_DENSE_COLUMNS:,} "
+            "(its MAX_DENSE_COLUMNS, not a setting). Group the data more coarsely or drop a "
+            "crossed term with many levels.",
+            limit_name="MAX_DENSE_COLUMNS", limit=MAX_DENSE_COLUMNS,
+            schur_columns=size.schur_columns)
+    if size.memory_bytes > limits.fit_memory_bytes:
+        raise DesignTooLarge(
+            f"The fit would need at least {_mib(size.memory_bytes)} of memory "
+            f"(X: {size.n_rows:,} rows x {size.fixed_columns:,} columns, {_mib(size.x_bytes)}; "
+            f"random effects: {_mib(size.z_bytes)}; their dense block: "
+            f"{_mib(size.schur_bytes)}), more than the fit's limit of "
+            f"{_mib(limits.fit_memory_bytes)} (MIXEDFIT_FIT_MEMORY_BYTES = "
+            f"{limits.fit_memory_bytes:,} bytes). Simplify the model, fit it to fewer rows, "
+            "or raise MIXEDFIT_FIT_MEMORY_BYTES.",
+            setting="MIXEDFIT_FIT_MEMORY_BYTES", limit=limits.fit_memory_bytes,
+            memory_bytes=size.memory_bytes)
+
+
+def _mib(n_bytes: int) -> str:
+    return f"{n_bytes / 2**20:,.0f} MiB"
 
 
 def get_model(session: Session, model_id: str) -> ModelRow:

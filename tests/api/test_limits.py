@@ -8,16 +8,17 @@ import asyncio
 import io
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, select, update
 
-from service.db.models import JobRow
-from tests.api.conftest import ClientFactory, assert_problem
+from service.db.models import DatasetRow, JobRow
+from tests.api.conftest import DATA, ClientFactory, assert_problem
 
 TOO_LARGE = "urn:mixedfit:problem:payload-too-large"
 MB = 1024 * 1024
@@ -217,3 +218,123 @@ def test_column_and_row_limits_of_every_upload_format(make_client: ClientFactory
     # at the limits: stored
     assert post(b"a,b,c\n1,2,3\n2,3,4\n3,4,5\n4,5,6\n", "text/csv").status_code == 201
 
+
+
+# --- design size at POST /v1/models ------------------------------------------------------
+
+
+DESIGN_TOO_LARGE = "urn:mixedfit:problem:design-too-large"
+
+
+def upload_frame(client: TestClient, columns: dict[str, list[Any]]) -> str:
+    names = list(columns)
+    rows = zip(*(columns[name] for name in names), strict=True)
+    text = ",".join(names) + "\n" + "\n".join(",".join(map(str, row)) for row in rows) + "\n"
+    response = client.post("/v1/datasets", content=text.encode(),
+                           headers={"Content-Type": "text/csv"})
+    assert response.status_code == 201, response.text
+    dataset_id: str = response.json()["id"]
+    return dataset_id
+
+
+def refused_design(client: TestClient, dataset_id: str, formula: str, setting: str,
+                   limit: int) -> dict[str, Any]:
+    started = time.monotonic()
+    response = client.post("/v1/models", json={"dataset_id": dataset_id, "formula": formula})
+    elapsed = time.monotonic() - started
+    problem = assert_problem(response, 422)
+    assert problem["type"] == DESIGN_TOO_LARGE
+    assert (problem.get("setting", problem.get("limit_name")), problem["limit"]) == (
+        setting, limit)
+    assert setting in problem["detail"] and f"{limit:,}" in problem["detail"]
+    assert elapsed < 2.0, elapsed  # counted, not built: milliseconds on a warm server
+    return problem
+
+
+def crossed(n: int = 40_000, levels: int = 20_000) -> dict[str, list[Any]]:
+    rng = np.random.default_rng(3)
+    return {"y": [round(v, 3) for v in rng.normal(size=n)],
+            "a": [f"a{i % levels}" for i in range(n)],
+            "b": [f"b{(i * 7919) % levels}" for i in range(n)]}
+
+
+def eight_factors(n: int = 40_000, levels: int = 4) -> dict[str, list[Any]]:
+    rng = np.random.default_rng(4)
+    columns: dict[str, list[Any]] = {"y": [round(v, 3) for v in rng.normal(size=n)]}
+    for k in range(1, 9):
+        columns[f"c{k}"] = [f"l{v}" for v in rng.integers(0, levels, n)]
+    return columns
+
+
+EIGHT_WAY = "y ~ (c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8)^8"
+
+
+def test_exploding_formulas_are_refused_at_post_and_nothing_is_queued(
+        client: TestClient, database_url: str) -> None:
+    data = upload_frame(client, crossed())
+    problem = refused_design(client, data, "y ~ a * b", "MIXEDFIT_MAX_DESIGN_COLUMNS", 10_000)
+    assert problem["fixed_columns"] == 1 + 2 * 19_999 + 19_999**2
+    assert problem["term"] == "a:b" and "a:b" in problem["detail"]
+    factors = upload_frame(client, eight_factors())
+    problem = refused_design(client, factors, EIGHT_WAY, "MIXEDFIT_MAX_DESIGN_COLUMNS", 10_000)
+    assert problem["fixed_columns"] == 4**8
+    # crossed random effects of 20,000 levels each: a dense block of 20,000 columns
+    problem = refused_design(client, data, "y ~ 1 + (1 | a) + (1 | b)", "MAX_DENSE_COLUMNS",
+                             10_000)
+    assert problem["schur_columns"] == 20_000
+    assert client.get("/v1/models").json()["total"] == 0
+    assert n_jobs(database_url) == 0
+    # the same data with a model that fits is queued
+    ok = client.post("/v1/models", json={"dataset_id": data, "formula": "y ~ 1 + (1 | a)"})
+    assert ok.status_code == 202, ok.text
+    assert n_jobs(database_url) == 1
+
+
+def test_the_memory_estimate_is_held_against_the_fit_memory_limit(
+        make_client: ClientFactory, database_url: str) -> None:
+    client = make_client(max_design_columns=100_000)
+    factors = upload_frame(client, eight_factors())
+    # 65,536 columns of 40,000 rows: 21 GB for X alone, over the default 8 GiB
+    problem = refused_design(client, factors, EIGHT_WAY, "MIXEDFIT_FIT_MEMORY_BYTES",
+                             8 * 1024**3)
+    assert problem["memory_bytes"] >= 40_000 * 4**8 * 8
+    small = make_client(fit_memory_bytes=50 * 2**20)
+    mood = small.post("/v1/datasets", content=(Path(DATA) / "mood.csv").read_bytes(),
+                      headers={"Content-Type": "text/csv"}).json()["id"]
+    data = upload_frame(small, crossed(levels=2_000))
+    # 2,000 + 1 columns of 40,000 rows: 611 MiB
+    refused_design(small, data, "y ~ a", "MIXEDFIT_FIT_MEMORY_BYTES", 50 * 2**20)
+    assert small.post("/v1/models", json={"dataset_id": mood,
+                                          "formula": "Mood ~ Exercise + (1 | State)"}
+                      ).status_code == 202
+    assert n_jobs(database_url) == 1
+
+
+def test_random_effects_columns_have_a_limit(make_client: ClientFactory,
+                                             database_url: str) -> None:
+    client = make_client(max_random_effects=1_000)
+    data = upload_frame(client, crossed(n=4_000, levels=600))
+    problem = refused_design(client, data, "y ~ 1 + (1 | a) + (1 | b)",
+                             "MIXEDFIT_MAX_RANDOM_EFFECTS", 1_000)
+    assert problem["random_columns"] == 1_200
+    assert client.post("/v1/models", json={"dataset_id": data, "formula": "y ~ 1 + (1 | a)"}
+                       ).status_code == 202
+    assert n_jobs(database_url) == 1
+
+
+def test_levels_of_a_dataset_stored_without_them_are_counted(
+        client: TestClient, database_url: str) -> None:
+    data = upload_frame(client, crossed())
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            row = connection.execute(select(DatasetRow.columns).where(
+                DatasetRow.id == data)).scalar_one()
+            assert all("n_levels" in column for column in row)
+            connection.execute(update(DatasetRow).where(DatasetRow.id == data).values(
+                columns=[{k: v for k, v in c.items() if k != "n_levels"} for c in row]))
+    finally:
+        engine.dispose()
+    problem = refused_design(client, data, "y ~ a * b", "MIXEDFIT_MAX_DESIGN_COLUMNS", 10_000)
+    assert problem["fixed_columns"] == 1 + 2 * 19_999 + 19_999**2
+    assert n_jobs(database_url) == 0
