@@ -2,6 +2,11 @@
 
 Every function takes plain arrays (never database rows) and draws on its own
 ``matplotlib.figure.Figure``, so plots can be rendered from several threads at once.
+Text from user input (model names, formulas, columns, levels) is drawn literally, never as
+mathtext (``_figure.literal``). Above ``MAX_POINTS`` observations a plot draws a seeded
+sample of the points (evenly spaced quantiles for Q-Q), smooths with binned means instead
+of lowess, and says so in its subtitle; residuals by a factor with more than ``MAX_BOXES``
+levels show the levels with most rows.
 """
 
 from service.stats.plots._figure import FORMATS, PlotFormat
