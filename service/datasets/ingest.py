@@ -369,20 +369,25 @@ def _raw(value: object) -> bytes:
     return str(value).encode("utf-8")
 
 
+DECODE_BATCH_ROWS = 65_536
+
+
 def _read_bounded(file: pq.ParquetFile, limit: int) -> pa.Table:
-    """The file's rows, decoded a row group at a time, stopping once they pass ``limit``
-    bytes (a file whose metadata understated its size)."""
-    groups: list[pa.Table] = []
+    """The file's rows, decoded a batch of rows at a time, stopping once they pass
+    ``limit`` bytes (a file whose metadata understated its size, e.g. text without
+    statistics)."""
+    batches: list[pa.RecordBatch] = []
     size = 0
-    for index in range(file.metadata.num_row_groups):
-        group = file.read_row_group(index)
-        size += group.nbytes
+    for batch in file.iter_batches(batch_size=DECODE_BATCH_ROWS):
+        size += batch.nbytes
         if size > limit:
             raise too_large_decoded(size, limit, "more than")
-        groups.append(group)
-    if not groups:
-        return file.schema_arrow.empty_table()
-    return pa.concat_tables(groups)
+        batches.append(batch)
+    schema = file.schema_arrow
+    if not batches:
+        return schema.empty_table()
+    table = pa.Table.from_batches(batches)
+    return table.replace_schema_metadata(schema.metadata)
 
 
 def _binary_as_text(table: pa.Table) -> pa.Table:

@@ -167,6 +167,21 @@ def test_a_parquet_bomb_of_one_repeated_string_is_refused_from_its_metadata(
     nothing_stored(client, database_url)
 
 
+def test_text_without_statistics_is_refused_while_it_is_decoded(
+        make_client: ClientFactory, database_url: str) -> None:
+    # no min/max to estimate the text's size from: the decoding stops past the limit
+    client = make_client(max_decoded_bytes=10 * MB)
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"a": pa.array(["x" * 1024] * 100_000)}), buffer,
+                   write_statistics=False)
+    assert len(buffer.getvalue()) < 10_000
+    response = client.post("/v1/datasets", content=buffer.getvalue(),
+                           headers={"Content-Type": "application/vnd.apache.parquet"})
+    problem = refused(response, "MIXEDFIT_MAX_DECODED_BYTES", 10 * MB)
+    assert "more than" in problem["detail"]
+    nothing_stored(client, database_url)
+
+
 def test_decoded_size_counts_fixed_width_values(make_client: ClientFactory,
                                                 database_url: str) -> None:
     client = make_client(max_decoded_bytes=1_000_000)
