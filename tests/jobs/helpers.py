@@ -91,8 +91,11 @@ class Stored:
 
 def stored(session_factory: sessionmaker[Session], model_id: str, job_id: str) -> Stored:
     with session_factory() as session:
-        model = session.get(ModelRow, model_id)
+        # the job first: under PostgreSQL's READ COMMITTED each statement sees what was
+        # committed when it started, so a model read before the job could predate the
+        # transaction that stored the result and ended the job together
         job = session.get(JobRow, job_id)
+        model = session.get(ModelRow, model_id)
         assert model is not None and job is not None
         n_fixed = session.scalar(select(func.count()).select_from(FixedEffectRow)
                                  .where(FixedEffectRow.model_id == model_id))
