@@ -50,8 +50,8 @@ async def read_body(request: Request, limit: int, setting: str = UPLOAD_SETTING)
     return b"".join(chunks)
 
 
-def replay(request: Request, body: bytes) -> Request:
-    """A request over the same scope whose body is ``body`` (already read and size-checked)."""
+def replayed_receive(body: bytes) -> Callable[[], Awaitable[Message]]:
+    """An ASGI ``receive`` that hands over ``body`` (already read) once, then a disconnect."""
     sent = False
 
     async def receive() -> Message:
@@ -61,8 +61,12 @@ def replay(request: Request, body: bytes) -> Request:
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    receive_fn: Callable[[], Awaitable[Message]] = receive
-    return Request(request.scope, receive=receive_fn)
+    return receive
+
+
+def replay(request: Request, body: bytes) -> Request:
+    """A request over the same scope whose body is ``body`` (already read and size-checked)."""
+    return Request(request.scope, receive=replayed_receive(body))
 
 
 def unsupported(request: Request, accepted: list[str]) -> UnsupportedMediaType:

@@ -34,10 +34,10 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.auth.principal import principal_of
+from service.body import replayed_receive, too_large
 from service.db.session import is_database_unavailable
 from service.errors import (
     DatabaseUnavailable,
-    PayloadTooLarge,
     ServiceError,
     service_error_response,
 )
@@ -172,9 +172,7 @@ class IdempotencyMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                raise PayloadTooLarge(
-                    f"The request body is larger than the limit of {self.max_body_bytes} "
-                    "bytes (MIXEDFIT_MAX_UPLOAD_BYTES).", limit_bytes=self.max_body_bytes)
+                raise too_large(self.max_body_bytes)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
@@ -184,15 +182,7 @@ class IdempotencyMiddleware:
                        factory: sessionmaker[Session], tenant: str, key: str,
                        token: str) -> None:
         """Handle the request, keep its answer (below 500), then send it."""
-        delivered = False
-
-        async def receive() -> Message:
-            nonlocal delivered
-            if delivered:
-                return {"type": "http.disconnect"}
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
+        receive = replayed_receive(body)
         start: Message | None = None
         chunks: list[bytes] = []
 
