@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.body import too_large
 from service.errors import PayloadTooLarge, service_error_response
+from service.ops.asgi import WatchedSend
 from service.ops.routes import name_route
 
 _PREDICTIONS = re.compile(r"^/v1/models/[^/]+/predictions/?$")
@@ -72,20 +73,13 @@ class BodyLimitMiddleware:
                     raise BodyTooLarge(error.detail, **error.extensions)
             return message
 
-        started = False
-
-        async def watching(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        watched = WatchedSend(send)
         try:
-            await self.app(scope, counting, watching)
+            await self.app(scope, counting, watched)
         except BodyTooLarge as error:
             # raised where no handler turned it into an answer (a middleware reading the
             # body); once an answer has started, there is nothing left to say
-            if started:
+            if watched.started:
                 raise
             await self._refuse(scope, receive, send, error)
 

@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.context import LogContext, bound, valid_request_id
+from service.ops.asgi import WatchedSend
 from service.ops.security import DEFAULT_CSP, SECURITY_HEADERS
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -97,18 +98,11 @@ class UnhandledErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def watch(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        watched = WatchedSend(send)
         try:
-            await self.app(scope, receive, watch)
+            await self.app(scope, receive, watched)
         except Exception as error:
-            if started:  # too late for a problem document: the server closes the connection
+            if watched.started:  # too late for a problem document: the server closes the connection
                 raise
             from service.errors import unexpected_error_response
 
