@@ -85,7 +85,7 @@ def fit_lmm(design: Design, method: Method = "REML") -> FitResult:
         ml_deviance = (optimum.objective if method == "ML" else ml_refit_deviance(
             ReparametrizedObjective(cp, "ML", parametrization), optimum.theta))
         solution = to_user_units(design, standardized, scaling, cp, factor, optimum, method,
-                                 parametrization)
+                                 parametrization, derivs.covariance)
         user_derivs = replace(
             derivs, covariance=solution.covariance,
             cov_gradient=np.stack([scaling.fixed_covariance(g) for g in derivs.cov_gradient]))

@@ -52,11 +52,9 @@ class Parametrization:
             g = scaling.optimizer_map(index)
             identity = np.allclose(g, np.eye(term.q), rtol=0.0, atol=1e-12)
             self._terms.append((term, index, None if identity else g))
-
-    @property
-    def coincides_with_centred(self) -> bool:
-        """Whether every term's G is the identity (both kinds are the same θ)."""
-        return all(g is None for _, _, g in self._terms)
+        # every term's G is the identity: both kinds are the same θ (decided once, since
+        # ``standardized`` runs at every evaluation of the objective)
+        self.coincides_with_centred = all(g is None for _, _, g in self._terms)
 
     def standardized(self, theta: FloatArray) -> FloatArray:
         """θ̃ of the standardized objective at this parametrization's θ."""

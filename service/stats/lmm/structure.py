@@ -221,7 +221,8 @@ def cross_products(design: Design) -> CrossProducts:
     Parameters
     ----------
     design
-        A design with a response and at least one random-effects term.
+        A design with a response and at least one random-effects term (``fit_lmm`` refuses
+        any other before it gets here).
 
     Returns
     -------
@@ -231,12 +232,9 @@ def cross_products(design: Design) -> CrossProducts:
     Raises
     ------
     FitError
-        If the design has no response or no random-effects term.
+        If the terms other than the one with most levels are too many to factor densely.
     """
-    if design.y is None:
-        raise FitError("A mixed model needs a response; the design has none.")
-    if not design.random:
-        raise FitError("A mixed model needs at least one random-effects term such as (1 | g).")
+    assert design.y is not None and design.random, "checked by fit_lmm"
     blocks = lme4_order(design.random)
     n_rest = sum(b.q * b.n_levels for b in blocks[1:])
     if n_rest > MAX_DENSE_COLUMNS:

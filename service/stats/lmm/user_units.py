@@ -31,7 +31,8 @@ def objective_offset(scaling: Standardization, cp: CrossProducts, method: Method
 
 def to_user_units(design: Design, standardized: Design, scaling: Standardization,
                   cp: CrossProducts, factor: BlockedFactor, optimum: Optimum,
-                  method: Method, parametrization: Parametrization) -> Solution:
+                  method: Method, parametrization: Parametrization,
+                  covariance_tilde: FloatArray) -> Solution:
     """The optimum of the standardized fit in the user's units.
 
     Parameters
@@ -45,6 +46,8 @@ def to_user_units(design: Design, standardized: Design, scaling: Standardization
         (in the optimizer's θ).
     parametrization
         The parametrization of the optimizer's θ.
+    covariance_tilde
+        vcov(β̃) of the standardized fit (``VarianceDerivatives.covariance`` at θ̃).
     method
         ``"REML"`` or ``"ML"``.
 
@@ -77,15 +80,7 @@ def to_user_units(design: Design, standardized: Design, scaling: Standardization
     return Solution(
         theta=theta, relative_factors=tuple(factors), blocks=tuple(blocks),
         beta=scaling.fixed_effects(beta_tilde),
-        covariance=scaling.fixed_covariance(sigma_tilde**2 * _unscaled_covariance(factor)),
+        covariance=scaling.fixed_covariance(covariance_tilde),
         sigma=s * sigma_tilde, modes=modes, conditional_covariances=covariances,
         objective=optimum.objective + offset,
         initial_objective=optimum.initial_objective + offset)
-
-
-def _unscaled_covariance(factor: BlockedFactor) -> FloatArray:
-    """R_X⁻¹ R_X⁻ᵀ (vcov(β̃) / σ̃²)."""
-    if factor.n_fixed == 0:
-        return np.zeros((0, 0))
-    rx_inv = np.linalg.inv(factor.r_x())
-    return np.asarray(rx_inv @ rx_inv.T)
