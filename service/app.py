@@ -24,6 +24,8 @@ from service.db.migrate import SchemaGate
 from service.errors import Problem, install_error_handlers, problem_responses
 from service.idempotency import IdempotencyMiddleware
 from service.idempotency.openapi import document_idempotency_key
+from service.models.service import FINISHED
+from service.models.watch import FinishWatch
 from service.ops.bodylimit import BodyLimitMiddleware, BodyLimits
 from service.ops.metrics import Metrics, MetricsMiddleware
 from service.ops.ratelimit import (
@@ -66,32 +68,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_db_engine(settings.database_url)
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
+        app.state.read_session_factory = make_session_factory(engine, reads_only=True)
         gate = SchemaGate(engine)
         problem = await run_in_threadpool(gate.problem)
         if problem is not None:
             # one line at start; until then the routes answer 503 database-not-migrated
             logger.error("%s Until then every route answers 503.", problem)
         app.state.schema_gate = gate
+        watch = FinishWatch(lambda: app.state.read_session_factory, FINISHED)
+        app.state.finish_watch = watch
         worker = None
         if settings.embedded_worker:
             from service.jobs import start_embedded_worker
 
-            worker = await run_in_threadpool(start_embedded_worker, settings)
+            worker = await run_in_threadpool(start_embedded_worker, settings,
+                                             watch.wake)
         try:
             yield
         finally:
             if worker is not None:
                 await run_in_threadpool(worker.stop)
+            await watch.close()
             engine.dispose()
 
     app = FastAPI(title=TITLE, version=_version(), description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.session_factory = None
+    app.state.read_session_factory = None
     app.state.schema_gate = None
 
     def session_factory() -> sessionmaker[Session] | None:
-        factory: sessionmaker[Session] | None = app.state.session_factory
+        factory: sessionmaker[Session] | None = app.state.read_session_factory
         gate: SchemaGate | None = app.state.schema_gate
         if gate is not None and gate.problem() is not None:
             return None  # no tables to count yet: the scrape has the HTTP metrics only
@@ -117,7 +125,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            limiter=RateLimiter(rate_limits, settings.rate_limit_storage))
     # who is calling (request.state.principal): inside the schema gate (keys are in the
     # database), outside what needs the caller's tenant (idempotency, rate limits)
-    app.add_middleware(AuthMiddleware, session_factory=lambda: app.state.session_factory,
+    app.add_middleware(AuthMiddleware,
+                       session_factory=lambda: app.state.read_session_factory,
                        gate=lambda: app.state.schema_gate, protect_docs=settings.protect_docs,
                        protect_metrics=settings.protect_metrics)
     app.add_middleware(SchemaGateMiddleware, gate=lambda: app.state.schema_gate)

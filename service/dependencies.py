@@ -1,5 +1,5 @@
-"""Request dependencies as ``Annotated`` aliases: ``SessionDep``, ``SettingsDep`` and
-``PrincipalDep``.
+"""Request dependencies as ``Annotated`` aliases: ``SessionDep`` (``WriteSessionDep``),
+``SettingsDep`` and ``PrincipalDep``.
 
 The session of a request is scoped to its caller (``service.db.tenancy``): every query in
 it sees the caller's tenant's rows only, and every row it creates is the caller's.
@@ -24,9 +24,28 @@ def get_app_settings(request: Request) -> Settings:
     return settings
 
 
+# methods whose requests only read (RFC 9110's safe methods): their unit of work is
+# read-only (on SQLite it never takes the write lock)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def get_session_factory(request: Request) -> sessionmaker[Session]:
     factory: sessionmaker[Session] = request.app.state.session_factory
     return factory
+
+
+def get_read_session_factory(request: Request) -> sessionmaker[Session]:
+    """Read-only sessions (the write factory for an app opened without them)."""
+    reads: sessionmaker[Session] | None = getattr(request.app.state, "read_session_factory",
+                                                  None)
+    return reads or get_session_factory(request)
+
+
+def get_request_session_factory(request: Request) -> sessionmaker[Session]:
+    """The session factory for this request: read-only for a safe method."""
+    if request.method in SAFE_METHODS:
+        return get_read_session_factory(request)
+    return get_session_factory(request)
 
 
 def get_principal(request: Request) -> Principal:
@@ -38,8 +57,23 @@ def get_principal(request: Request) -> Principal:
 
 def get_session(request: Request) -> Iterator[Session]:
     """One unit of work per request, limited to the caller's tenant: commit once when the
-    endpoint returns, else roll back."""
-    with scope_session(get_session_factory(request)(), get_principal(request)) as session:
+    endpoint returns, else roll back. A safe method's unit of work is read-only."""
+    yield from _unit_of_work(request, get_request_session_factory(request))
+
+
+def get_read_session(request: Request) -> Iterator[Session]:
+    """As ``get_session``, read-only whatever the method (a POST that computes from stored
+    rows and writes nothing: predictions)."""
+    yield from _unit_of_work(request, get_read_session_factory(request))
+
+
+def get_write_session(request: Request) -> Iterator[Session]:
+    """As ``get_session``, for a GET that may write (a comparison settled when read)."""
+    yield from _unit_of_work(request, get_session_factory(request))
+
+
+def _unit_of_work(request: Request, factory: sessionmaker[Session]) -> Iterator[Session]:
+    with scope_session(factory(), get_principal(request)) as session:
         try:
             yield session
             session.commit()
@@ -52,5 +86,7 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 # scope="function": the commit happens before the response is sent, so a client that
 # reads what it just created finds it, and a failed commit is an error response.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
+WriteSessionDep = Annotated[Session, Depends(get_write_session, scope="function")]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

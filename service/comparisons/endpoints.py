@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from service.comparisons import service
 from service.comparisons.schemas import Comparison, ComparisonCreate
-from service.dependencies import SessionDep, SettingsDep
+from service.dependencies import SessionDep, SettingsDep, WriteSessionDep
 from service.errors import problem_responses
 
 router = APIRouter(prefix="/v1/comparisons", tags=["comparisons"])
@@ -28,7 +28,8 @@ def create_comparison(spec: ComparisonCreate, response: Response, session: Sessi
             responses=problem_responses(404, 422))
 async def get_comparison(
     comparison_id: str,
-    session: SessionDep,
+    # a comparison whose fits have finished is settled (its table stored) when read
+    session: WriteSessionDep,
     settings: SettingsDep,
     wait: Annotated[float, Query(ge=0, description=(
         "Seconds to wait for the member fits to finish before answering (long poll); "

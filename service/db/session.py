@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 # How long a SQLite writer waits for another writer before giving up with "database is
 # locked". Transactions here are short; fits run outside them.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# The execution option that marks a read-only engine (``make_session_factory(reads_only=True)``)
+READS_ONLY = "mixedfit_reads_only"
 # Seconds to wait for a PostgreSQL connection: without it an unreachable host blocks for the
 # TCP timeout (minutes), and with it a worker's lease renewal or an API request in the middle
 # of an outage fails over to its retry or its 503 soon.
@@ -59,14 +61,34 @@ def is_database_unavailable(error: BaseException) -> bool:
     return isinstance(error, exc.DBAPIError) and error.connection_invalidated
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+def make_session_factory(engine: Engine, *, reads_only: bool = False) -> sessionmaker[Session]:
     """Sessions on ``engine``; one scoped to a caller (``service.db.tenancy.scope_session``)
-    sees that caller's tenant's rows only."""
+    sees that caller's tenant's rows only.
+
+    ``reads_only``: sessions for units of work that only read (GET requests, key lookups).
+    On SQLite their transactions are deferred and never take the write lock, so a reader
+    never waits for a writer nor holds one up (WAL gives it a snapshot); elsewhere they
+    are ordinary sessions.
+    """
     from service.db.tenancy import install_tenancy
 
+    bind = engine.execution_options(**{READS_ONLY: True}) if reads_only else engine
     # expire_on_commit=False: rows read in a unit of work stay usable after its commit
     # (the endpoint renders them, the worker passes them on).
-    return install_tenancy(sessionmaker(bind=engine, expire_on_commit=False))
+    return install_tenancy(sessionmaker(bind=bind, expire_on_commit=False))
+
+
+def end_reads(session: Session) -> None:
+    """End the session's transaction before work that does not need the database.
+
+    What a unit of work computes from its reads (a prediction, a plot) must not hold a
+    transaction (a pooled connection; on PostgreSQL an idle-in-transaction backend) while
+    it computes. Rows read so far stay usable (``expire_on_commit=False``); a later query
+    opens a new transaction. Only for a unit of work that has written nothing yet.
+    """
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("end_reads on a session with pending writes")
+    session.commit()
 
 
 def _create_sqlite_engine(url: str) -> Engine:
@@ -86,11 +108,15 @@ def _create_sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # Every transaction takes the write lock up front. A deferred transaction that reads
-        # and then writes fails at once with SQLITE_BUSY (busy_timeout does not help) when
-        # another connection wrote in between; IMMEDIATE makes writers queue instead, and it
-        # is what makes the job claim atomic on SQLite. Readers in WAL mode are not blocked
-        # by a writer, but every transaction must stay short.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A unit of work that may write takes the write lock up front. A deferred
+        # transaction that reads and then writes fails at once with SQLITE_BUSY
+        # (busy_timeout does not help) when another connection wrote in between; IMMEDIATE
+        # makes writers queue instead, and it is what makes the job claim atomic on SQLite.
+        # A read-only unit of work begins deferred: in WAL mode it reads a snapshot, never
+        # waits for the write lock and never holds it, so a slow reader stalls nobody.
+        if connection.get_execution_options().get(READS_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine

@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.session import create_db_engine, make_session_factory
 from service.jobs.worker import Worker, wait_for_schema
 from service.settings import Settings
 
 
+class _ReportingWorker(Worker):
+    """A worker that calls ``after_job`` each time it has finished a job (the API's long
+    polls in this process are then answered at once)."""
+
+    def __init__(self, settings: Settings, session_factory: sessionmaker[Session],
+                 after_job: Callable[[], None] | None) -> None:
+        super().__init__(settings, session_factory)
+        self.after_job = after_job
+
+    def run_once(self) -> bool:
+        worked = super().run_once()
+        if worked and self.after_job is not None:
+            self.after_job()
+        return worked
+
+
 class EmbeddedWorker:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, after_job: Callable[[], None] | None = None) -> None:
         self._engine = create_db_engine(settings.database_url)
-        self.worker = Worker(settings, make_session_factory(self._engine))
+        self.worker = _ReportingWorker(settings, make_session_factory(self._engine), after_job)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mixedfit-worker", daemon=True)
 
@@ -37,9 +56,10 @@ class EmbeddedWorker:
         self._engine.dispose()
 
 
-def start_embedded_worker(settings: Settings) -> EmbeddedWorker:
+def start_embedded_worker(settings: Settings,
+                          after_job: Callable[[], None] | None = None) -> EmbeddedWorker:
     """Start a worker thread on ``settings.database_url``; it starts claiming jobs once the
-    schema is current."""
-    worker = EmbeddedWorker(settings)
+    schema is current. ``after_job`` is called (on the worker's thread) after each job."""
+    worker = EmbeddedWorker(settings, after_job)
     worker.start()
     return worker

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from service.body import media_type, read_body, unsupported
 from service.datasets.ingest import frame_from_records, read_csv
 from service.datasets.schemas import MAX_OFFSET
-from service.dependencies import SessionDep, SettingsDep
+from service.dependencies import ReadSessionDep, SessionDep, SettingsDep
 from service.errors import InvalidInput, PayloadTooLarge, field_errors, problem_responses
 from service.models import effects, service
 from service.models.schemas import (
@@ -78,7 +78,8 @@ async def get_model(
 ) -> Model:
     """Read a model; with ``wait``, answer as soon as its fit has finished."""
     row = await service.wait_for_model(session, model_id, min(wait, settings.max_wait_seconds),
-                                       gone=request.is_disconnected)
+                                       gone=request.is_disconnected,
+                                       watch=getattr(request.app.state, "finish_watch", None))
     return Model.from_row(row)
 
 
@@ -103,7 +104,7 @@ def get_coefficients(model_id: str, session: SessionDep) -> Coefficients:
 async def predict(
     model_id: str,
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     include_random_effects: Annotated[bool, Query(description="For a CSV body")] = True,
     new_levels: Annotated[NewLevels, Query(description="For a CSV body")] = "population",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import asdict
 from typing import Any, overload
 
@@ -40,6 +41,17 @@ def get_model(session: Session, model_id: str, *, for_update: bool = False) -> M
     if for_update:
         statement = statement.with_for_update()
     return session.scalars(statement).one_or_none()
+
+
+def finished_among(session: Session, model_ids: Collection[str],
+                   finished: Collection[str]) -> set[str]:
+    """Which of ``model_ids`` have one of the ``finished`` statuses (ids and statuses only:
+    the result documents are not read)."""
+    ids = [model_id for model_id in model_ids if can_exist(model_id)]
+    if not ids:
+        return set()
+    statement = select(ModelRow.id).where(ModelRow.id.in_(ids), ModelRow.status.in_(finished))
+    return set(session.scalars(statement))
 
 
 def list_models(session: Session, limit: int, offset: int, dataset_id: str | None = None

@@ -3,6 +3,7 @@ predict from a stored model (its prediction state only, never the dataset)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import math
 import uuid
@@ -14,6 +15,7 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from service.datasets import repository as datasets
 from service.datasets.service import clean_name
@@ -22,6 +24,7 @@ from service.errors import Conflict, InvalidInput, NotFound
 from service.jobs import repository as jobs
 from service.models import repository
 from service.models.schemas import ModelCreate, NewLevels
+from service.models.watch import FinishWatch
 from service.polling import poll_until
 from service.settings import Settings
 from service.stats.design import check_columns
@@ -169,13 +172,29 @@ def _read_detached(session: Session, model_id: str) -> ModelRow:
 
 
 async def wait_for_model(session: Session, model_id: str, wait_seconds: float,
-                         gone: Callable[[], Awaitable[bool]] | None = None) -> ModelRow:
-    """The model, re-read until its fit has finished or ``wait_seconds`` have passed.
+                         gone: Callable[[], Awaitable[bool]] | None = None,
+                         watch: FinishWatch | None = None) -> ModelRow:
+    """The model, read again once its fit has finished or ``wait_seconds`` have passed.
 
-    ``gone`` tells whether the client has stopped waiting (then the current row is returned).
+    With ``watch`` the wait holds nothing (no thread, connection or transaction) and is
+    woken by the watch; without, the model is re-read on a back-off. ``gone`` tells whether
+    the client has stopped waiting (then the current row is returned).
     """
-    return await poll_until(lambda: _read_detached(session, model_id),
-                            lambda row: row.status in FINISHED, wait_seconds, gone)
+    if watch is None:
+        return await poll_until(lambda: _read_detached(session, model_id),
+                                lambda row: row.status in FINISHED, wait_seconds, gone)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    row = await run_in_threadpool(_read_detached, session, model_id)
+    while row.status not in FINISHED:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            break
+        woken = await watch.wait(model_id, remaining, gone)
+        row = await run_in_threadpool(_read_detached, session, model_id)
+        if not woken:
+            break
+    return row
 
 
 def predict(session: Session, model_id: str, read: FrameReader,

@@ -17,8 +17,9 @@ class Status(BaseModel):
 
 
 @router.get("/healthz", response_model=Status)
-def healthz() -> Status:
+async def healthz() -> Status:
     """Liveness: the process answers."""
+    # async: answered on the event loop, so a busy request threadpool does not delay it
     return Status(status="ok")
 
 

@@ -1,0 +1,142 @@
+"""Waiting for fits to finish without every waiting client re-reading the database.
+
+A long poll (``GET /v1/models/{id}?wait=S``) registers its model with the process's
+``FinishWatch`` and sleeps on an asyncio event. One task asks the database which of the
+watched models have finished, in one query of ids and statuses every ``poll_seconds``, on a
+thread of its own (a busy request threadpool does not delay it). So 500 waiting clients
+cost one small query per interval, not 500 reads of result documents, and while they wait
+they hold no database connection, no transaction and no thread. A worker in the same
+process (embedded mode) calls ``wake`` when it finishes a job, so its waiters are answered
+at once instead of at the next interval.
+
+The watch only says "look again": the waiter re-reads its model through its own
+tenant-scoped session, so the watch's unscoped query never shows anyone another tenant's row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Collection
+
+import anyio.to_thread
+from anyio import CapacityLimiter
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.models import repository
+
+log = logging.getLogger("service.models.watch")
+
+POLL_SECONDS = 0.25
+# how often a waiter checks whether its client has gone away
+GONE_CHECK_SECONDS = 1.0
+# ids per query: well under SQLite's limit on bound parameters
+BATCH = 500
+# after a failed check (the database unavailable), wait this long before the next
+ERROR_PAUSE_SECONDS = 1.0
+
+
+class FinishWatch:
+    """Wakes long polls when their models' fits finish."""
+
+    def __init__(self, session_factory: Callable[[], sessionmaker[Session] | None],
+                 finished: Collection[str], poll_seconds: float = POLL_SECONDS) -> None:
+        self._session_factory = session_factory
+        self._finished = tuple(finished)
+        self._poll_seconds = poll_seconds
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        # the checks run one at a time on a thread of their own
+        self._limiter = CapacityLimiter(1)
+
+    @property
+    def waiting(self) -> int:
+        """How many long polls are waiting now."""
+        return sum(len(events) for events in self._waiters.values())
+
+    async def wait(self, model_id: str, timeout: float,
+                   gone: Callable[[], Awaitable[bool]] | None = None) -> bool:
+        """Sleep until ``model_id`` has finished (True), ``timeout`` seconds have passed or
+        the client has gone (``gone()``; both False). The caller reads the model again."""
+        loop = asyncio.get_running_loop()
+        self._start(loop)
+        event = asyncio.Event()
+        self._waiters.setdefault(model_id, set()).add(event)
+        deadline = loop.time() + timeout
+        try:
+            while not event.is_set():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return False
+                try:
+                    await asyncio.wait_for(event.wait(), min(remaining, GONE_CHECK_SECONDS))
+                except TimeoutError:
+                    if gone is not None and await gone():
+                        return False
+            return True
+        finally:
+            events = self._waiters.get(model_id)
+            if events is not None:
+                events.discard(event)
+                if not events:
+                    del self._waiters[model_id]
+
+    def wake(self) -> None:
+        """Check the watched models now (callable from any thread: a worker's)."""
+        loop, wakeup = self._loop, self._wakeup
+        if loop is not None and wakeup is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wakeup.set)
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._loop = None
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._task is not None and self._loop is loop and not self._task.done():
+            return
+        self._loop = loop
+        self._wakeup = asyncio.Event()
+        self._task = loop.create_task(self._run(self._wakeup), name="mixedfit-finish-watch")
+
+    async def _run(self, wakeup: asyncio.Event) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(wakeup.wait(), self._poll_seconds)
+            except TimeoutError:
+                pass
+            wakeup.clear()
+            if not self._waiters:
+                continue
+            try:
+                done = await anyio.to_thread.run_sync(self._check, list(self._waiters),
+                                                      limiter=self._limiter)
+            except Exception as error:  # the database unavailable: waiters time out
+                log.warning("finish watch: cannot check fits (%s); retrying",
+                            type(error).__name__)
+                await asyncio.sleep(ERROR_PAUSE_SECONDS)
+                continue
+            for model_id in done:
+                for event in self._waiters.get(model_id, ()):
+                    event.set()
+
+    def _check(self, model_ids: list[str]) -> set[str]:
+        factory = self._session_factory()
+        if factory is None:
+            return set()
+        done: set[str] = set()
+        with factory() as session:
+            try:
+                for start in range(0, len(model_ids), BATCH):
+                    done |= repository.finished_among(
+                        session, model_ids[start:start + BATCH], self._finished)
+            finally:
+                session.rollback()
+        return done

@@ -1,0 +1,103 @@
+"""Reads and long polls hold nothing up: a read never waits for SQLite's write lock, and
+hundreds of clients waiting for fits at once are all answered while others are served."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
+
+from service.app import create_app
+from tests.api.conftest import DATA, ClientFactory, make_settings
+from tests.api.fitting import fit
+
+MOOD_LMM = "Mood ~ Exercise + (1 | State)"
+
+
+def _hold_write_lock(database_url: str) -> sqlite3.Connection:
+    """Another connection that has taken SQLite's write lock and keeps it."""
+    connection = sqlite3.connect(make_url(database_url).database or "", isolation_level=None)
+    connection.execute("BEGIN IMMEDIATE")
+    return connection
+
+
+def test_reads_do_not_wait_for_the_write_lock(database_url: str, make_client: ClientFactory,
+                                              mood_csv: bytes) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's write lock: PostgreSQL readers never wait for writers")
+    client: TestClient = make_client(embedded_worker=True, max_wait_seconds=5.0)
+    dataset = client.post("/v1/datasets", content=mood_csv,
+                          headers={"Content-Type": "text/csv"}).json()
+    model = fit(client, dataset["id"], MOOD_LMM)
+    assert model["status"] == "succeeded", model
+    writer = _hold_write_lock(database_url)
+    try:
+        # Each of these would wait for the busy timeout (30 s) and answer 503 if it took
+        # the write lock; a read-only unit of work reads its snapshot instead.
+        assert client.get(f"/v1/models/{model['id']}").status_code == 200
+        assert client.get(f"/v1/models/{model['id']}?wait=1").json()["status"] == "succeeded"
+        assert client.get("/v1/models").json()["total"] == 1
+        assert client.get(f"/v1/datasets/{dataset['id']}").status_code == 200
+        assert client.get(f"/v1/models/{model['id']}/random-effects").status_code == 200
+        prediction = client.post(f"/v1/models/{model['id']}/predictions",
+                                 json={"records": [{"Exercise": 3, "State": "Ohio"}]})
+        assert prediction.status_code == 200, prediction.text
+    finally:
+        writer.rollback()
+        writer.close()
+
+
+async def _long_polls(database_url: str, n_models: int, n_clients: int
+                      ) -> tuple[list[dict[str, Any]], list[int], list[int]]:
+    app = create_app(make_settings(database_url, embedded_worker=True, max_wait_seconds=60.0))
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=transport, base_url="http://test", timeout=120.0) as client:
+        upload = await client.post("/v1/datasets", content=(DATA / "mood.csv").read_bytes(),
+                                   headers={"Content-Type": "text/csv"})
+        dataset_id = upload.json()["id"]
+        ids = []
+        for _ in range(n_models):
+            created = await client.post("/v1/models", json={"dataset_id": dataset_id,
+                                                            "formula": MOOD_LMM})
+            ids.append(created.json()["id"])
+
+        async def wait(index: int) -> httpx.Response:
+            return await client.get(f"/v1/models/{ids[index % n_models]}?wait=50")
+
+        async def health() -> list[int]:
+            statuses = []
+            for _ in range(20):
+                statuses.append((await client.get("/healthz")).status_code)
+                await asyncio.sleep(0.05)
+            return statuses
+
+        async def other_reads() -> list[int]:
+            statuses = []
+            for _ in range(10):
+                statuses.append((await client.get(f"/v1/datasets/{dataset_id}")).status_code)
+                await asyncio.sleep(0.05)
+            return statuses
+
+        waits = asyncio.gather(*(wait(i) for i in range(n_clients)))
+        healthz, reads = await asyncio.gather(health(), other_reads())
+        answers = await waits
+        assert all(answer.status_code == 200 for answer in answers), {
+            answer.status_code for answer in answers}
+        return [answer.json() for answer in answers], healthz, reads
+
+
+def test_500_concurrent_long_polls_are_all_answered(database_url: str) -> None:
+    models, healthz, reads = asyncio.run(_long_polls(database_url, n_models=10,
+                                                     n_clients=500))
+    assert len(models) == 500
+    # every waiter got its model once its fit had finished, not a timeout's "queued"
+    assert {model["status"] for model in models} == {"succeeded"}
+    # and the API answered other clients meanwhile
+    assert healthz == [200] * 20
+    assert reads == [200] * 10
