@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from service.api import api_router
 from service.auth.middleware import AuthMiddleware
+from service.compute import ComputePool
 from service.db.migrate import SchemaGate
 from service.errors import Problem, install_error_handlers, problem_responses
 from service.idempotency import IdempotencyMiddleware
@@ -94,6 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title=TITLE, version=_version(), description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.settings = settings
+    app.state.compute_pool = ComputePool(
+        settings.compute_processes, settings.compute_queue, settings.compute_timeout_seconds,
+        settings.compute_memory_bytes)
     app.state.session_factory = None
     app.state.read_session_factory = None
     app.state.schema_gate = None

@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.auth.principal import ANONYMOUS, STATE_KEY, Principal
+from service.compute import ComputePool
 from service.db.tenancy import scope_session
 from service.settings import Settings
 
@@ -46,6 +47,12 @@ def get_request_session_factory(request: Request) -> sessionmaker[Session]:
     if request.method in SAFE_METHODS:
         return get_read_session_factory(request)
     return get_session_factory(request)
+
+
+def get_compute_pool(request: Request) -> ComputePool:
+    """The app's pool of compute children (``service.compute``)."""
+    pool: ComputePool = request.app.state.compute_pool
+    return pool
 
 
 def get_principal(request: Request) -> Principal:
@@ -89,4 +96,5 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 WriteSessionDep = Annotated[Session, Depends(get_write_session, scope="function")]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
+ComputeDep = Annotated[ComputePool, Depends(get_compute_pool)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -33,6 +33,16 @@ class Settings(BaseSettings):
     # its memory estimate is held against MIXEDFIT_FIT_MEMORY_BYTES
     max_design_columns: int = 10_000
     max_random_effects: int = 2_000_000
+    # the API's heavy work (residuals, plots, parsing uploads and large prediction bodies)
+    # runs in child processes: this many at a time, this many more waiting (then 503), each
+    # under these limits
+    compute_processes: int = 2
+    compute_queue: int = 32
+    compute_timeout_seconds: float = 120.0
+    compute_memory_bytes: int = 4 * 1024 * 1024 * 1024
+    # prediction bodies up to this size are parsed and predicted on the request thread
+    # (a child process would cost more than the work); larger ones in a compute child
+    inline_prediction_bytes: int = 256 * 1024
     fit_timeout_seconds: float = 900.0
     fit_memory_bytes: int = 8 * 1024 * 1024 * 1024
     lease_seconds: float = 30.0

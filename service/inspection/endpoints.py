@@ -1,7 +1,8 @@
 """HTTP routes of /v1/models/{id}/residuals and /v1/models/{id}/plots.
 
-Plain ``def`` endpoints: FastAPI runs them on its threadpool, so rebuilding a design and
-drawing with matplotlib (CPU-bound) never blocks the event loop.
+The model and its dataset are read on the request threadpool (a short read-only
+transaction); rebuilding the design, computing residuals and drawing run in a compute child
+(``service.compute``) under its time and memory limits, stopped if the client leaves.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
-from service.dependencies import SessionDep
+from service.dependencies import ComputeDep, SessionDep
 from service.errors import problem_responses
 from service.inspection import service
 from service.inspection.schemas import ImageFormat, PlotLink, PlotList, ResidualFormat, Residuals
@@ -34,29 +36,36 @@ _IMAGES: dict[int | str, dict[str, Any]] = {200: {"content": {
 
 @router.get("/{model_id}/residuals", response_model=Residuals,
             responses={**_RESIDUALS_CSV, **problem_responses(404, 409, 422)})
-def get_residuals(
+async def get_residuals(
     model_id: str,
     request: Request,
     session: SessionDep,
+    pool: ComputeDep,
     group: GroupQuery = [],  # noqa: B006 - FastAPI copies query defaults
     format: Annotated[ResidualFormat | None, Query(
         description="json or csv; without it the Accept header decides")] = None,
 ) -> Any:
     """Fitted values, residuals and standardized residuals, with their summaries."""
+    model = await run_in_threadpool(service.load, session, model_id)
     if (format or _accepts_csv(request)) == "csv":
-        return Response(service.residuals_csv(session, model_id, group),
-                        media_type="text/csv; charset=utf-8")
-    return service.residuals(session, model_id, group)
+        text = await pool.run("computing the residuals", service.residuals_csv, model, group,
+                              gone=request.is_disconnected)
+        return Response(text, media_type="text/csv; charset=utf-8")
+    return await pool.run("computing the residuals", service.residuals, model, group,
+                          gone=request.is_disconnected)
 
 
 @router.get("/{model_id}/plots", response_model=PlotList,
             responses=problem_responses(404, 409, 422))
-def list_plots(model_id: str, session: SessionDep, group: PlotGroupQuery = None) -> PlotList:
+async def list_plots(model_id: str, request: Request, session: SessionDep, pool: ComputeDep,
+                     group: PlotGroupQuery = None) -> PlotList:
     """The plots available for this model, with their PNG and SVG URLs."""
-    row, names = service.plot_names(session, model_id, group)
+    model = await run_in_threadpool(service.load, session, model_id)
+    names = await pool.run("listing the plots", service.plot_names, model, group,
+                           gone=request.is_disconnected)
     suffix = f"&group={quote(group)}" if group else ""
-    base = f"/v1/models/{row.id}/plots"
-    return PlotList(model_id=row.id, kind=row.kind,  # type: ignore[arg-type]
+    base = f"/v1/models/{model.id}/plots"
+    return PlotList(model_id=model.id, kind=model.kind,  # type: ignore[arg-type]
                     plots=[PlotLink(name=name, png=f"{base}/{name}?format=png{suffix}",
                                     svg=f"{base}/{name}?format=svg{suffix}")
                            for name in names])
@@ -64,11 +73,12 @@ def list_plots(model_id: str, session: SessionDep, group: PlotGroupQuery = None)
 
 @router.get("/{model_id}/plots/{name}", response_class=Response,
             responses={**_IMAGES, **problem_responses(404, 409, 422)})
-def get_plot(
+async def get_plot(
     model_id: str,
     name: str,
     request: Request,
     session: SessionDep,
+    pool: ComputeDep,
     group: PlotGroupQuery = None,
     format: Annotated[ImageFormat | None, Query(
         description="png or svg; without it the Accept header decides (PNG by default)")
@@ -76,7 +86,9 @@ def get_plot(
 ) -> Response:
     """Draw one plot of the model as PNG or SVG."""
     fmt = format or ("svg" if _prefers_svg(request) else "png")
-    image = service.render(session, model_id, name, fmt, group)
+    model = await run_in_threadpool(service.load, session, model_id)
+    image = await pool.run("drawing the plot", service.render, model, name, fmt, group,
+                           gone=request.is_disconnected)
     return Response(image, media_type=IMAGE_TYPES[fmt])
 
 

@@ -1,4 +1,8 @@
-"""Residuals and plots of a stored model: its result applied to its dataset, never refitted."""
+"""Residuals and plots of a stored model: its result applied to its dataset, never refitted.
+
+``load`` reads the model and its dataset (on a request thread, briefly); the rest are pure
+functions of what it read, which the endpoints run in a compute child (service.compute).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from service.db.models import ModelRow
+from service.db.session import end_reads
 from service.errors import Conflict, InvalidInput, NotFound
 from service.inspection.schemas import (
     BreuschPaganTest,
@@ -18,7 +23,7 @@ from service.inspection.schemas import (
     Residuals,
     ResidualSummary,
 )
-from service.inspection.stored import model_frame, model_method, stored_fit
+from service.inspection.stored import dataset_content, model_frame, model_method, stored_fit
 from service.models import service as models
 from service.stats.formula import parse_formula
 from service.stats.formula.tree import Formula
@@ -33,20 +38,40 @@ from service.stats.plots.catalog import PlotData
 from service.stats.results import FitResult
 
 
-@dataclass(frozen=True, eq=False)
-class Inspected:
-    """A succeeded model with what its residuals are computed from."""
+@dataclass(frozen=True)
+class StoredModel:
+    """A succeeded model and its dataset's rows, as read from the database: everything its
+    residuals and plots are computed from (plain data, sent to a compute child)."""
 
-    row: ModelRow
-    formula: Formula
-    result: FitResult
-    data: pd.DataFrame
+    id: str
+    name: str | None
+    formula: str
+    kind: str
+    method: str
+    result: dict[str, Any] | None
+    conditional_modes: list[dict[str, Any]] | None
+    dataset: bytes  # Parquet
 
     @property
     def label(self) -> str:
         """How plot titles name the model."""
-        what = f"{self.row.formula} ({model_method(self.row)})"
-        return f"{self.row.name}: {what}" if self.row.name else what
+        what = f"{self.formula} ({model_method(self)})"
+        return f"{self.name}: {what}" if self.name else what
+
+
+@dataclass(frozen=True, eq=False)
+class Inspected:
+    """A stored model with what its residuals are computed from."""
+
+    model: StoredModel
+    formula: Formula
+    result: FitResult
+    data: pd.DataFrame
+
+    @classmethod
+    def of(cls, model: StoredModel) -> Inspected:
+        return cls(model=model, formula=parse_formula(model.formula), result=stored_fit(model),
+                   data=model_frame(model.dataset))
 
 
 def fitted_model(session: Session, model_id: str) -> ModelRow:
@@ -62,26 +87,33 @@ def fitted_model(session: Session, model_id: str) -> ModelRow:
     return row
 
 
-def inspect(session: Session, model_id: str) -> Inspected:
+def load(session: Session, model_id: str) -> StoredModel:
+    """Read a succeeded model and its dataset, then end the read transaction: what is
+    computed from them must not hold one."""
     row = fitted_model(session, model_id)
-    return Inspected(row=row, formula=parse_formula(row.formula), result=stored_fit(row),
-                     data=model_frame(session, row))
+    model = StoredModel(id=row.id, name=row.name, formula=row.formula, kind=row.kind,
+                        method=row.method, result=row.result,
+                        conditional_modes=row.conditional_modes,
+                        dataset=dataset_content(session, row))
+    end_reads(session)
+    return model
 
 
-def residual_table(session: Session, model_id: str,
-                   group_columns: list[str]) -> tuple[ModelRow, ModelResiduals]:
+# What follows runs in a compute child (service.compute): pure functions of a StoredModel.
+
+def residual_table(model: StoredModel, group_columns: list[str]) -> ModelResiduals:
     """The residual table of a model, with extra data columns to group by."""
-    model = inspect(session, model_id)
-    return model.row, model_residuals(model.formula, model.data, model.result,
-                                      group_columns=list(dict.fromkeys(group_columns)))
+    inspected = Inspected.of(model)
+    return model_residuals(inspected.formula, inspected.data, inspected.result,
+                           group_columns=list(dict.fromkeys(group_columns)))
 
 
-def residuals(session: Session, model_id: str, group_columns: list[str]) -> Residuals:
+def residuals(model: StoredModel, group_columns: list[str]) -> Residuals:
     """Residuals with the Breusch-Pagan test (lm) and the spread per group."""
-    row, res = residual_table(session, model_id, group_columns)
+    res = residual_table(model, group_columns)
     bp = res.breusch_pagan
     return Residuals(
-        model_id=row.id, kind=row.kind,  # type: ignore[arg-type]
+        model_id=model.id, kind=model.kind,  # type: ignore[arg-type]
         group_columns=list(res.group_columns),
         rows=[ResidualRow.model_validate(_levels_as_text(_clean(r), res.group_columns))
               for r in r_numbered(res.table).to_dict(orient="records")],
@@ -93,9 +125,9 @@ def residuals(session: Session, model_id: str, group_columns: list[str]) -> Resi
     )
 
 
-def residuals_csv(session: Session, model_id: str, group_columns: list[str]) -> str:
+def residuals_csv(model: StoredModel, group_columns: list[str]) -> str:
     """The residual table as CSV (a missing value is an empty field)."""
-    _, res = residual_table(session, model_id, group_columns)
+    res = residual_table(model, group_columns)
     text: str = r_numbered(res.table).to_csv(index=False, lineterminator="\n")
     return text
 
@@ -107,32 +139,31 @@ def r_numbered(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(row=table["row"].to_numpy() + 1)
 
 
-def plot_names(session: Session, model_id: str, group: str | None) -> tuple[ModelRow, list[str]]:
+def plot_names(model: StoredModel, group: str | None) -> list[str]:
     """The plots this model has (``group`` adds residuals by a data column to an lm)."""
-    model = inspect(session, model_id)
-    _check_group(model, group)
-    n_numeric = len(numeric_predictors(model.formula, model.data))
-    names = available_plots(model.result.kind, group is not None, n_numeric)
-    return model.row, names
+    inspected = Inspected.of(model)
+    _check_group(inspected, group)
+    n_numeric = len(numeric_predictors(inspected.formula, inspected.data))
+    return available_plots(inspected.result.kind, group is not None, n_numeric)
 
 
-def render(session: Session, model_id: str, name: str, fmt: str, group: str | None) -> bytes:
+def render(model: StoredModel, name: str, fmt: str, group: str | None) -> bytes:
     """Draw one plot of a model (404 with the available names for an unknown one)."""
-    model = inspect(session, model_id)
-    _check_group(model, group)
-    data: PlotData = model_plot_data(model.formula, model.data, model.result,
+    inspected = Inspected.of(model)
+    _check_group(inspected, group)
+    data: PlotData = model_plot_data(inspected.formula, inspected.data, inspected.result,
                                      model_label=model.label, group_column=group)
     available = data.available
     if name not in available:
-        raise NotFound(f"Model {model.row.id} has no plot {name!r}; available: "
+        raise NotFound(f"Model {model.id} has no plot {name!r}; available: "
                        f"{', '.join(available)}.", available=available)
     return render_plot(name, data, fmt)
 
 
 def _check_group(model: Inspected, group: str | None) -> None:
     if group is not None and group not in model.data.columns:
-        raise InvalidInput(f"The dataset of model {model.row.id} has no column {group!r} to "
-                       "group residuals by.", columns=[str(c) for c in model.data.columns])
+        raise InvalidInput(f"The dataset of model {model.model.id} has no column {group!r} to "
+                           "group residuals by.", columns=[str(c) for c in model.data.columns])
 
 
 def _levels_as_text(record: dict[str, Any], group_columns: tuple[str, ...]) -> dict[str, Any]:

@@ -1,10 +1,10 @@
 """A stored model read back as the statistics core's objects: its ``FitResult`` (from the
-result document and conditional modes in the models table) and its dataset's frame."""
+result document and conditional modes in the models table) and its dataset's rows."""
 
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 from sqlalchemy.orm import Session
@@ -34,7 +34,21 @@ class DatasetGone(ServiceError):
     title = "The model's dataset was deleted"
 
 
-def model_method(row: ModelRow) -> str:
+class StoredResult(Protocol):
+    """What a ``FitResult`` is rebuilt from: a ``ModelRow``, or a ``StoredModel`` sent to a
+    compute child."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def result(self) -> dict[str, Any] | None: ...
+    @property
+    def conditional_modes(self) -> list[dict[str, Any]] | None: ...
+
+
+def model_method(row: StoredResult) -> str:
     """The estimation method as the statistics core names it (``compare_models`` checks it)."""
     if row.kind == "lm":
         return "OLS"
@@ -43,7 +57,7 @@ def model_method(row: ModelRow) -> str:
     return row.method
 
 
-def stored_fit(row: ModelRow) -> FitResult:
+def stored_fit(row: StoredResult) -> FitResult:
     """The ``FitResult`` a succeeded model stored (JSON nulls stay None, R's NA)."""
     doc: dict[str, Any] = row.result or {}
     return FitResult(
@@ -87,8 +101,8 @@ def _tuples(value: Any) -> Any:
     return value
 
 
-def model_frame(session: Session, row: ModelRow) -> pd.DataFrame:
-    """The rows the model was fitted to, read as the worker read them (409 if deleted)."""
+def dataset_content(session: Session, row: ModelRow) -> bytes:
+    """The Parquet bytes of the rows the model was fitted to (409 if deleted)."""
     dataset = datasets.get_dataset(session, row.dataset_id, with_content=True)
     if dataset is None:
         raise DatasetGone(
@@ -96,4 +110,9 @@ def model_frame(session: Session, row: ModelRow) -> pd.DataFrame:
             "residuals and plots are computed from) are gone. The model still predicts; to "
             "inspect it, upload the data again and fit the model anew.",
             dataset_id=row.dataset_id)
-    return read_parquet(dataset.content)
+    return dataset.content
+
+
+def model_frame(content: bytes) -> pd.DataFrame:
+    """The dataset's rows read as the worker read them."""
+    return read_parquet(content)

@@ -11,25 +11,19 @@ killed and the fit abandoned.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.context import ForkServerContext
 from typing import Literal
 
+from service.compute.forkserver import Child
 from service.jobs.child import FitRequest, run_child
 from service.stats.fit import FittedModel
 
 log = logging.getLogger("service.jobs.runner")
 
 OutcomeStatus = Literal["succeeded", "invalid", "timeout", "memory", "crashed", "cancelled"]
-
-_context: ForkServerContext | None = None
-_context_lock = threading.Lock()
-
 
 @dataclass(frozen=True)
 class FitOutcome:
@@ -39,30 +33,10 @@ class FitOutcome:
     message: str = ""
 
 
-def _fork_server() -> ForkServerContext:
-    global _context
-    with _context_lock:
-        if _context is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["service.jobs.preload"])
-            _context = context
-        return _context
-
-
 def run_fit(request: FitRequest, *, timeout_seconds: float, memory_bytes: int,
             tick_seconds: float, on_tick: Callable[[], bool]) -> FitOutcome:
     """Fit ``request`` in a child process and say how it ended."""
-    context = _fork_server()
-    reader, writer = context.Pipe(duplex=False)
-    # the child watches the lifeline and quits at its end of file: when this process dies
-    lifeline, keep_alive = context.Pipe(duplex=False)
-    process = context.Process(target=run_child,
-                              args=(writer, lifeline, request, memory_bytes),
-                              name="mixedfit-fit", daemon=True)
-    process.start()
-    # only the child writes: with our copy closed, the child's death is EOF on the reader
-    writer.close()
-    lifeline.close()
+    child = Child("mixedfit-fit", run_child, request, memory_bytes)
     deadline = time.monotonic() + timeout_seconds
     try:
         while True:
@@ -71,23 +45,17 @@ def run_fit(request: FitRequest, *, timeout_seconds: float, memory_bytes: int,
                 return FitOutcome("timeout", message=(
                     f"the fit ran longer than its time limit of {timeout_seconds:g} seconds "
                     "and was stopped"))
-            if reader.poll(min(tick_seconds, remaining)):
+            if child.reader.poll(min(tick_seconds, remaining)):
                 break
             if not on_tick():
                 return FitOutcome("cancelled", message="the fit was cancelled")
         try:
-            outcome = reader.recv()
+            outcome = child.reader.recv()
         except EOFError:
-            process.join()
-            return _crashed(process.exitcode, memory_bytes)
+            return _crashed(child.exit_code(), memory_bytes)
         return _read_outcome(outcome, memory_bytes)
     finally:
-        if process.is_alive():
-            process.kill()
-        process.join()
-        process.close()
-        reader.close()
-        keep_alive.close()
+        child.close()
 
 
 def _read_outcome(outcome: tuple[object, ...], memory_bytes: int) -> FitOutcome:
