@@ -6,10 +6,11 @@ body streams in (chunked uploads have no length), stopping at the first chunk pa
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import MutableMapping
 from typing import Any
 
 from starlette.requests import Request
+from starlette.types import Receive
 
 from service.errors import PayloadTooLarge, UnsupportedMediaType
 
@@ -50,13 +51,17 @@ async def read_body(request: Request, limit: int, setting: str = UPLOAD_SETTING)
     return b"".join(chunks)
 
 
-def replayed_receive(body: bytes) -> Callable[[], Awaitable[Message]]:
-    """An ASGI ``receive`` that hands over ``body`` (already read) once, then a disconnect."""
+def replayed_receive(body: bytes, then: Receive | None = None) -> Receive:
+    """An ASGI ``receive`` that hands over ``body`` (already read) once, then passes on to
+    ``then`` (the connection's own ``receive``: whether the client disconnects), or without
+    it says the client has gone."""
     sent = False
 
-    async def receive() -> Message:
+    async def receive() -> MutableMapping[str, Any]:
         nonlocal sent
         if sent:
+            if then is not None:
+                return await then()
             return {"type": "http.disconnect"}
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
@@ -66,7 +71,7 @@ def replayed_receive(body: bytes) -> Callable[[], Awaitable[Message]]:
 
 def replay(request: Request, body: bytes) -> Request:
     """A request over the same scope whose body is ``body`` (already read and size-checked)."""
-    return Request(request.scope, receive=replayed_receive(body))
+    return Request(request.scope, receive=replayed_receive(body, then=request.receive))
 
 
 def unsupported(request: Request, accepted: list[str]) -> UnsupportedMediaType:

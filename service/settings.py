@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     # prediction bodies up to this size are parsed and predicted on the request thread
     # (a child process would cost more than the work); larger ones in a compute child
     inline_prediction_bytes: int = 256 * 1024
+    # likewise CSV and JSON uploads up to this size (Parquet always goes to a child)
+    inline_upload_bytes: int = 256 * 1024
     fit_timeout_seconds: float = 900.0
     fit_memory_bytes: int = 8 * 1024 * 1024 * 1024
     lease_seconds: float = 30.0

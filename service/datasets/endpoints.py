@@ -13,7 +13,7 @@ from service.body import media_type, read_body, replay, unsupported
 from service.datasets import service
 from service.datasets.ingest import Limits
 from service.datasets.schemas import MAX_OFFSET, Dataset, DatasetList, DatasetRecords
-from service.dependencies import SessionDep, SettingsDep
+from service.dependencies import ComputeDep, SessionDep, SettingsDep
 from service.errors import InvalidInput, problem_responses
 from service.settings import Settings
 
@@ -95,6 +95,14 @@ async def _read_upload(request: Request, limits: Limits, name: str | None,
     raise unsupported(request, ACCEPTED)
 
 
+def _parse_inline(upload: service.Upload, settings: Settings) -> bool:
+    """Whether to parse an upload on the request thread: a small text body (CSV or JSON),
+    whose parse costs less than starting a child. Parquet always goes to a compute child:
+    a small compressed file can decode to far more than it weighs."""
+    return (upload.kind in ("csv", "records")
+            and len(upload.data) <= settings.inline_upload_bytes)
+
+
 @router.post("", status_code=201, response_model=Dataset, openapi_extra=_UPLOAD_BODY,
              responses=problem_responses(413, 415, 422))
 async def create_dataset(
@@ -102,6 +110,7 @@ async def create_dataset(
     response: Response,
     session: SessionDep,
     settings: SettingsDep,
+    pool: ComputeDep,
     name: Annotated[str | None, Query(max_length=200,
                                       description="Name for a raw CSV or Parquet body")] = None,
     categorical: Annotated[list[str], Query(description=(
@@ -113,7 +122,12 @@ async def create_dataset(
     """Upload a dataset as CSV, Parquet (raw or multipart) or JSON records."""
     upload = await _read_upload(request, upload_limits(settings), name,
                                 service.declared_columns(categorical))
-    row = await run_in_threadpool(service.create_dataset, session, upload)
+    if _parse_inline(upload, settings):
+        parsed = await run_in_threadpool(service.read_upload, upload)
+    else:
+        parsed = await pool.run("reading the upload", service.read_upload, upload,
+                                gone=request.is_disconnected)
+    row = await run_in_threadpool(service.store_dataset, session, upload, parsed)
     response.headers["Location"] = f"/v1/datasets/{row.id}"
     return Dataset.from_row(row)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -71,20 +72,45 @@ def declared_columns(values: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for name in names if name))
 
 
-def create_dataset(session: Session, upload: Upload) -> DatasetRow:
-    """Parse, type and store an upload."""
+@dataclass(frozen=True)
+class ParsedUpload:
+    """An upload read and typed, ready to store (plain data: it comes back from a compute
+    child, without the frame)."""
+
+    n_rows: int
+    columns: list[dict[str, Any]]
+    parquet: bytes
+    sha256: str
+    body_name: str | None
+
+
+def read_upload(upload: Upload) -> ParsedUpload:
+    """Parse and type an upload (CPU and memory grow with it: run in a compute child)."""
     table, body_name = parse_upload(upload)
+    return ParsedUpload(n_rows=table.n_rows, columns=[c.to_dict() for c in table.columns],
+                        parquet=table.parquet, sha256=hashlib.sha256(upload.data).hexdigest(),
+                        body_name=body_name)
+
+
+def store_dataset(session: Session, upload: Upload, parsed: ParsedUpload) -> DatasetRow:
+    """Store a parsed upload."""
     row = DatasetRow(
         id=str(uuid.uuid4()),
-        name=clean_name(upload.name or body_name or _stem(upload.filename)) or DEFAULT_NAME,
-        n_rows=table.n_rows,
-        columns=[c.to_dict() for c in table.columns],
-        sha256=hashlib.sha256(upload.data).hexdigest(),
+        name=(clean_name(upload.name or parsed.body_name or _stem(upload.filename))
+              or DEFAULT_NAME),
+        n_rows=parsed.n_rows,
+        columns=parsed.columns,
+        sha256=parsed.sha256,
         size_bytes=len(upload.data),
-        content=table.parquet,
+        content=parsed.parquet,
         created_at=utcnow(),
     )
     return repository.add_dataset(session, row)
+
+
+def create_dataset(session: Session, upload: Upload) -> DatasetRow:
+    """Parse, type and store an upload."""
+    return store_dataset(session, upload, read_upload(upload))
 
 
 def get_dataset(session: Session, dataset_id: str) -> DatasetRow:

@@ -160,7 +160,7 @@ class IdempotencyMiddleware:
             await _send_replay(outcome, send)
             return
         assert isinstance(outcome, Claimed)
-        await self._forward(scope, body, send, factory, tenant, key, outcome.token)
+        await self._forward(scope, body, receive, send, factory, tenant, key, outcome.token)
 
     async def _read_body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []
@@ -178,11 +178,12 @@ class IdempotencyMiddleware:
                 break
         return b"".join(chunks)
 
-    async def _forward(self, scope: Scope, body: bytes, send: Send,
+    async def _forward(self, scope: Scope, body: bytes, receive_more: Receive, send: Send,
                        factory: sessionmaker[Session], tenant: str, key: str,
                        token: str) -> None:
         """Handle the request, keep its answer (below 500), then send it."""
-        receive = replayed_receive(body)
+        # after the body, the client's own receive: the app learns of a real disconnect
+        receive = replayed_receive(body, then=receive_more)
         start: Message | None = None
         chunks: list[bytes] = []
 

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from typing import Annotated, Any
 
-import pandas as pd
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from service.body import media_type, read_body, unsupported
-from service.datasets.ingest import frame_from_records, read_csv
 from service.datasets.schemas import MAX_OFFSET
-from service.dependencies import ReadSessionDep, SessionDep, SettingsDep
-from service.errors import InvalidInput, PayloadTooLarge, field_errors, problem_responses
+from service.dependencies import ComputeDep, ReadSessionDep, SessionDep, SettingsDep
+from service.errors import problem_responses
 from service.models import effects, service
+from service.models.predicting import predict_body, predict_rows, read_body_shape
 from service.models.schemas import (
     Coefficients,
     Model,
@@ -106,52 +103,25 @@ async def predict(
     request: Request,
     session: ReadSessionDep,
     settings: SettingsDep,
+    pool: ComputeDep,
     include_random_effects: Annotated[bool, Query(description="For a CSV body")] = True,
     new_levels: Annotated[NewLevels, Query(description="For a CSV body")] = "population",
 ) -> Predictions:
     """Predict new rows (JSON records or CSV) from a fitted model."""
     media = media_type(request)
-    max_rows = settings.max_prediction_rows
-    reader: service.FrameReader
-    if media == "text/csv":
-        body = await read_body(request, settings.max_prediction_bytes, PREDICTION_SETTING)
-
-        def reader(categorical: Collection[str]) -> pd.DataFrame:
-            # the model's categorical columns are read as written, as they were uploaded
-            return _as_frame(read_csv(body, categorical, strict=False,
-                                      max_rows=max_rows + 1), max_rows)
-    elif media == "application/json" or media.endswith("+json"):
-        body = await read_body(request, settings.max_prediction_bytes, PREDICTION_SETTING)
-        try:
-            spec = PredictionRequest.model_validate_json(body)
-        except ValidationError as exc:
-            errors = field_errors([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])
-            raise InvalidInput("The JSON body is not a prediction request: " + "; ".join(
-                f"{e['field'] or 'body'}: {e['detail']}" for e in errors), errors=errors) from None
-        records = spec.records
-        _check_rows(len(records), max_rows)
-        include_random_effects, new_levels = spec.include_random_effects, spec.new_levels
-
-        def reader(categorical: Collection[str]) -> pd.DataFrame:
-            # numbers for a categorical column are its levels as R writes them (1 -> "1")
-            return _as_frame(frame_from_records(records, categorical, strict=False), max_rows)
-    else:
+    if media != "text/csv" and media != "application/json" and not media.endswith("+json"):
         raise unsupported(request, ["application/json", "text/csv"])
-    values = await run_in_threadpool(service.predict, session, model_id, reader,
-                                     include_random_effects, new_levels)
+    body = await read_body(request, settings.max_prediction_bytes, PREDICTION_SETTING)
+    max_rows = settings.max_prediction_rows
+    if len(body) <= settings.inline_prediction_bytes:
+        # the body's shape is checked before the model is read (a 422 before a 409)
+        shape = await run_in_threadpool(read_body_shape, body, media, include_random_effects,
+                                        new_levels, max_rows)
+        state = await run_in_threadpool(service.prediction_state, session, model_id)
+        values = await run_in_threadpool(predict_rows, state, shape, max_rows)
+    else:  # parsing and predicting grow with the body: in a compute child
+        state = await run_in_threadpool(service.prediction_state, session, model_id)
+        values = await pool.run("predicting", predict_body, state, body, media,
+                                include_random_effects, new_levels, max_rows,
+                                gone=request.is_disconnected)
     return Predictions(model_id=model_id, predictions=values)
-
-
-def _as_frame(frame: pd.DataFrame, max_rows: int) -> pd.DataFrame:
-    if len(frame) == 0:
-        raise InvalidInput("There are no rows to predict.")
-    _check_rows(len(frame), max_rows)
-    return frame
-
-
-def _check_rows(n_rows: int, max_rows: int) -> None:
-    if n_rows > max_rows:
-        raise PayloadTooLarge(
-            f"The prediction body has more than {max_rows} rows, the limit "
-            "(MIXEDFIT_MAX_PREDICTION_ROWS); send them in smaller batches.",
-            setting="MIXEDFIT_MAX_PREDICTION_ROWS", limit=max_rows)

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import io
-import math
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
@@ -20,10 +18,11 @@ from starlette.concurrency import run_in_threadpool
 from service.datasets import repository as datasets
 from service.datasets.service import clean_name
 from service.db.models import DatasetRow, ModelRow, utcnow
+from service.db.session import end_reads
 from service.errors import Conflict, InvalidInput, NotFound
 from service.jobs import repository as jobs
 from service.models import repository
-from service.models.schemas import ModelCreate, NewLevels
+from service.models.schemas import ModelCreate
 from service.models.watch import FinishWatch
 from service.polling import poll_until
 from service.settings import Settings
@@ -35,8 +34,6 @@ from service.stats.formula.tree import Formula
 from service.stats.lmm.structure import MAX_DENSE_COLUMNS
 
 FINISHED = ("succeeded", "failed")
-# reads the new data of a prediction, given the columns to read as categorical text
-FrameReader = Callable[[Collection[str]], pd.DataFrame]
 FIT_JOB = "fit"
 # Long-poll re-reads start quick (small fits finish in milliseconds) and slow down.
 
@@ -197,33 +194,15 @@ async def wait_for_model(session: Session, model_id: str, wait_seconds: float,
     return row
 
 
-def predict(session: Session, model_id: str, read: FrameReader,
-            include_random_effects: bool, new_levels: NewLevels) -> list[float | None]:
-    """Predictions for the rows that ``read`` gives, from a model whose fit succeeded.
-
-    ``read`` is called with the columns the model holds as categorical, which it reads as
-    text (what a CSV cell says, a JSON number as R's ``as.character`` writes it).
-    """
+def prediction_state(session: Session, model_id: str) -> dict[str, Any]:
+    """The stored state a model predicts from (409 unless its fit succeeded); the read
+    transaction is ended, so predicting holds none."""
     row = get_fitted_model(session, model_id)
     if row.prediction_state is None:
         raise Conflict(f"Model {row.id} stored no prediction state.", model_status=row.status)
-    from service.stats.predict import predict as predict_from_state
-
     state: dict[str, Any] = row.prediction_state
-    frame = read(categorical_columns(state))
-    values = predict_from_state(state, frame, include_random_effects=include_random_effects,
-                                new_levels=new_levels)
-    return _floats(values)
-
-
-def categorical_columns(state: dict[str, Any]) -> list[str]:
-    """The data columns a stored model encodes as factors (per-group models: their
-    groups' formulas; the grouping columns themselves are labelled from the new data)."""
-    encoders = ([group["encoder"] for group in state.get("groups", {}).values()]
-                if state.get("kind") == "lm_by_group" else [state.get("encoder", {})])
-    names = (str(name) for encoder in encoders
-             for name, kind in encoder.get("kinds", {}).items() if kind == "categorical")
-    return list(dict.fromkeys(names))
+    end_reads(session)
+    return state
 
 
 def get_fitted_model(session: Session, model_id: str) -> ModelRow:
@@ -239,11 +218,3 @@ def _not_ready(row: ModelRow) -> str:
         return f"Model {row.id} has no fit to predict from: its fit failed (see its 'error')."
     return (f"Model {row.id} is {row.status}; predictions need a finished fit. "
             f"Wait with GET /v1/models/{row.id}?wait=30.")
-
-
-def _floats(values: Sequence[Any] | Any) -> list[float | None]:
-    out: list[float | None] = []
-    for value in list(values):
-        number = float(value) if value is not None else math.nan
-        out.append(number if math.isfinite(number) else None)
-    return out

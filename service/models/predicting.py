@@ -1,0 +1,113 @@
+"""A prediction request's body read and predicted from a model's stored prediction state.
+
+Pure: no database. A small body is predicted on the request thread; a large one in a
+compute child (``service.compute``), where parsing and predicting run under its limits.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from pydantic import ValidationError
+
+from service.datasets.ingest import frame_from_records, read_csv
+from service.errors import InvalidInput, PayloadTooLarge, field_errors
+from service.models.schemas import NewLevels, PredictionRequest
+
+CSV = "text/csv"
+
+
+@dataclass(frozen=True)
+class PredictionBody:
+    """A prediction body checked for its shape: JSON records (with the request's own
+    options) or CSV text, read into a frame once the model's categorical columns are known."""
+
+    media: str
+    body: bytes
+    records: list[dict[str, Any]] | None
+    include_random_effects: bool
+    new_levels: NewLevels
+
+
+def read_body_shape(body: bytes, media: str, include_random_effects: bool,
+                    new_levels: NewLevels, max_rows: int) -> PredictionBody:
+    """Check a JSON body against the prediction request's schema and its row limit (the
+    options of a CSV body come from the query)."""
+    if media == CSV:
+        return PredictionBody(media, body, None, include_random_effects, new_levels)
+    spec = prediction_request(body)
+    check_rows(len(spec.records), max_rows)
+    return PredictionBody(media, b"", spec.records, spec.include_random_effects,
+                          spec.new_levels)
+
+
+def predict_rows(state: dict[str, Any], request: PredictionBody,
+                 max_rows: int) -> list[float | None]:
+    """Predictions for the rows of a checked body from a stored model's prediction state."""
+    from service.stats.predict import predict as predict_from_state
+
+    categorical = categorical_columns(state)
+    if request.records is None:
+        # the model's categorical columns are read as written, as they were uploaded
+        frame = read_csv(request.body, categorical, strict=False, max_rows=max_rows + 1)
+    else:
+        # numbers for a categorical column are its levels as R writes them (1 -> "1")
+        frame = frame_from_records(request.records, categorical, strict=False)
+    values = predict_from_state(state, _as_frame(frame, max_rows),
+                                include_random_effects=request.include_random_effects,
+                                new_levels=request.new_levels)
+    return _floats(values)
+
+
+def predict_body(state: dict[str, Any], body: bytes, media: str, include_random_effects: bool,
+                 new_levels: NewLevels, max_rows: int) -> list[float | None]:
+    """``read_body_shape`` then ``predict_rows``: all of a large body's work, for a compute
+    child."""
+    request = read_body_shape(body, media, include_random_effects, new_levels, max_rows)
+    return predict_rows(state, request, max_rows)
+
+
+def prediction_request(body: bytes) -> PredictionRequest:
+    try:
+        return PredictionRequest.model_validate_json(body)
+    except ValidationError as exc:
+        errors = field_errors([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])
+        raise InvalidInput("The JSON body is not a prediction request: " + "; ".join(
+            f"{e['field'] or 'body'}: {e['detail']}" for e in errors), errors=errors) from None
+
+
+def categorical_columns(state: dict[str, Any]) -> list[str]:
+    """The data columns a stored model encodes as factors (per-group models: their
+    groups' formulas; the grouping columns themselves are labelled from the new data)."""
+    encoders = ([group["encoder"] for group in state.get("groups", {}).values()]
+                if state.get("kind") == "lm_by_group" else [state.get("encoder", {})])
+    names = (str(name) for encoder in encoders
+             for name, kind in encoder.get("kinds", {}).items() if kind == "categorical")
+    return list(dict.fromkeys(names))
+
+
+def check_rows(n_rows: int, max_rows: int) -> None:
+    if n_rows > max_rows:
+        raise PayloadTooLarge(
+            f"The prediction body has more than {max_rows} rows, the limit "
+            "(MIXEDFIT_MAX_PREDICTION_ROWS); send them in smaller batches.",
+            setting="MIXEDFIT_MAX_PREDICTION_ROWS", limit=max_rows)
+
+
+def _as_frame(frame: pd.DataFrame, max_rows: int) -> pd.DataFrame:
+    if len(frame) == 0:
+        raise InvalidInput("There are no rows to predict.")
+    check_rows(len(frame), max_rows)
+    return frame
+
+
+def _floats(values: Sequence[Any] | Any) -> list[float | None]:
+    out: list[float | None] = []
+    for value in list(values):
+        number = float(value) if value is not None else math.nan
+        out.append(number if math.isfinite(number) else None)
+    return out
