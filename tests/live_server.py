@@ -3,6 +3,7 @@ processes and real concurrency (uvicorn's event loop, the embedded worker, compu
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.processes import stop
@@ -60,3 +62,13 @@ def live_server(database_url: str, workdir: Path, **settings: str) -> Iterator[s
         yield base
     finally:
         stop(server)
+
+
+async def statuses_of(client: httpx.AsyncClient, path: str, times: int = 20,
+                      pause: float = 0.05) -> list[int]:
+    """GET ``path`` ``times`` times in a row (a probe while other requests are in flight)."""
+    statuses = []
+    for _ in range(times):
+        statuses.append((await client.get(path)).status_code)
+        await asyncio.sleep(pause)
+    return statuses

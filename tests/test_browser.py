@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from tests.live_server import free_port
 from tests.processes import stop
 
 pytestmark = pytest.mark.slow
@@ -49,13 +49,6 @@ KEY_PATTERN = re.compile(r"mf_[A-Za-z0-9_-]{16,}")
 # R: predict(lm(Mood ~ Exercise + State, mood), data.frame(Exercise = c(2.3, 0),
 #    State = c("B", "A"))), as the README's walk-through shows
 EXPECTED_PREDICTIONS = [3.87364, 3.11747]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -134,7 +127,7 @@ def server(tmp_path: Path, pages: tuple[str, str]) -> Iterator[Server]:
     """`mixedfit serve` (API and embedded worker on a new SQLite file) allowing the first
     page origin, with JSON logs to a file."""
     allowed, _ = pages
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIXEDFIT_")}
     env.update({"MIXEDFIT_CORS_ORIGINS": allowed, "MIXEDFIT_LOG_FORMAT": "json",
                 # the service of this checkout, whatever the virtualenv has installed

@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.live_server import live_server
+from tests.live_server import live_server, statuses_of
 
 pytestmark = pytest.mark.slow
 
@@ -140,16 +140,9 @@ async def _long_polls(server: str, n_clients: int) -> tuple[list[int], list[str]
                                                             "formula": MOOD_LMM})
             ids.append(created.json()["id"])
 
-        async def health() -> list[int]:
-            statuses = []
-            for _ in range(20):
-                statuses.append((await client.get("/healthz")).status_code)
-                await asyncio.sleep(0.05)
-            return statuses
-
         waits = asyncio.gather(*(client.get(f"/v1/models/{ids[i % len(ids)]}?wait=55")
                                  for i in range(n_clients)))
-        healthz = await health()
+        healthz = await statuses_of(client, "/healthz")
         answers = await waits
         return ([a.status_code for a in answers],
                 [a.json().get("status") for a in answers], healthz)

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from service.app import create_app
 from tests.api.conftest import DATA, ClientFactory, make_settings
 from tests.api.fitting import fit
+from tests.live_server import statuses_of
 
 MOOD_LMM = "Mood ~ Exercise + (1 | State)"
 
@@ -70,22 +71,10 @@ async def _long_polls(database_url: str, n_models: int, n_clients: int
         async def wait(index: int) -> httpx.Response:
             return await client.get(f"/v1/models/{ids[index % n_models]}?wait=50")
 
-        async def health() -> list[int]:
-            statuses = []
-            for _ in range(20):
-                statuses.append((await client.get("/healthz")).status_code)
-                await asyncio.sleep(0.05)
-            return statuses
-
-        async def other_reads() -> list[int]:
-            statuses = []
-            for _ in range(10):
-                statuses.append((await client.get(f"/v1/datasets/{dataset_id}")).status_code)
-                await asyncio.sleep(0.05)
-            return statuses
-
         waits = asyncio.gather(*(wait(i) for i in range(n_clients)))
-        healthz, reads = await asyncio.gather(health(), other_reads())
+        healthz, reads = await asyncio.gather(
+            statuses_of(client, "/healthz"),
+            statuses_of(client, f"/v1/datasets/{dataset_id}", times=10))
         answers = await waits
         assert all(answer.status_code == 200 for answer in answers), {
             answer.status_code for answer in answers}
