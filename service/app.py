@@ -25,6 +25,7 @@ from service.db.migrate import SchemaGate
 from service.errors import Problem, install_error_handlers, problem_responses
 from service.idempotency import IdempotencyMiddleware
 from service.idempotency.openapi import document_idempotency_key
+from service.models.predictors import PredictorCache
 from service.models.service import FINISHED
 from service.models.watch import FinishWatch
 from service.ops.bodylimit import BodyLimitMiddleware, BodyLimits
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title=TITLE, version=_version(), description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.settings = settings
+    app.state.predictor_cache = PredictorCache(settings.prediction_cache_bytes)
     app.state.compute_pool = ComputePool(
         settings.compute_processes, settings.compute_queue, settings.compute_timeout_seconds,
         settings.compute_memory_bytes)

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     inline_prediction_bytes: int = 256 * 1024
     # likewise CSV and JSON uploads up to this size (Parquet always goes to a child)
     inline_upload_bytes: int = 256 * 1024
+    # compiled predictors of models kept in memory (models never change), least recently
+    # used evicted past this size; 0: none
+    prediction_cache_bytes: int = 256 * 1024 * 1024
     fit_timeout_seconds: float = 900.0
     fit_memory_bytes: int = 8 * 1024 * 1024 * 1024
     lease_seconds: float = 30.0

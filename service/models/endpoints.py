@@ -5,14 +5,23 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from service.auth.principal import Principal
 from service.body import media_type, read_body, unsupported
 from service.datasets.schemas import MAX_OFFSET
-from service.dependencies import ComputeDep, ReadSessionDep, SessionDep, SettingsDep
+from service.dependencies import (
+    ComputeDep,
+    ReadSessionDep,
+    SessionDep,
+    SettingsDep,
+    get_principal,
+)
 from service.errors import problem_responses
 from service.models import effects, service
 from service.models.predicting import predict_body, predict_rows, read_body_shape
+from service.models.predictors import PredictorCache
 from service.models.schemas import (
     Coefficients,
     Model,
@@ -113,15 +122,27 @@ async def predict(
         raise unsupported(request, ["application/json", "text/csv"])
     body = await read_body(request, settings.max_prediction_bytes, PREDICTION_SETTING)
     max_rows = settings.max_prediction_rows
+    cache: PredictorCache | None = getattr(request.app.state, "predictor_cache", None)
+    principal = get_principal(request)
     if len(body) <= settings.inline_prediction_bytes:
-        # the body's shape is checked before the model is read (a 422 before a 409)
-        shape = await run_in_threadpool(read_body_shape, body, media, include_random_effects,
-                                        new_levels, max_rows)
-        state = await run_in_threadpool(service.prediction_state, session, model_id)
-        values = await run_in_threadpool(predict_rows, state, shape, max_rows)
+        values = await run_in_threadpool(_predict_inline, session, model_id, cache, principal,
+                                         body, media, include_random_effects, new_levels,
+                                         max_rows)
     else:  # parsing and predicting grow with the body: in a compute child
-        state = await run_in_threadpool(service.prediction_state, session, model_id)
-        values = await pool.run("predicting", predict_body, state, body, media,
+        model = await run_in_threadpool(service.predictable_model, session, model_id, cache,
+                                        principal)
+        values = await pool.run("predicting", predict_body, model.state, body, media,
                                 include_random_effects, new_levels, max_rows,
                                 gone=request.is_disconnected)
     return Predictions(model_id=model_id, predictions=values)
+
+
+def _predict_inline(session: Session, model_id: str, cache: PredictorCache | None,
+                    principal: Principal, body: bytes, media: str,
+                    include_random_effects: bool, new_levels: NewLevels,
+                    max_rows: int) -> list[float | None]:
+    """A small prediction, all on one request thread: the body's shape is checked before
+    the model is read (a 422 before a 409); a cached model needs no database read."""
+    shape = read_body_shape(body, media, include_random_effects, new_levels, max_rows)
+    model = service.predictable_model(session, model_id, cache, principal)
+    return predict_rows(model.predictor, model.categorical, shape, max_rows)

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from service.datasets.ingest import frame_from_records, read_csv
 from service.errors import InvalidInput, PayloadTooLarge, field_errors
 from service.models.schemas import NewLevels, PredictionRequest
+from service.stats.predict import Predictor
 
 CSV = "text/csv"
 
@@ -45,21 +46,19 @@ def read_body_shape(body: bytes, media: str, include_random_effects: bool,
                           spec.new_levels)
 
 
-def predict_rows(state: dict[str, Any], request: PredictionBody,
+def predict_rows(predictor: Predictor, categorical: list[str], request: PredictionBody,
                  max_rows: int) -> list[float | None]:
-    """Predictions for the rows of a checked body from a stored model's prediction state."""
-    from service.stats.predict import predict as predict_from_state
-
-    categorical = categorical_columns(state)
+    """Predictions for the rows of a checked body from a compiled model, whose
+    ``categorical`` columns are read as text."""
     if request.records is None:
         # the model's categorical columns are read as written, as they were uploaded
         frame = read_csv(request.body, categorical, strict=False, max_rows=max_rows + 1)
     else:
         # numbers for a categorical column are its levels as R writes them (1 -> "1")
         frame = frame_from_records(request.records, categorical, strict=False)
-    values = predict_from_state(state, _as_frame(frame, max_rows),
-                                include_random_effects=request.include_random_effects,
-                                new_levels=request.new_levels)
+    values = predictor.predict(_as_frame(frame, max_rows),
+                               include_random_effects=request.include_random_effects,
+                               new_levels=request.new_levels)
     return _floats(values)
 
 
@@ -68,7 +67,7 @@ def predict_body(state: dict[str, Any], body: bytes, media: str, include_random_
     """``read_body_shape`` then ``predict_rows``: all of a large body's work, for a compute
     child."""
     request = read_body_shape(body, media, include_random_effects, new_levels, max_rows)
-    return predict_rows(state, request, max_rows)
+    return predict_rows(Predictor(state), categorical_columns(state), request, max_rows)
 
 
 def prediction_request(body: bytes) -> PredictionRequest:

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from typing import Any, overload
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from service.db.ids import can_exist
 from service.db.models import (
@@ -40,6 +40,17 @@ def get_model(session: Session, model_id: str, *, for_update: bool = False) -> M
     statement = select(ModelRow).where(ModelRow.id == model_id)
     if for_update:
         statement = statement.with_for_update()
+    return session.scalars(statement).one_or_none()
+
+
+def get_prediction_columns(session: Session, model_id: str) -> ModelRow | None:
+    """A model with only what predictions need loaded (id, status, tenant, prediction
+    state): not its result document or conditional modes."""
+    if not can_exist(model_id):
+        return None
+    statement = (select(ModelRow).where(ModelRow.id == model_id)
+                 .options(load_only(ModelRow.id, ModelRow.status, ModelRow.tenant,
+                                    ModelRow.prediction_state, raiseload=True)))
     return session.scalars(statement).one_or_none()
 
 

@@ -8,13 +8,13 @@ import io
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from service.auth.principal import Principal
 from service.datasets import repository as datasets
 from service.datasets.service import clean_name
 from service.db.models import DatasetRow, ModelRow, utcnow
@@ -22,6 +22,7 @@ from service.db.session import end_reads
 from service.errors import Conflict, InvalidInput, NotFound
 from service.jobs import repository as jobs
 from service.models import repository
+from service.models.predictors import CachedModel, PredictorCache, compile_model
 from service.models.schemas import ModelCreate
 from service.models.watch import FinishWatch
 from service.polling import poll_until
@@ -194,15 +195,27 @@ async def wait_for_model(session: Session, model_id: str, wait_seconds: float,
     return row
 
 
-def prediction_state(session: Session, model_id: str) -> dict[str, Any]:
-    """The stored state a model predicts from (409 unless its fit succeeded); the read
+def predictable_model(session: Session, model_id: str, cache: PredictorCache | None = None,
+                      principal: Principal | None = None) -> CachedModel:
+    """The compiled predictor of a succeeded model (409 otherwise), from ``cache`` when
+    ``principal`` may see it there, else read (tenant-scoped) and compiled; the read
     transaction is ended, so predicting holds none."""
-    row = get_fitted_model(session, model_id)
+    if cache is not None and principal is not None:
+        cached = cache.get(model_id, principal)
+        if cached is not None:
+            return cached
+    row = repository.get_prediction_columns(session, model_id)
+    if row is None:
+        raise NotFound(f"There is no model with id {model_id!r}.")
+    if row.status != "succeeded":
+        raise Conflict(_not_ready(row), model_status=row.status)
     if row.prediction_state is None:
         raise Conflict(f"Model {row.id} stored no prediction state.", model_status=row.status)
-    state: dict[str, Any] = row.prediction_state
+    model = compile_model(row.id, row.tenant, row.prediction_state)
     end_reads(session)
-    return state
+    if cache is not None:
+        cache.put(model)
+    return model
 
 
 def get_fitted_model(session: Session, model_id: str) -> ModelRow:

@@ -10,6 +10,7 @@ levels not seen in fitting get the population-level prediction (``allow.new.leve
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -79,31 +80,69 @@ def predict(state: Mapping[str, Any], data: pd.DataFrame, *,
         Missing columns or values, unknown factor levels, unseen group levels with
         ``new_levels="error"``, or an inconsistent state.
     """
-    if state.get("kind") == "lm_by_group":
-        return _predict_by_group(state, data)
-    if state.get("kind") not in ("lm", "lmm"):
-        raise PredictionError(f"cannot predict from a model of kind {state.get('kind')!r}")
-    encoder = DesignEncoder.from_json(state["encoder"])
-    with_random = include_random_effects and state["kind"] == "lmm"
-    frame = data.reset_index(drop=True)
-    # named here, before placeholders fill the missing groups, as R numbers the rows
-    encoder.refuse_missing_values(frame, with_random)
-    specs = encoder.random if with_random else ()
-    no_group = [_missing_group(frame, spec.group) for spec in specs]
-    if new_levels == "error":
-        _refuse_missing_groups(specs, no_group)
-    design = encoder.transform(_with_placeholders(encoder, frame, specs), new_levels=new_levels,
-                               random=with_random)
-    fixed = state["fixed_effects"]
-    absent = [name for name in design.fixed_names if name not in fixed]
-    if absent:
-        raise PredictionError(f"the stored model has no estimate for {', '.join(absent)}")
-    beta = np.array([float(fixed[name]) for name in design.fixed_names])
-    prediction: FloatArray = design.X @ beta
-    entries = list(state.get("random_effects", [])) if with_random else []
-    for block, rows_without in zip(design.random, no_group, strict=True):
-        prediction += _random_part(block, _take_entry(entries, block), rows_without)
-    return prediction
+    return Predictor(state).predict(data, include_random_effects=include_random_effects,
+                                    new_levels=new_levels)
+
+
+@dataclass(frozen=True)
+class _StoredModes:
+    """One random term's conditional modes as arrays, with each level's row."""
+
+    group: str
+    terms: tuple[str, ...]
+    modes: FloatArray  # levels x terms
+    rows: dict[str, int]
+
+
+class Predictor:
+    """A prediction state compiled once: its encoder, coefficients and conditional modes
+    decoded from JSON into objects and arrays, so that each prediction does only the
+    arithmetic (models are immutable: a predictor is cached and shared; it holds no
+    state that a prediction changes)."""
+
+    def __init__(self, state: Mapping[str, Any]) -> None:
+        self.kind = state.get("kind")
+        if self.kind == "lm_by_group":
+            self.by = tuple(state["by"])
+            self.groups = {str(level): Predictor(group)
+                           for level, group in state["groups"].items()}
+            return
+        if self.kind not in ("lm", "lmm"):
+            raise PredictionError(f"cannot predict from a model of kind {self.kind!r}")
+        self.encoder = DesignEncoder.from_json(state["encoder"])
+        self.fixed = {str(k): float(v) for k, v in state["fixed_effects"].items()}
+        self.modes = tuple(
+            _StoredModes(group=entry["group"], terms=tuple(entry["terms"]),
+                         modes=np.asarray(entry["modes"], dtype=np.float64).reshape(
+                             len(entry["levels"]), len(entry["terms"])),
+                         rows={str(level): i for i, level in enumerate(entry["levels"])})
+            for entry in state.get("random_effects", []))
+
+    def predict(self, data: pd.DataFrame, *, include_random_effects: bool = True,
+                new_levels: Literal["population", "error"] = "population") -> FloatArray:
+        """As :func:`predict`, from the compiled state."""
+        if self.kind == "lm_by_group":
+            return _predict_by_group(self, data)
+        encoder = self.encoder
+        with_random = include_random_effects and self.kind == "lmm"
+        frame = data.reset_index(drop=True)
+        # named here, before placeholders fill the missing groups, as R numbers the rows
+        encoder.refuse_missing_values(frame, with_random)
+        specs = encoder.random if with_random else ()
+        no_group = [_missing_group(frame, spec.group) for spec in specs]
+        if new_levels == "error":
+            _refuse_missing_groups(specs, no_group)
+        design = encoder.transform(_with_placeholders(encoder, frame, specs),
+                                   new_levels=new_levels, random=with_random)
+        absent = [name for name in design.fixed_names if name not in self.fixed]
+        if absent:
+            raise PredictionError(f"the stored model has no estimate for {', '.join(absent)}")
+        beta = np.array([self.fixed[name] for name in design.fixed_names])
+        prediction: FloatArray = design.X @ beta
+        entries = list(self.modes) if with_random else []
+        for block, rows_without in zip(design.random, no_group, strict=True):
+            prediction += _random_part(block, _take_entry(entries, block), rows_without)
+        return prediction
 
 
 def _missing_group(frame: pd.DataFrame, group: tuple[str, ...]) -> np.ndarray:
@@ -170,13 +209,13 @@ def make_by_group_state(columns: Sequence[str], designs: Mapping[str, Design],
     return {"kind": "lm_by_group", "by": list(columns), "groups": states}
 
 
-def _predict_by_group(state: Mapping[str, Any], data: pd.DataFrame) -> FloatArray:
+def _predict_by_group(predictor: Predictor, data: pd.DataFrame) -> FloatArray:
     """Each row predicted by its own level's regression, as R's ``predict`` on an lmList.
 
     Separate regressions have no population-level model, so a level without a fit (unseen,
     or not fitted for lack of rows) is an error whatever ``new_levels`` says.
     """
-    by = tuple(state["by"])
+    by = predictor.by
     label = ":".join(by)
     present = [c for c in by if c in data.columns]
     no_group: np.ndarray = (np.flatnonzero(data[present].isna().any(axis=1).to_numpy())
@@ -188,7 +227,7 @@ def _predict_by_group(state: Mapping[str, Any], data: pd.DataFrame) -> FloatArra
             "per-group model predicts each row by its own group's regression, and has no "
             "population-level regression for a row without a group")
     groups, _ = split_rows(by, data)
-    fitted = state["groups"]
+    fitted = predictor.groups
     resolved = {g.level: _fitted_level(g.level, fitted) for g in groups}
     unknown = [level for level, found in resolved.items() if found is None]
     if unknown:
@@ -198,7 +237,9 @@ def _predict_by_group(state: Mapping[str, Any], data: pd.DataFrame) -> FloatArra
     prediction = np.empty(len(data))
     for group in groups:
         part = data.iloc[group.rows].reset_index(drop=True)
-        prediction[group.rows] = predict(fitted[resolved[group.level]], part)
+        level = resolved[group.level]
+        assert level is not None  # unknown levels were refused above
+        prediction[group.rows] = fitted[level].predict(part)
     return prediction
 
 
@@ -229,21 +270,20 @@ def _fitted_level(level: str, fitted: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _take_entry(entries: list[Mapping[str, Any]], block: RandomBlock) -> Mapping[str, Any]:
+def _take_entry(entries: list[_StoredModes], block: RandomBlock) -> _StoredModes:
     """The stored modes of a block's term (matched by group and terms, each used once)."""
     for i, entry in enumerate(entries):
-        if entry["group"] == block.group and tuple(entry["terms"]) == block.terms:
+        if entry.group == block.group and entry.terms == block.terms:
             return entries.pop(i)
     raise PredictionError(f"the stored model has no conditional modes for the term "
                           f"({' + '.join(block.terms)} | {block.group})")
 
 
-def _random_part(block: RandomBlock, entry: Mapping[str, Any],
+def _random_part(block: RandomBlock, entry: _StoredModes,
                  no_group: np.ndarray | None = None) -> FloatArray:
     """Row-wise covariates · modes of the row's level (0 for unseen levels and for the rows
     marked in ``no_group``, whose group is missing)."""
-    modes = np.asarray(entry["modes"], dtype=np.float64).reshape(-1, block.q)
-    stored = {str(level): i for i, level in enumerate(entry["levels"])}
+    stored = entry.rows
     missing = [level for level in block.levels if level not in stored]
     if missing:
         raise PredictionError(f"the stored model has no modes for level(s) "
@@ -253,6 +293,6 @@ def _random_part(block: RandomBlock, entry: Mapping[str, Any],
     if no_group is not None:
         seen &= ~no_group
     out = np.zeros(len(block.codes))
-    level_modes = modes[rows[block.codes[seen]]]
+    level_modes = entry.modes[rows[block.codes[seen]]]
     out[seen] = np.einsum("ij,ij->i", block.covariates[seen], level_modes)
     return out

@@ -1,0 +1,94 @@
+"""Predictions from a model already used do no database read (the compiled predictor is
+cached), give the same numbers, and the cache never shows a model to another tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+
+from tests.api.conftest import ClientFactory
+from tests.api.fitting import fit
+from tests.api.keys import make_key
+from tests.api.test_tenants import PREDICT, As, tenants  # noqa: F401 - the fixture
+
+MOOD_LMM = "Mood ~ Exercise + (1 + Exercise | State)"
+ROWS = {"records": [{"Exercise": 2.3, "State": "B"}, {"Exercise": 1.0, "State": "A"},
+                    {"Exercise": 4.0, "State": "nowhere"}]}
+
+
+@contextmanager
+def model_reads(app: Any) -> Iterator[list[str]]:
+    """The SQL statements on the models table that the app runs meanwhile."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "models" in statement:
+            statements.append(statement)
+
+    engine = app.state.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_used_model_predicts_without_reading_the_database(
+        tenants: tuple[As, As, As]) -> None:  # noqa: F811 - the fixture
+    a, _, _ = tenants
+    model_id = a.fit(a.upload(), MOOD_LMM)
+    url = f"/v1/models/{model_id}/predictions"
+    with model_reads(a.client.app) as first_reads:
+        first = a.post(url, json=ROWS)
+    assert first.status_code == 200, first.text
+    assert first_reads, "the first prediction reads the model"
+    with model_reads(a.client.app) as later_reads:
+        later = [a.post(url, json=ROWS) for _ in range(3)]
+        csv = a.post(url, content=b"Exercise,State\n2.3,B\n1.0,A\n4.0,nowhere\n",
+                     headers={"Content-Type": "text/csv"})
+    assert later_reads == []
+    assert [r.json() for r in later] == [first.json()] * 3
+    assert csv.json()["predictions"] == first.json()["predictions"]
+
+
+def test_the_cache_shows_a_model_to_its_tenant_and_admins_only(
+        tenants: tuple[As, As, As]) -> None:  # noqa: F811 - the fixture
+    a, b, admin = tenants
+    model_id = a.fit(a.upload(), MOOD_LMM)
+    url = f"/v1/models/{model_id}/predictions"
+    assert a.post(url, json=PREDICT).status_code == 200  # now cached
+    refused = b.post(url, json=PREDICT)
+    assert refused.status_code == 404, refused.text
+    assert admin.post(url, json=PREDICT).json() == a.post(url, json=PREDICT).json()
+    # still refused once the admin's and a's hits have refreshed the entry
+    assert b.post(url, json=PREDICT).status_code == 404
+
+
+def test_a_new_key_of_the_same_tenant_shares_the_cached_model(
+        tenants: tuple[As, As, As], database_url: str) -> None:  # noqa: F811
+    a, _, _ = tenants
+    model_id = a.fit(a.upload(), MOOD_LMM)
+    url = f"/v1/models/{model_id}/predictions"
+    first = a.post(url, json=PREDICT)
+    other_key = As(a.client, make_key(database_url, "a"))
+    with model_reads(a.client.app) as reads:
+        again = other_key.post(url, json=PREDICT)
+    assert reads == []
+    assert again.json() == first.json()
+
+
+def test_without_a_cache_every_prediction_reads_the_model(
+        make_client: ClientFactory, mood_csv: bytes) -> None:
+    client = make_client(embedded_worker=True, prediction_cache_bytes=0)
+    dataset = client.post("/v1/datasets", content=mood_csv,
+                          headers={"Content-Type": "text/csv"}).json()
+    model = fit(client, dataset["id"], MOOD_LMM)
+    url = f"/v1/models/{model['id']}/predictions"
+    first = client.post(url, json=ROWS).json()
+    with model_reads(client.app) as reads:
+        again = client.post(url, json=ROWS).json()
+    assert reads, "with the cache off the model is read again"
+    assert again == first
