@@ -8,6 +8,7 @@ it sees the caller's tenant's rows only, and every row it creates is the caller'
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -76,6 +77,14 @@ def get_read_session(request: Request) -> Iterator[Session]:
 
 def get_write_session(request: Request) -> Iterator[Session]:
     """As ``get_session``, for a GET that may write (a comparison settled when read)."""
+    yield from _unit_of_work(request, get_session_factory(request))
+
+
+@contextmanager
+def committed_unit_of_work(request: Request) -> Iterator[Session]:
+    """A write unit of work for the caller that commits when the block ends (for an
+    endpoint that must see its writes committed before it goes on, e.g. to wait for the
+    fit it queued)."""
     yield from _unit_of_work(request, get_session_factory(request))
 
 

@@ -11,12 +11,16 @@ from starlette.concurrency import run_in_threadpool
 from service.auth.principal import Principal
 from service.body import media_type, read_body, unsupported
 from service.datasets.schemas import MAX_OFFSET
+from service.db.models import ModelRow
+from service.db.tenancy import scope_session
 from service.dependencies import (
     ComputeDep,
     ReadSessionDep,
     SessionDep,
     SettingsDep,
+    committed_unit_of_work,
     get_principal,
+    get_read_session_factory,
 )
 from service.errors import problem_responses
 from service.models import effects, service
@@ -32,6 +36,8 @@ from service.models.schemas import (
     Predictions,
     RandomEffects,
 )
+from service.models.watch import FinishWatch
+from service.settings import Settings
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 PREDICTION_SETTING = "MIXEDFIT_MAX_PREDICTION_BYTES"
@@ -49,14 +55,40 @@ _PREDICTION_BODY: dict[str, Any] = {
 
 
 @router.post("", status_code=202, response_model=Model,
-             responses=problem_responses(404, 413, 422))
-def create_model(spec: ModelCreate, response: Response, session: SessionDep,
-                 settings: SettingsDep) -> Model:
+             responses={201: {"model": Model, "description": (
+                 "With ?wait=S: the fit finished within S seconds; the model with its "
+                 "result (or its error)")}, **problem_responses(404, 413, 422)})
+async def create_model(
+    spec: ModelCreate,
+    request: Request,
+    response: Response,
+    settings: SettingsDep,
+    wait: Annotated[float, Query(ge=0, description=(
+        "Seconds to wait for the fit to finish: if it does, the answer is 201 with the "
+        "finished model, so a small fit is one round trip; else the usual 202. Capped at "
+        "the server's MIXEDFIT_MAX_WAIT_SECONDS"))] = 0,
+) -> Model:
     """Check a formula against its dataset and queue the fit (202; poll the Location)."""
-    row = service.create_model(session, spec, settings.max_attempts,
-                               service.DesignLimits.of(settings))
+    row = await run_in_threadpool(_create, request, spec, settings)
     response.headers["Location"] = f"/v1/models/{row.id}"
+    if wait > 0:
+        watch: FinishWatch | None = getattr(request.app.state, "finish_watch", None)
+        with get_read_session_factory(request)() as session:
+            scope_session(session, get_principal(request))
+            row = await service.wait_for_model(session, row.id,
+                                               min(wait, settings.max_wait_seconds),
+                                               gone=request.is_disconnected, watch=watch)
+        if row.status in service.FINISHED:
+            response.status_code = 201
     return Model.from_row(row)
+
+
+def _create(request: Request, spec: ModelCreate, settings: Settings) -> ModelRow:
+    # committed here, not when the endpoint returns: a worker can only claim what is
+    # committed, and ?wait waits for that worker
+    with committed_unit_of_work(request) as session:
+        return service.create_model(session, spec, settings.max_attempts,
+                                    service.DesignLimits.of(settings))
 
 
 @router.get("", response_model=ModelList, responses=problem_responses(422))

@@ -90,3 +90,35 @@ def test_500_concurrent_long_polls_are_all_answered(database_url: str) -> None:
     # and the API answered other clients meanwhile
     assert healthz == [200] * 20
     assert reads == [200] * 10
+
+
+def test_post_with_wait_answers_the_finished_model_in_one_round_trip(
+        make_client: ClientFactory, mood_csv: bytes) -> None:
+    client = make_client(embedded_worker=True, max_wait_seconds=30.0)
+    dataset = client.post("/v1/datasets", content=mood_csv,
+                          headers={"Content-Type": "text/csv"}).json()
+    spec = {"dataset_id": dataset["id"], "formula": MOOD_LMM}
+    finished = client.post("/v1/models?wait=30", json=spec)
+    assert finished.status_code == 201, finished.text
+    model = finished.json()
+    assert model["status"] == "succeeded"
+    assert finished.headers["location"] == f"/v1/models/{model['id']}"
+    assert model == client.get(finished.headers["location"]).json()
+    assert model["result"]["fixed_effects"][0]["term"] == "(Intercept)"
+    # a fit that fails within the wait is finished too: 201 with its problem
+    one_level = client.post("/v1/datasets", json={"records": [
+        {"y": 1.0, "h": "z"}, {"y": 2.0, "h": "z"}, {"y": 3.5, "h": "z"}]}).json()
+    failed = client.post("/v1/models?wait=30",
+                         json={"dataset_id": one_level["id"], "formula": "y ~ h"})
+    assert failed.status_code == 201, failed.text
+    assert failed.json()["status"] == "failed" and failed.json()["error"]["detail"]
+
+
+def test_post_with_wait_answers_202_when_the_fit_is_not_done_in_time(
+        client: TestClient, mood_id: str) -> None:
+    started = client.post("/v1/models?wait=0.3",
+                          json={"dataset_id": mood_id, "formula": MOOD_LMM})
+    assert started.status_code == 202  # no worker: still queued after the wait
+    assert started.json()["status"] == "queued"
+    without = client.post("/v1/models", json={"dataset_id": mood_id, "formula": MOOD_LMM})
+    assert without.status_code == 202
