@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.staticfiles import StaticFiles
 
 from service.api import api_router
@@ -43,6 +44,7 @@ from service.settings import Settings, get_settings
 
 logger = logging.getLogger("mixedfit")
 
+GZIP_MINIMUM_BYTES = 1024
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 TITLE = "mixedfit"
 DESCRIPTION = (
@@ -158,6 +160,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # large answers (results, residual tables, SVG) compressed for clients that accept it
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES)
     # keep this the last middleware added (the outermost): every answer passes through it
     install_http_edge(app, settings)
     return app

@@ -11,12 +11,15 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service.dependencies import ComputeDep, SessionDep
 from service.errors import problem_responses
 from service.inspection import service
 from service.inspection.schemas import ImageFormat, PlotLink, PlotList, ResidualFormat, Residuals
+from service.models import service as models
+from service.models.caching import NOT_MODIFIED, Freshness, freshness
 
 router = APIRouter(prefix="/v1/models", tags=["inspection"])
 
@@ -35,10 +38,11 @@ _IMAGES: dict[int | str, dict[str, Any]] = {200: {"content": {
 
 
 @router.get("/{model_id}/residuals", response_model=Residuals,
-            responses={**_RESIDUALS_CSV, **problem_responses(404, 409, 422)})
+            responses={**_RESIDUALS_CSV, **NOT_MODIFIED, **problem_responses(404, 409, 422)})
 async def get_residuals(
     model_id: str,
     request: Request,
+    response: Response,
     session: SessionDep,
     pool: ComputeDep,
     group: GroupQuery = [],  # noqa: B006 - FastAPI copies query defaults
@@ -46,20 +50,29 @@ async def get_residuals(
         description="json or csv; without it the Accept header decides")] = None,
 ) -> Any:
     """Fitted values, residuals and standardized residuals, with their summaries."""
+    fresh = await _freshness(request, session, model_id)
+    if fresh.not_modified:
+        return fresh.not_modified_response()
     model = await run_in_threadpool(service.load, session, model_id)
     if (format or _accepts_csv(request)) == "csv":
         text = await pool.run("computing the residuals", service.residuals_csv, model, group,
                               gone=request.is_disconnected)
-        return Response(text, media_type="text/csv; charset=utf-8")
-    return await pool.run("computing the residuals", service.residuals, model, group,
-                          gone=request.is_disconnected)
+        return fresh.apply(Response(text, media_type="text/csv; charset=utf-8"))
+    residuals = await pool.run("computing the residuals", service.residuals, model, group,
+                               gone=request.is_disconnected)
+    fresh.apply(response)
+    return residuals
 
 
 @router.get("/{model_id}/plots", response_model=PlotList,
-            responses=problem_responses(404, 409, 422))
-async def list_plots(model_id: str, request: Request, session: SessionDep, pool: ComputeDep,
-                     group: PlotGroupQuery = None) -> PlotList:
+            responses={**NOT_MODIFIED, **problem_responses(404, 409, 422)})
+async def list_plots(model_id: str, request: Request, response: Response, session: SessionDep,
+                     pool: ComputeDep, group: PlotGroupQuery = None) -> Any:
     """The plots available for this model, with their PNG and SVG URLs."""
+    fresh = await _freshness(request, session, model_id)
+    if fresh.not_modified:
+        return fresh.not_modified_response()
+    fresh.apply(response)
     model = await run_in_threadpool(service.load, session, model_id)
     names = await pool.run("listing the plots", service.plot_names, model, group,
                            gone=request.is_disconnected)
@@ -72,7 +85,7 @@ async def list_plots(model_id: str, request: Request, session: SessionDep, pool:
 
 
 @router.get("/{model_id}/plots/{name}", response_class=Response,
-            responses={**_IMAGES, **problem_responses(404, 409, 422)})
+            responses={**_IMAGES, **NOT_MODIFIED, **problem_responses(404, 409, 422)})
 async def get_plot(
     model_id: str,
     name: str,
@@ -86,10 +99,18 @@ async def get_plot(
 ) -> Response:
     """Draw one plot of the model as PNG or SVG."""
     fmt = format or ("svg" if _prefers_svg(request) else "png")
+    fresh = await _freshness(request, session, model_id)
+    if fresh.not_modified:  # the plot is not drawn again to find it unchanged
+        return fresh.not_modified_response()
     model = await run_in_threadpool(service.load, session, model_id)
     image = await pool.run("drawing the plot", service.render, model, name, fmt, group,
                            gone=request.is_disconnected)
-    return Response(image, media_type=IMAGE_TYPES[fmt])
+    return fresh.apply(Response(image, media_type=IMAGE_TYPES[fmt]))
+
+
+async def _freshness(request: Request, session: Session, model_id: str) -> Freshness:
+    row = await run_in_threadpool(models.model_version, session, model_id)
+    return freshness(request, row, derived=True)
 
 
 def _accepts_csv(request: Request) -> str | None:

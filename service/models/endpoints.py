@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
@@ -24,6 +24,7 @@ from service.dependencies import (
 )
 from service.errors import problem_responses
 from service.models import effects, service
+from service.models.caching import NOT_MODIFIED, freshness
 from service.models.predicting import predict_body, predict_rows, read_body_shape
 from service.models.predictors import PredictorCache
 from service.models.schemas import (
@@ -97,43 +98,64 @@ def list_models(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     dataset_id: Annotated[str | None, Query(description="Only models of this dataset")] = None,
+    include: Annotated[Literal["result"] | None, Query(description=(
+        "'result' embeds each model's full result; without it the list has summaries "
+        "(result null: read a model by its id for its result)"))] = None,
 ) -> ModelList:
     """List models, newest first."""
-    rows, total = service.list_models(session, limit, offset, dataset_id)
-    return ModelList(items=[Model.from_row(r) for r in rows], total=total, limit=limit,
-                     offset=offset)
+    with_result = include == "result"
+    rows, total = service.list_models(session, limit, offset, dataset_id, with_result)
+    return ModelList(items=[Model.from_row(r, with_result) for r in rows], total=total,
+                     limit=limit, offset=offset)
 
 
-@router.get("/{model_id}", response_model=Model, responses=problem_responses(404, 422))
+@router.get("/{model_id}", response_model=Model, responses={
+    **NOT_MODIFIED, **problem_responses(404, 422)})
 async def get_model(
     model_id: str,
     request: Request,
+    response: Response,
     session: SessionDep,
     settings: SettingsDep,
     wait: Annotated[float, Query(ge=0, description=(
         "Seconds to wait for the fit to finish before answering (long poll); capped at the "
         "server's MIXEDFIT_MAX_WAIT_SECONDS"))] = 0,
-) -> Model:
-    """Read a model; with ``wait``, answer as soon as its fit has finished."""
+) -> Any:
+    """Read a model; with ``wait``, answer as soon as its fit has finished. A finished
+    model carries an ETag and ``Cache-Control: immutable``; If-None-Match gives 304."""
     row = await service.wait_for_model(session, model_id, min(wait, settings.max_wait_seconds),
                                        gone=request.is_disconnected,
                                        watch=getattr(request.app.state, "finish_watch", None))
+    fresh = freshness(request, row)
+    if fresh.not_modified:
+        return fresh.not_modified_response()
+    fresh.apply(response)
     return Model.from_row(row)
 
 
 @router.get("/{model_id}/random-effects", response_model=RandomEffects,
-            responses=problem_responses(404, 409))
-def get_random_effects(model_id: str, session: SessionDep) -> RandomEffects:
+            responses={**NOT_MODIFIED, **problem_responses(404, 409)})
+def get_random_effects(model_id: str, request: Request, response: Response,
+                       session: SessionDep) -> Any:
     """Conditional modes (BLUPs) and conditional standard deviations per group and level."""
+    fresh = freshness(request, service.model_version(session, model_id), derived=True)
+    if fresh.not_modified:
+        return fresh.not_modified_response()
     row = service.get_fitted_model(session, model_id)
+    fresh.apply(response)
     return RandomEffects(model_id=row.id, random_effects=effects.random_effects(row))
 
 
 @router.get("/{model_id}/coefficients", response_model=Coefficients,
-            responses=problem_responses(404, 409))
-def get_coefficients(model_id: str, session: SessionDep) -> Coefficients:
+            responses={**NOT_MODIFIED, **problem_responses(404, 409)})
+def get_coefficients(model_id: str, request: Request, response: Response,
+                     session: SessionDep) -> Any:
     """Per-level coefficients: fixed effects plus conditional modes (R's coef())."""
+    fresh = freshness(request, service.model_version(session, model_id), derived=True)
+    if fresh.not_modified:
+        return fresh.not_modified_response()
     row = service.get_fitted_model(session, model_id)
+    fresh.apply(response)
     return Coefficients(model_id=row.id, coefficients=effects.coefficients(row))
 
 

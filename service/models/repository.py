@@ -14,7 +14,7 @@ from dataclasses import asdict
 from typing import Any, overload
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session, defer, load_only
 
 from service.db.ids import can_exist
 from service.db.models import (
@@ -54,6 +54,16 @@ def get_prediction_columns(session: Session, model_id: str) -> ModelRow | None:
     return session.scalars(statement).one_or_none()
 
 
+def get_model_version(session: Session, model_id: str) -> ModelRow | None:
+    """A model with only its id, status and finish time loaded (for HTTP validators)."""
+    if not can_exist(model_id):
+        return None
+    statement = (select(ModelRow).where(ModelRow.id == model_id)
+                 .options(load_only(ModelRow.id, ModelRow.status, ModelRow.finished_at,
+                                    raiseload=True)))
+    return session.scalars(statement).one_or_none()
+
+
 def finished_among(session: Session, model_ids: Collection[str],
                    finished: Collection[str]) -> set[str]:
     """Which of ``model_ids`` have one of the ``finished`` statuses (ids and statuses only:
@@ -65,11 +75,17 @@ def finished_among(session: Session, model_ids: Collection[str],
     return set(session.scalars(statement))
 
 
-def list_models(session: Session, limit: int, offset: int, dataset_id: str | None = None
-                ) -> tuple[list[ModelRow], int]:
-    """A page of models, newest first, and the total count."""
+def list_models(session: Session, limit: int, offset: int, dataset_id: str | None = None,
+                with_result: bool = False) -> tuple[list[ModelRow], int]:
+    """A page of models, newest first, and the total count; their result documents are
+    loaded only ``with_result``."""
     count = select(func.count()).select_from(ModelRow)
     statement = select(ModelRow).order_by(ModelRow.created_at.desc(), ModelRow.id)
+    # what predictions and random effects need is never listed (it can be megabytes)
+    statement = statement.options(defer(ModelRow.prediction_state),
+                                  defer(ModelRow.conditional_modes))
+    if not with_result:
+        statement = statement.options(defer(ModelRow.result))
     if dataset_id is not None and not can_exist(dataset_id):
         return [], 0
     if dataset_id is not None:

@@ -128,14 +128,17 @@ class Model(BaseModel):
     result: FitResult | None = Field(description="The fit, once it has succeeded")
 
     @classmethod
-    def from_row(cls, row: ModelRow) -> Model:
+    def from_row(cls, row: ModelRow, with_result: bool = True) -> Model:
+        """The model's document; without ``with_result`` its result is left out (null), and
+        the row's result column is not touched (lists defer it)."""
         return cls(
             id=row.id, name=row.name, dataset_id=row.dataset_id, formula=row.formula,
             method=row.method, pool=row.pool, kind=row.kind,  # type: ignore[arg-type]
             status=row.status,  # type: ignore[arg-type]
             created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at,
             error=_problem(row.error),
-            result=FitResult.model_validate(row.result) if row.result else None,
+            result=(FitResult.model_validate(row.result)
+                    if with_result and row.result else None),
         )
 
 

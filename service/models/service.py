@@ -154,9 +154,18 @@ def get_model(session: Session, model_id: str) -> ModelRow:
     return row
 
 
-def list_models(session: Session, limit: int, offset: int, dataset_id: str | None
-                ) -> tuple[list[ModelRow], int]:
-    return repository.list_models(session, limit, offset, dataset_id=dataset_id)
+def list_models(session: Session, limit: int, offset: int, dataset_id: str | None,
+                with_result: bool = False) -> tuple[list[ModelRow], int]:
+    return repository.list_models(session, limit, offset, dataset_id=dataset_id,
+                                  with_result=with_result)
+
+
+def model_version(session: Session, model_id: str) -> ModelRow:
+    """A model's id, status and finish time only (404 if unknown)."""
+    row = repository.get_model_version(session, model_id)
+    if row is None:
+        raise NotFound(f"There is no model with id {model_id!r}.")
+    return row
 
 
 def _read_detached(session: Session, model_id: str) -> ModelRow:
