@@ -138,11 +138,9 @@ async def get_model(
 def get_random_effects(model_id: str, request: Request, response: Response,
                        session: SessionDep) -> Any:
     """Conditional modes (BLUPs) and conditional standard deviations per group and level."""
-    fresh = freshness(request, service.model_version(session, model_id), derived=True)
-    if fresh.not_modified:
-        return fresh.not_modified_response()
-    row = service.get_fitted_model(session, model_id)
-    fresh.apply(response)
+    row = _fitted_unless_current(request, response, session, model_id)
+    if isinstance(row, Response):
+        return row
     return RandomEffects(model_id=row.id, random_effects=effects.random_effects(row))
 
 
@@ -151,12 +149,22 @@ def get_random_effects(model_id: str, request: Request, response: Response,
 def get_coefficients(model_id: str, request: Request, response: Response,
                      session: SessionDep) -> Any:
     """Per-level coefficients: fixed effects plus conditional modes (R's coef())."""
+    row = _fitted_unless_current(request, response, session, model_id)
+    if isinstance(row, Response):
+        return row
+    return Coefficients(model_id=row.id, coefficients=effects.coefficients(row))
+
+
+def _fitted_unless_current(request: Request, response: Response, session: Session,
+                           model_id: str) -> ModelRow | Response:
+    """The succeeded model, with its cache headers set on ``response``; or the 304 when
+    the client's copy is current (then the full row is never read)."""
     fresh = freshness(request, service.model_version(session, model_id), derived=True)
     if fresh.not_modified:
         return fresh.not_modified_response()
     row = service.get_fitted_model(session, model_id)
     fresh.apply(response)
-    return Coefficients(model_id=row.id, coefficients=effects.coefficients(row))
+    return row
 
 
 @router.post("/{model_id}/predictions", response_model=Predictions,
