@@ -418,15 +418,26 @@ def frame_from_records(records: Sequence[Mapping[str, Any]],
     names: dict[str, None] = {}
     for record in records:
         names.update(dict.fromkeys(record))
+    return frame_from_columns({name: [record.get(name) for record in records]
+                               for name in names}, categorical, strict=strict)
+
+
+def frame_from_columns(columns: Mapping[str, Sequence[Any]],
+                       categorical: Collection[str] = (), *, strict: bool = True
+                       ) -> pd.DataFrame:
+    """Columns (JSON arrays of scalars, all of one length) to a data frame, typed as
+    ``frame_from_records`` types them."""
+    lengths = {name: len(values) for name, values in columns.items()}
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{name}: {n}" for name, n in list(lengths.items())[:20])
+        raise InvalidInput(f"The columns have different lengths ({shown}); give every "
+                           "column one value per row (null for a missing one).")
     if strict:
-        check_declared(categorical, list(names))
+        check_declared(categorical, list(columns))
     declared = set(categorical)
-    columns: dict[str, Any] = {}
-    for name in names:
-        values = [record.get(name) for record in records]
-        columns[name] = (_labelled_values(values) if name in declared
-                         else _typed_values(name, values))
-    return pd.DataFrame(columns)
+    return pd.DataFrame({name: (_labelled_values(list(values)) if name in declared
+                                else _typed_values(name, list(values)))
+                         for name, values in columns.items()})
 
 
 def _labelled_values(values: list[Any]) -> pd.Series:

@@ -25,7 +25,14 @@ from service.dependencies import (
 from service.errors import problem_responses
 from service.models import effects, service
 from service.models.caching import NOT_MODIFIED, freshness
-from service.models.predicting import predict_body, predict_rows, read_body_shape
+from service.models.predicting import (
+    BODY_TYPES,
+    PARQUET,
+    predict_body,
+    predict_rows,
+    read_body_shape,
+)
+from service.models.prediction_output import OPENAPI_CONTENT, answer_type, predictions_response
 from service.models.predictors import PredictorCache
 from service.models.schemas import (
     Coefficients,
@@ -50,6 +57,9 @@ _PREDICTION_BODY: dict[str, Any] = {
             "application/json": {"schema": PredictionRequest.model_json_schema()},
             "text/csv": {"schema": {"type": "string"},
                          "description": "New data; options as query parameters"},
+            PARQUET: {"schema": {"type": "string", "format": "binary"},
+                      "description": "New data as a Parquet file; options as query "
+                                     "parameters"},
         },
     }
 }
@@ -168,25 +178,33 @@ def _fitted_unless_current(request: Request, response: Response, session: Sessio
 
 
 @router.post("/{model_id}/predictions", response_model=Predictions,
-             openapi_extra=_PREDICTION_BODY, responses=problem_responses(404, 409, 413, 415, 422))
+             openapi_extra=_PREDICTION_BODY,
+             responses={**OPENAPI_CONTENT, **problem_responses(404, 409, 413, 415, 422)})
 async def predict(
     model_id: str,
     request: Request,
     session: ReadSessionDep,
     settings: SettingsDep,
     pool: ComputeDep,
-    include_random_effects: Annotated[bool, Query(description="For a CSV body")] = True,
-    new_levels: Annotated[NewLevels, Query(description="For a CSV body")] = "population",
-) -> Predictions:
-    """Predict new rows (JSON records or CSV) from a fitted model."""
+    include_random_effects: Annotated[bool, Query(
+        description="For a CSV or Parquet body")] = True,
+    new_levels: Annotated[NewLevels, Query(
+        description="For a CSV or Parquet body")] = "population",
+) -> Any:
+    """Predict new rows (JSON records or columns, CSV or Parquet) from a fitted model; the
+    answer is JSON, or CSV or Parquet when ``Accept`` asks for it."""
     media = media_type(request)
-    if media != "text/csv" and media != "application/json" and not media.endswith("+json"):
-        raise unsupported(request, ["application/json", "text/csv"])
+    if media.endswith("+json"):
+        media = "application/json"
+    if media not in BODY_TYPES:
+        raise unsupported(request, list(BODY_TYPES))
+    answer = answer_type(request.headers.get("accept"))
     body = await read_body(request, settings.max_prediction_bytes, PREDICTION_SETTING)
     max_rows = settings.max_prediction_rows
     cache: PredictorCache | None = getattr(request.app.state, "predictor_cache", None)
     principal = get_principal(request)
-    if len(body) <= settings.inline_prediction_bytes:
+    # Parquet always goes to a child: a small compressed file can decode to gigabytes
+    if len(body) <= settings.inline_prediction_bytes and media != PARQUET:
         values = await run_in_threadpool(_predict_inline, session, model_id, cache, principal,
                                          body, media, include_random_effects, new_levels,
                                          max_rows)
@@ -196,7 +214,7 @@ async def predict(
         values = await pool.run("predicting", predict_body, model.state, body, media,
                                 include_random_effects, new_levels, max_rows,
                                 gone=request.is_disconnected)
-    return Predictions(model_id=model_id, predictions=values)
+    return predictions_response(model_id, values, answer)
 
 
 def _predict_inline(session: Session, model_id: str, cache: PredictorCache | None,

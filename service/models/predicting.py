@@ -6,30 +6,38 @@ compute child (``service.compute``), where parsing and predicting run under its 
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from service.datasets.ingest import frame_from_records, read_csv
+from service.datasets.ingest import frame_from_columns, frame_from_records, read_csv
 from service.errors import InvalidInput, PayloadTooLarge, field_errors
 from service.models.schemas import NewLevels, PredictionRequest
 from service.stats.predict import Predictor
 
 CSV = "text/csv"
+PARQUET = "application/vnd.apache.parquet"
+# the media types a prediction body may have
+BODY_TYPES = ("application/json", CSV, PARQUET)
 
 
 @dataclass(frozen=True)
 class PredictionBody:
-    """A prediction body checked for its shape: JSON records (with the request's own
-    options) or CSV text, read into a frame once the model's categorical columns are known."""
+    """A prediction body checked for its shape: JSON records or columns (with the request's
+    own options), or CSV or Parquet bytes; read into a frame once the model's categorical
+    columns are known."""
 
     media: str
     body: bytes
     records: list[dict[str, Any]] | None
+    columns: dict[str, list[Any]] | None
     include_random_effects: bool
     new_levels: NewLevels
 
@@ -37,12 +45,12 @@ class PredictionBody:
 def read_body_shape(body: bytes, media: str, include_random_effects: bool,
                     new_levels: NewLevels, max_rows: int) -> PredictionBody:
     """Check a JSON body against the prediction request's schema and its row limit (the
-    options of a CSV body come from the query)."""
-    if media == CSV:
-        return PredictionBody(media, body, None, include_random_effects, new_levels)
+    options of a CSV or Parquet body come from the query)."""
+    if media in (CSV, PARQUET):
+        return PredictionBody(media, body, None, None, include_random_effects, new_levels)
     spec = prediction_request(body)
-    check_rows(len(spec.records), max_rows)
-    return PredictionBody(media, b"", spec.records, spec.include_random_effects,
+    check_rows(spec.n_rows, max_rows)
+    return PredictionBody(media, b"", spec.records, spec.columns, spec.include_random_effects,
                           spec.new_levels)
 
 
@@ -50,16 +58,37 @@ def predict_rows(predictor: Predictor, categorical: list[str], request: Predicti
                  max_rows: int) -> list[float | None]:
     """Predictions for the rows of a checked body from a compiled model, whose
     ``categorical`` columns are read as text."""
-    if request.records is None:
-        # the model's categorical columns are read as written, as they were uploaded
-        frame = read_csv(request.body, categorical, strict=False, max_rows=max_rows + 1)
-    else:
-        # numbers for a categorical column are its levels as R writes them (1 -> "1")
-        frame = frame_from_records(request.records, categorical, strict=False)
-    values = predictor.predict(_as_frame(frame, max_rows),
+    values = predictor.predict(_as_frame(_frame(request, categorical, max_rows), max_rows),
                                include_random_effects=request.include_random_effects,
                                new_levels=request.new_levels)
     return _floats(values)
+
+
+def _frame(request: PredictionBody, categorical: list[str], max_rows: int) -> pd.DataFrame:
+    if request.media == CSV:
+        # the model's categorical columns are read as written, as they were uploaded
+        return read_csv(request.body, categorical, strict=False, max_rows=max_rows + 1)
+    if request.media == PARQUET:
+        return _parquet_frame(request.body, categorical, max_rows)
+    # numbers for a categorical column are its levels as R writes them (1 -> "1")
+    if request.columns is not None:
+        return frame_from_columns(request.columns, categorical, strict=False)
+    return frame_from_records(request.records or [], categorical, strict=False)
+
+
+def _parquet_frame(body: bytes, categorical: list[str], max_rows: int) -> pd.DataFrame:
+    """A Parquet body's rows; numbers in a categorical column become R's labels of them."""
+    try:
+        file = pq.ParquetFile(io.BytesIO(body))
+    except (pa.ArrowException, OSError) as error:
+        raise InvalidInput(f"The body is not a readable Parquet file: {error}") from None
+    check_rows(file.metadata.num_rows, max_rows)
+    frame = file.read().to_pandas()
+    for name in categorical:
+        if name in frame.columns and not pd.api.types.is_string_dtype(frame[name]):
+            values = frame[name].astype(object).where(frame[name].notna(), None).tolist()
+            frame[name] = frame_from_columns({name: values}, [name])[name]
+    return frame
 
 
 def predict_body(state: dict[str, Any], body: bytes, media: str, include_random_effects: bool,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from service.datasets.schemas import Cell
 from service.db.models import ModelRow
@@ -167,13 +167,31 @@ NewLevels = Literal["population", "error"]
 class PredictionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    records: list[dict[str, Cell]] = Field(min_length=1)
+    records: list[dict[str, Cell]] | None = Field(
+        default=None, min_length=1,
+        description="The new rows as objects (column name: value); or give 'columns'")
+    columns: dict[str, list[Cell]] | None = Field(
+        default=None, min_length=1,
+        description="The new rows column by column (column name: one value per row), the "
+                    "compact form for many rows; or give 'records'")
     include_random_effects: bool = Field(
         default=True, description="Add the conditional modes of the groups seen in fitting")
     new_levels: NewLevels = Field(
         default="population",
         description="A group level not seen in fitting: predict at the population level, "
                     "or refuse with 422")
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> PredictionRequest:
+        if (self.records is None) == (self.columns is None):
+            raise ValueError("give the new rows as either 'records' or 'columns' (one of them)")
+        return self
+
+    @property
+    def n_rows(self) -> int:
+        if self.records is not None:
+            return len(self.records)
+        return max((len(values) for values in (self.columns or {}).values()), default=0)
 
 
 class Predictions(BaseModel):

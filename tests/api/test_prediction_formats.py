@@ -1,0 +1,98 @@
+"""Predictions take new rows as JSON records or columns, CSV or Parquet, and answer JSON,
+CSV or Parquet as Accept asks: every combination gives the same numbers."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import DATA, ClientFactory, assert_problem
+from tests.api.fitting import fit
+
+PARQUET = "application/vnd.apache.parquet"
+# Subject is a grouping factor whose levels are numbers (308, 309, ...); 999 is unseen
+DAYS = [0.0, 3.5, 9.0, 4.0]
+SUBJECTS = [308, 309, 372, 999]
+
+
+@pytest.fixture
+def model(make_client: ClientFactory) -> tuple[TestClient, str]:
+    client = make_client(embedded_worker=True)
+    dataset = client.post("/v1/datasets", content=(DATA / "sleepstudy.csv").read_bytes(),
+                          headers={"Content-Type": "text/csv"}).json()
+    fitted = fit(client, dataset["id"], "Reaction ~ Days + (Days | Subject)")
+    assert fitted["status"] == "succeeded", fitted
+    return client, f"/v1/models/{fitted['id']}/predictions"
+
+
+def _parquet(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def _bodies() -> dict[str, dict[str, Any]]:
+    csv = "Days,Subject\n" + "".join(f"{d},{s}\n" for d, s in zip(DAYS, SUBJECTS, strict=True))
+    return {
+        "records": {"json": {"records": [{"Days": d, "Subject": s}
+                                         for d, s in zip(DAYS, SUBJECTS, strict=True)]}},
+        "columns": {"json": {"columns": {"Days": DAYS, "Subject": SUBJECTS}}},
+        "csv": {"content": csv.encode(), "headers": {"Content-Type": "text/csv"}},
+        "parquet": {"content": _parquet(pa.table({"Days": DAYS, "Subject": SUBJECTS})),
+                    "headers": {"Content-Type": PARQUET}},
+        "parquet of text": {"content": _parquet(pa.table(
+            {"Days": DAYS, "Subject": [str(s) for s in SUBJECTS]})),
+            "headers": {"Content-Type": PARQUET}},
+    }
+
+
+def test_every_input_format_gives_the_same_predictions(model: tuple[TestClient, str]) -> None:
+    client, url = model
+    answers = {}
+    for name, body in _bodies().items():
+        response = client.post(url, **body)
+        assert response.status_code == 200, (name, response.text)
+        answers[name] = response.json()["predictions"]
+    first = answers["records"]
+    assert len(first) == 4 and all(isinstance(v, float) for v in first)
+    assert all(values == first for values in answers.values()), answers
+    # the unseen subject gets the population-level prediction, the others their own
+    population = client.post(url, json={"columns": {"Days": DAYS, "Subject": SUBJECTS},
+                                        "include_random_effects": False}).json()["predictions"]
+    assert first[3] == population[3] and first[0] != population[0]
+
+
+def test_answers_in_csv_and_parquet_as_accept_asks(model: tuple[TestClient, str]) -> None:
+    client, url = model
+    body = {"columns": {"Days": DAYS, "Subject": SUBJECTS}}
+    want = client.post(url, json=body).json()["predictions"]
+    csv = client.post(url, json=body, headers={"Accept": "text/csv"})
+    assert csv.headers["content-type"].startswith("text/csv")
+    lines = csv.text.splitlines()
+    assert lines[0] == "prediction" and [float(v) for v in lines[1:]] == want
+    parquet = client.post(url, json=body, headers={"Accept": PARQUET})
+    assert parquet.headers["content-type"] == PARQUET
+    assert pq.read_table(io.BytesIO(parquet.content)).column("prediction").to_pylist() == want
+    assert client.post(url, json=body, headers={"Accept": "*/*"}).json()["predictions"] == want
+
+
+def test_malformed_bodies_are_422s_that_say_what_is_wrong(
+        model: tuple[TestClient, str]) -> None:
+    client, url = model
+    both = assert_problem(client.post(url, json={"records": [{"Days": 1, "Subject": 308}],
+                                                 "columns": {"Days": [1]}}), 422)
+    assert "either 'records' or 'columns'" in both["detail"]
+    ragged = assert_problem(client.post(url, json={"columns": {"Days": [1, 2],
+                                                               "Subject": [308]}}), 422)
+    assert "different lengths" in ragged["detail"] and "Days: 2" in ragged["detail"]
+    garbage = assert_problem(client.post(url, content=b"PAR1 not really",
+                                         headers={"Content-Type": PARQUET}), 422)
+    assert "Parquet" in garbage["detail"]
+    refused = assert_problem(client.post(url, content=b"x",
+                                         headers={"Content-Type": "image/png"}), 415)
+    assert PARQUET in refused["detail"]
