@@ -23,7 +23,12 @@ from service.api import api_router
 from service.auth.middleware import AuthMiddleware
 from service.compute import ComputePool
 from service.db.migrate import SchemaGate
-from service.errors import Problem, install_error_handlers, problem_responses
+from service.errors import (
+    Problem,
+    document_insufficient_storage,
+    install_error_handlers,
+    problem_responses,
+)
 from service.idempotency import IdempotencyMiddleware
 from service.idempotency.openapi import document_idempotency_key
 from service.models.predictors import PredictorCache
@@ -199,4 +204,5 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     schemas.pop("ValidationError", None)
     document_idempotency_key(schema)
     document_rate_limit(schema)
+    document_insufficient_storage(schema)
     return schema

@@ -22,6 +22,7 @@ from starlette.routing import Match
 
 from service.context import current_request_id
 from service.db.session import is_database_unavailable
+from service.db.storage import describe, is_storage_full
 from service.stats.errors import FormulaError, StatsError
 
 logger = logging.getLogger("mixedfit.errors")
@@ -117,6 +118,27 @@ class DatabaseNotMigrated(ServiceUnavailable):
     slug = "database-not-migrated"
     title = "Database not migrated"
     retry_after_seconds = 10  # a migration takes seconds once someone runs it
+
+
+class InsufficientStorage(ServiceError):
+    """The database's disk is full: the write is refused, and retrying it will not help
+    until space is freed (no Retry-After). Reads and deletes keep working."""
+
+    status = 507
+    slug = "insufficient-storage"
+    title = "Insufficient storage"
+
+
+INSUFFICIENT_STORAGE_DETAIL = (
+    "The server's storage is full, so nothing new can be stored. Deleting datasets "
+    "(DELETE /v1/datasets/{id}) frees space; reads and deletes keep working.")
+
+
+def storage_full(error: BaseException, where: str) -> InsufficientStorage:
+    """The 507 of a write that found the database's disk full; its cause goes to the log
+    (one warning line, with the database's message, never the statement or its data)."""
+    logger.warning("storage full on %s: %s", where, describe(error))
+    return InsufficientStorage(INSUFFICIENT_STORAGE_DETAIL)
 
 
 def problem_response(
@@ -266,8 +288,12 @@ def allowed_methods(request: Request) -> list[str]:
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     # an outage (restart, failover, full pool) is the server's temporary state, not a bug:
-    # 503 with Retry-After; any other database error is unexpected, and raised on to the
-    # handler of last resort (the 500 problem)
+    # 503 with Retry-After; a full disk is not an outage (retrying does not help, deleting
+    # does): 507; any other database error is unexpected, and raised on to the handler of
+    # last resort (the 500 problem)
+    if is_storage_full(exc):
+        return service_error_response(
+            request, storage_full(exc, f"{request.method} {request.url.path}"))
     if not is_database_unavailable(exc):
         raise exc
     logger.warning("database unavailable on %s %s: %s", request.method, request.url.path,
@@ -308,3 +334,17 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in statuses
     }
+
+
+WRITE_METHODS = ("post", "put", "patch", "delete")
+
+
+def document_insufficient_storage(schema: dict[str, Any]) -> None:
+    """Add the 507 problem to every /v1 operation that may write (on a full disk)."""
+    for path, operations in schema.get("paths", {}).items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in operations.items():
+            if method in WRITE_METHODS:
+                operation.setdefault("responses", {}).setdefault(
+                    "507", problem_responses(507)[507])

@@ -23,6 +23,7 @@ from service.auth.keys import Refusal, authenticate
 from service.auth.principal import ANONYMOUS, STATE_KEY, Principal
 from service.db.migrate import SchemaGate
 from service.db.session import is_database_unavailable
+from service.db.storage import is_storage_full
 from service.errors import (
     PROBLEM_TYPE_PREFIX,
     DatabaseNotMigrated,
@@ -30,6 +31,7 @@ from service.errors import (
     ServiceError,
     problem_response,
     service_error_response,
+    storage_full,
 )
 
 API_PREFIX = "/v1"
@@ -110,6 +112,10 @@ class AuthMiddleware:
             problem = gate.problem() if gate is not None else None
             if problem is not None:
                 return DatabaseNotMigrated(problem)
+            if is_storage_full(error):
+                # on a full disk SQLite may fail even a read: a new connection cannot make
+                # its WAL index (-shm), SQLITE_IOERR_SHMSIZE
+                return storage_full(error, "an API key lookup")
             if is_database_unavailable(error):
                 return DatabaseUnavailable("The database is unavailable, so the API key "
                                            "cannot be checked; retry the request shortly.")

@@ -13,6 +13,8 @@ from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db.storage import is_storage_full
+
 # How long a SQLite writer waits for another writer before giving up with "database is
 # locked". Transactions here are short; fits run outside them.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -54,8 +56,12 @@ def is_database_unavailable(error: BaseException) -> bool:
 
     Connection failures (refused, closed by a restart, timed out) are ``OperationalError``
     or ``InterfaceError``, or a ``DBAPIError`` that invalidated its connection; a full
-    connection pool is ``TimeoutError``. Constraint violations and SQL errors are not.
+    connection pool is ``TimeoutError``. Constraint violations and SQL errors are not, and
+    neither is a full disk (``service.db.storage``), which is an ``OperationalError`` too but
+    is not cured by waiting: it is answered 507.
     """
+    if is_storage_full(error):
+        return False
     if isinstance(error, (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)):
         return True
     return isinstance(error, exc.DBAPIError) and error.connection_invalidated

@@ -36,10 +36,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.auth.principal import principal_of
 from service.body import replayed_receive, too_large
 from service.db.session import is_database_unavailable
+from service.db.storage import is_storage_full
 from service.errors import (
     DatabaseUnavailable,
     ServiceError,
     service_error_response,
+    storage_full,
 )
 from service.idempotency import repository
 from service.idempotency.repository import Claimed, InProgress, Mismatch, Replay
@@ -249,6 +251,8 @@ class IdempotencyMiddleware:
         try:
             return await run_in_threadpool(function, *args)
         except (DBAPIError, PoolTimeout) as error:
+            if is_storage_full(error):  # the claim is a write: 507 on a full disk
+                raise storage_full(error, "an Idempotency-Key claim") from None
             if not is_database_unavailable(error):
                 raise
             raise DatabaseUnavailable(
