@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, defer, undefer
 
+from service.db import reserve
 from service.db.ids import can_exist
 from service.db.models import DatasetRow
 
@@ -42,4 +43,9 @@ def delete_dataset(session: Session, dataset_id: str) -> bool:
     if not can_exist(dataset_id):
         return False
     result = session.execute(delete(DatasetRow).where(DatasetRow.id == dataset_id))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    deleted = bool(result.rowcount)  # type: ignore[attr-defined]
+    if deleted:
+        # deleting is how a client frees space on a full disk: on PostgreSQL the space is
+        # reusable only once vacuumed, which this asks for right after the commit
+        reserve.reclaim_after_commit(session, DatasetRow.__tablename__)
+    return deleted

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db import reserve
 from service.db.storage import is_storage_full
 
 # How long a SQLite writer waits for another writer before giving up with "database is
@@ -42,13 +43,19 @@ def create_db_engine(url: str) -> Engine:
     """Create an engine for ``url`` (``sqlite:///file.db`` or ``postgresql://...``)."""
     url = normalize_url(url)
     if is_sqlite(url):
-        return _create_sqlite_engine(url)
-    connect_args: dict[str, Any] = {}
-    if "connect_timeout" not in make_url(url).query:
-        connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_SECONDS
-    # pre-ping: connections pooled before a database restart are dead; each checkout tests
-    # its connection and replaces a dead one instead of failing the first query after it
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+        engine = _create_sqlite_engine(url)
+    else:
+        connect_args: dict[str, Any] = {}
+        if "connect_timeout" not in make_url(url).query:
+            connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_SECONDS
+        # pre-ping: connections pooled before a database restart are dead; each checkout
+        # tests its connection and replaces a dead one instead of failing the first query
+        engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    # every engine (the API's, a worker's, a CLI command's) keeps to the storage reserve's
+    # rules: on a full disk a write releases it, and a database whose reserve is spent grows
+    # no further (service.db.reserve)
+    reserve.install(engine)
+    return engine
 
 
 def is_database_unavailable(error: BaseException) -> bool:

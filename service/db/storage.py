@@ -1,14 +1,14 @@
 """Whether a database error says that the database's storage is full.
 
-A full disk is not an outage: reads still work, and deleting is what helps, so the API
-answers a refused write with 507 and no Retry-After instead of the 503 of an unreachable
-database, and a worker does not wait for it as for a restart.
+A full disk is not an outage: reads and deletes still work (``service.db.reserve`` sees to
+the deletes), so the API answers a refused write with 507 and no Retry-After instead of the
+503 of an unreachable database, and a worker does not wait for it as for a restart.
 
 What the databases really say on a full disk (checked on a full tmpfs):
 
 - SQLite: ``SQLITE_FULL`` (13, "database or disk is full") when a write to the database or
   its WAL finds no room: the unix VFS turns ENOSPC from write() into SQLITE_FULL itself. It
-  is also what ``PRAGMA max_page_count`` refuses growth with. The
+  is also what ``PRAGMA max_page_count`` refuses growth with (the cap of ``reserve``). The
   one ENOSPC it reports otherwise is ``SQLITE_IOERR_SHMSIZE`` (4874, "disk I/O error"):
   the ``-shm`` file of the WAL cannot be created or grown, which on a full disk makes every
   statement of a new connection fail, reads too.
