@@ -141,7 +141,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AuthMiddleware,
                        session_factory=lambda: app.state.read_session_factory,
                        gate=lambda: app.state.schema_gate, protect_docs=settings.protect_docs,
-                       protect_metrics=settings.protect_metrics)
+                       protect_metrics=settings.protect_metrics,
+                       cache_seconds=settings.auth_cache_seconds)
     app.add_middleware(SchemaGateMiddleware, gate=lambda: app.state.schema_gate)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 

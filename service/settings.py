@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     # once an API key exists (`mixedfit keys create`), /v1 always needs one; these put the
     # docs (/docs, /openapi.json, /static) and /metrics behind a key too (default: open)
     protect_docs: bool = False
+    # how long a key lookup's outcome is reused, saving a query and a thread per request;
+    # a new or revoked key then takes effect within this many seconds on every API process.
+    # 0 (the default): every request looks its key up, and a revocation holds at once
+    auth_cache_seconds: float = 0.0
     protect_metrics: bool = False
     # origins whose pages may call the API (CORS), e.g. "https://app.example.com"; comma-
     # separated or a JSON list; empty: no cross-origin access

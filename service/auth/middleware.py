@@ -7,7 +7,8 @@ answered 401 (a problem document with ``WWW-Authenticate: Bearer``) and go no fu
 ``/healthz`` and ``/readyz`` never need one; ``/metrics`` and the docs (``/docs``,
 ``/openapi.json``, ``/static/``) need one when ``MIXEDFIT_PROTECT_METRICS`` or
 ``MIXEDFIT_PROTECT_DOCS`` is set. The key lookup is SQL in a short session of its own, run
-on the threadpool so it never blocks the event loop.
+on the threadpool so it never blocks the event loop; its outcome is kept for a moment
+(``service.auth.cache``), so a key in use costs neither a query nor a thread per request.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.auth.cache import AuthCache
 from service.auth.keys import Refusal, authenticate
 from service.auth.principal import ANONYMOUS, STATE_KEY, Principal
 from service.db.migrate import SchemaGate
@@ -62,8 +64,9 @@ class AuthMiddleware:
 
     def __init__(self, app: ASGIApp, session_factory: Callable[[], sessionmaker[Session] | None],
                  gate: Callable[[], SchemaGate | None], protect_docs: bool = False,
-                 protect_metrics: bool = False) -> None:
+                 protect_metrics: bool = False, cache_seconds: float = 0.0) -> None:
         self.app = app
+        self.cache = AuthCache(cache_seconds)
         self.session_factory = session_factory
         self.gate = gate
         self.protect_docs = protect_docs
@@ -83,7 +86,12 @@ class AuthMiddleware:
             await send({"type": "websocket.close", "code": 1008})
             return
         request = Request(scope)
-        outcome = await run_in_threadpool(self._check, request.headers.get("authorization"))
+        authorization = request.headers.get("authorization")
+        outcome: Principal | Refusal | ServiceError | None = self.cache.get(authorization)
+        if outcome is None:
+            outcome = await run_in_threadpool(self._check, authorization)
+            if isinstance(outcome, Principal | Refusal):  # never a database error
+                self.cache.put(authorization, outcome)
         if isinstance(outcome, ServiceError):
             await service_error_response(request, outcome)(scope, receive, send)
             return
