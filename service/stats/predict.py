@@ -151,7 +151,8 @@ def _missing_group(frame: pd.DataFrame, group: tuple[str, ...]) -> np.ndarray:
     present = [c for c in group if c in frame.columns]
     if not present:
         return np.zeros(len(frame), dtype=bool)
-    return np.asarray(frame[present].isna().any(axis=1).to_numpy(), dtype=bool)
+    return np.logical_or.reduce([np.asarray(frame[c].isna().to_numpy(), dtype=bool)
+                                 for c in present])
 
 
 def _refuse_missing_groups(specs: Sequence[RandomSpec], no_group: Sequence[np.ndarray]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -178,8 +179,9 @@ class DesignEncoder:
                    if c in terms_only and c in frame.columns]
         if not columns:
             return
-        missing = frame[columns].isna()
-        rows = np.flatnonzero(missing.any(axis=1).to_numpy())
+        # column by column: a sub-frame costs more than the check on a few rows
+        missing = {c: np.asarray(frame[c].isna().to_numpy(), dtype=bool) for c in columns}
+        rows = np.flatnonzero(np.logical_or.reduce(list(missing.values())))
         if len(rows):
             where = [c for c in columns if missing[c].any()]
             raise PredictionError(f"{len(rows)} row(s) have missing values in column(s) "
@@ -225,14 +227,24 @@ def group_codes(frame: pd.DataFrame, group: tuple[str, ...], kinds: Mapping[str,
     return out, tuple(names)
 
 
+@lru_cache(maxsize=256)
+def _level_index(levels: tuple[str, ...], kinds: tuple[ColumnKind, ...]) -> dict[str, int]:
+    """Each fitted level's key and position: built once per encoder's levels (a stored
+    model's predictions would otherwise index all of its levels for every request)."""
+    index: dict[str, int] = {}
+    for position, level in enumerate(levels):
+        index.setdefault(level_key(level, kinds), position)
+    return index
+
+
 def recode(codes: IntArray, labels: tuple[str, ...], levels: tuple[str, ...],
            kinds: tuple[ColumnKind, ...] = ()) -> tuple[IntArray, list[str]]:
     """Codes into ``labels`` as codes into ``levels`` (-1 where unknown or missing), and the
     labels that occur but are not levels. Labels of numeric columns (``kinds``) match a
     level of the same value however it is written (``level_key``)."""
-    known = pd.Index([level_key(level, kinds) for level in levels], dtype=object)
-    query = pd.Index([level_key(label, kinds) for label in labels], dtype=object)
-    mapping = np.asarray(known.get_indexer(query), dtype=np.intp)
+    known = _level_index(levels, kinds)
+    mapping = np.array([known.get(level_key(label, kinds), -1) for label in labels],
+                       dtype=np.intp)
     out = np.where(codes >= 0, mapping[np.maximum(codes, 0)] if len(mapping) else -1, -1)
     unknown = [label for label, m in zip(labels, mapping, strict=True) if m < 0]
     return out.astype(np.intp), unknown
