@@ -7,9 +7,11 @@ statistics core runs here: no database, no settings.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import resource
+import signal
 import threading
 import traceback
 from dataclasses import dataclass
@@ -44,7 +46,14 @@ def die_with_parent(lifeline: Connection) -> None:
     The worker holds the only writing end of ``lifeline`` and never writes: end of file
     means it died (even by SIGKILL), and the fit's result would go nowhere. Without this an
     orphaned fit would run on next to the worker that takes its job over.
+
+    The kernel ends the fit: the lifeline is armed for SIGIO (``O_ASYNC``), which the pipe
+    raises when its last writer closes, and whose default action ends the process at once,
+    even while the fit holds the GIL in one long native call (where a watching thread would
+    wait seconds for its turn). The thread stays for a worker already gone before the
+    lifeline was armed, and for systems without ``O_ASYNC`` on pipes.
     """
+    _arm_sigio(lifeline.fileno())
 
     def watch() -> None:
         try:
@@ -53,6 +62,15 @@ def die_with_parent(lifeline: Connection) -> None:
             os._exit(3)
 
     threading.Thread(target=watch, name="lifeline", daemon=True).start()
+
+
+def _arm_sigio(fd: int) -> None:
+    try:
+        signal.signal(signal.SIGIO, signal.SIG_DFL)  # terminate: no Python handler runs
+        fcntl.fcntl(fd, fcntl.F_SETOWN, os.getpid())
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC)
+    except OSError:
+        pass  # the watching thread still ends the fit
 
 
 def limit_memory(memory_bytes: int) -> None:
