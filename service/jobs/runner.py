@@ -11,13 +11,14 @@ killed and the fit abandoned.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from service.compute.forkserver import Child
+from service.compute.forkserver import Child, fork_server
 from service.jobs.child import FitRequest, run_child
 from service.stats.fit import FittedModel
 
@@ -31,6 +32,18 @@ class FitOutcome:
     fitted: FittedModel | None = None
     error_type: str | None = None  # the StatsError subclass for "invalid"
     message: str = ""
+
+
+def warm_up() -> None:
+    """Start the fork server and let it import the statistics stack now, before any claim.
+
+    That takes seconds (more on a busy machine); paid by a worker's first fit, they would
+    pass under a lease that nobody renews yet, and a short lease could run out.
+    """
+    process = fork_server().Process(target=os.getpid, name="mixedfit-warm-up", daemon=True)
+    process.start()  # returns once the fork server, preloaded, has forked it
+    process.join()
+    process.close()
 
 
 def run_fit(request: FitRequest, *, timeout_seconds: float, memory_bytes: int,

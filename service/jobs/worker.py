@@ -22,6 +22,7 @@ from service.db.models import JobRow
 from service.db.session import create_db_engine, is_database_unavailable, make_session_factory
 from service.jobs import repository as jobs
 from service.jobs import retry
+from service.jobs.runner import warm_up
 from service.jobs.tasks import TaskContext, fail_abandoned, run_fit_job
 from service.models import repository as models
 from service.ops.logs import configure_logging
@@ -154,6 +155,7 @@ def run_worker_process(settings: Settings | None = None) -> None:
     try:
         session_factory = make_session_factory(engine)
         if wait_for_schema(session_factory, stop):
+            warm_up()
             Worker(settings, session_factory).run_forever(stop)
     finally:
         engine.dispose()
