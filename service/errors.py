@@ -180,9 +180,14 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
 def service_error_response(request: Request, exc: ServiceError) -> JSONResponse:
     """The problem document of a ``ServiceError`` (with Retry-After when it has one)."""
     retry_after = exc.retry_after_seconds
-    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    headers = {"Retry-After": str(retry_after)} if retry_after else {}
+    if isinstance(exc, PayloadTooLarge):
+        # reading stopped at the limit while the client may still be sending: the connection
+        # ends with this answer, rather than the server reading the rest only to drop it
+        headers["Connection"] = "close"
     return problem_response(exc.status, exc.title, exc.detail, request,
-                            PROBLEM_TYPE_PREFIX + exc.slug, headers=headers, **exc.extensions)
+                            PROBLEM_TYPE_PREFIX + exc.slug, headers=headers or None,
+                            **exc.extensions)
 
 
 async def _stats_error(request: Request, exc: Exception) -> JSONResponse:

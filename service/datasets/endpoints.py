@@ -125,6 +125,8 @@ async def create_dataset(
     if _parse_inline(upload, settings):
         parsed = await run_in_threadpool(service.read_upload, upload)
     else:
+        # what the file's footer or header line shows too large is refused before a child
+        await run_in_threadpool(service.precheck_upload, upload)
         parsed = await pool.run("reading the upload", service.read_upload, upload,
                                 gone=request.is_disconnected)
     row = await run_in_threadpool(service.store_dataset, session, upload, parsed)

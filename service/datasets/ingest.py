@@ -292,21 +292,8 @@ def read_parquet(data: bytes, max_values: int | None = None,
     limits = limits or Limits()
     try:
         file = pq.ParquetFile(io.BytesIO(data))
-        metadata = file.metadata
-        # compression and run-length encoding let a few kB describe billions of values:
-        # count them before any is decoded
-        check_shape(limits, metadata.num_columns, metadata.num_rows)
-        values = metadata.num_rows * metadata.num_columns
-        if max_values is not None and values > max_values:
-            raise PayloadTooLarge(
-                f"The Parquet file holds {metadata.num_rows} rows of {metadata.num_columns} "
-                f"columns ({values} values), more than the {max_values} that an upload within "
-                "the limit (MIXEDFIT_MAX_UPLOAD_BYTES) can hold as CSV.",
-                setting="MIXEDFIT_MAX_UPLOAD_BYTES", max_values=max_values)
+        check_parquet_metadata(file.metadata, limits, max_values)
         if limits.decoded_bytes is not None:
-            estimate = decoded_size(metadata)
-            if estimate > limits.decoded_bytes:
-                raise too_large_decoded(estimate, limits.decoded_bytes, "about")
             table = _read_bounded(file, limits.decoded_bytes)
         else:
             table = pq.read_table(io.BytesIO(data))
@@ -326,6 +313,46 @@ def read_parquet(data: bytes, max_values: int | None = None,
         if name in table.column_names and pa.types.is_integer(table.schema.field(name).type):
             frame[name] = pd.Series(table.column(name).to_pylist(), dtype=object)
     return frame
+
+
+def check_parquet_metadata(metadata: pq.FileMetaData, limits: Limits,
+                           max_values: int | None = None) -> None:
+    """Refuse a Parquet file from its footer alone: compression and run-length encoding
+    let a few kB describe billions of values, so they are counted before any is decoded."""
+    check_shape(limits, metadata.num_columns, metadata.num_rows)
+    values = metadata.num_rows * metadata.num_columns
+    if max_values is not None and values > max_values:
+        raise PayloadTooLarge(
+            f"The Parquet file holds {metadata.num_rows} rows of {metadata.num_columns} "
+            f"columns ({values} values), more than the {max_values} that an upload within "
+            "the limit (MIXEDFIT_MAX_UPLOAD_BYTES) can hold as CSV.",
+            setting="MIXEDFIT_MAX_UPLOAD_BYTES", max_values=max_values)
+    if limits.decoded_bytes is not None:
+        estimate = decoded_size(metadata)
+        if estimate > limits.decoded_bytes:
+            raise too_large_decoded(estimate, limits.decoded_bytes, "about")
+
+
+def precheck(data: bytes, fmt: Format, limits: Limits) -> None:
+    """The limits an upload can be held to without decoding it (a Parquet file's footer, a
+    CSV's header line), checked before a compute child is started to read it."""
+    if fmt == "parquet":
+        try:
+            metadata = pq.ParquetFile(io.BytesIO(data)).metadata
+        except (pa.ArrowException, OSError, ValueError):
+            return  # unreadable: the reader's own message says why
+        upload = limits.upload_bytes
+        check_parquet_metadata(metadata, limits, None if upload is None else upload // 2)
+        return
+    if limits.decoded_bytes is not None and len(data) > limits.decoded_bytes:
+        raise too_large_decoded(len(data), limits.decoded_bytes, "")
+    first_line = data[:data.find(b"\n", 0, 16 * 2**20) + 1 or 16 * 2**20]
+    try:
+        text = first_line.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return  # the reader says where
+    if text.strip():
+        _check_header(text, delimiter(text), limits.columns)
 
 
 _FIXED_WIDTH = {"BOOLEAN": 1, "INT32": 4, "INT64": 8, "INT96": 12, "FLOAT": 4, "DOUBLE": 8}

@@ -17,6 +17,7 @@ from service.datasets.ingest import (
     check_shape,
     frame_from_records,
     normalize,
+    precheck,
     read_table,
     sniff_format,
 )
@@ -82,6 +83,13 @@ class ParsedUpload:
     parquet: bytes
     sha256: str
     body_name: str | None
+
+
+def precheck_upload(upload: Upload) -> None:
+    """Refuse what the upload's header or footer shows too large, before it is read."""
+    if upload.kind in ("csv", "sniff") and upload.data:
+        fmt = sniff_format(upload.data, upload.filename) if upload.kind == "sniff" else "csv"
+        precheck(upload.data, "parquet" if fmt == "parquet" else "csv", upload.limits)
 
 
 def read_upload(upload: Upload) -> ParsedUpload:
