@@ -16,6 +16,7 @@ from service.errors import ServiceError
 from service.stats.results import (
     ConditionalModes,
     Convergence,
+    Covariance,
     FitResult,
     FixedEffect,
     GroupFit,
@@ -76,6 +77,8 @@ def stored_fit(row: StoredResult) -> FitResult:
         fit_seconds=doc.get("fit_seconds") or 0.0,
         messages=tuple(doc.get("messages") or ()),
         groups=tuple(_group(g) for g in doc.get("groups", [])),
+        # results stored before vcov was computed have none
+        vcov=_build(Covariance, doc["vcov"]) if doc.get("vcov") else None,
     )
 
 

@@ -83,6 +83,15 @@ class Convergence(_Open):
     messages: list[str] = []
 
 
+class Covariance(BaseModel):
+    terms: list[str] = Field(description="The fixed effects naming the rows and columns")
+    matrix: list[list[Number]] = Field(
+        description="R's vcov(fit): the estimated covariance of the fixed effects; an "
+                    "aliased coefficient of an lm has a row and column of nulls (R's NA)")
+    correlation: list[list[Number]] = Field(
+        description="Its correlation (cov2cor), R's 'Correlation of Fixed Effects'")
+
+
 class FitResult(_Open):
     fixed_effects: list[FixedEffect]
     random_effects: list[RandomEffectsTerm] = []
@@ -91,6 +100,9 @@ class FitResult(_Open):
     convergence: Convergence
     theta: list[Number] = []
     fit_seconds: Number = None
+    vcov: Covariance | None = Field(
+        None, description="Covariance of the fixed effects (null for per-group fits, and "
+                          "for models stored before it was computed)")
 
 
 class ModelCreate(BaseModel):

@@ -88,7 +88,11 @@ def _with_aliased(result: FitResult, design: Design) -> FitResult:
         return result
     fixed = with_aliased(result.fixed_effects, design.encoder.all_fixed_names,
                          design.dropped_aliased)
-    return replace(result, fixed_effects=fixed)
+    vcov = result.vcov
+    if vcov is not None and result.kind == "lm":
+        # R's vcov.lm (complete = TRUE) has NA rows for them; lme4 drops them from a merMod
+        vcov = vcov.with_aliased(design.encoder.all_fixed_names, design.dropped_aliased)
+    return replace(result, fixed_effects=fixed, vcov=vcov)
 
 
 def _groups_with_aliased(grouped: GroupedFit) -> FitResult:

@@ -22,7 +22,14 @@ from scipy import stats
 from service.stats.design.types import Design, FloatArray
 from service.stats.diagnostics import BreuschPagan, breusch_pagan
 from service.stats.errors import FitError
-from service.stats.results import Convergence, FitResult, FixedEffect, Metrics, estimates
+from service.stats.results import (
+    Convergence,
+    Covariance,
+    FitResult,
+    FixedEffect,
+    Metrics,
+    estimates,
+)
 
 INTERCEPT = "(Intercept)"
 OPTIMIZER = "QR (statsmodels OLS)"
@@ -79,7 +86,8 @@ def fit_ols(design: Design) -> FitResult:
 
     df_resid = n - p
     sigma2 = rss / df_resid
-    se = np.sqrt(np.diag(np.asarray(ols.normalized_cov_params)) * sigma2)
+    vcov = np.asarray(ols.normalized_cov_params, dtype=np.float64) * sigma2
+    se = np.sqrt(np.diag(vcov))
     t = beta / se
     p_values = 2.0 * stats.t.sf(np.abs(t), df_resid)
     t_crit = float(stats.t.ppf(0.5 + CONF_LEVEL / 2, df_resid))
@@ -109,6 +117,7 @@ def fit_ols(design: Design) -> FitResult:
         ),
         residual_std_dev=metrics.sigma,
         messages=tuple(design.messages),
+        vcov=Covariance.of(design.fixed_names, vcov),
     )
 
 

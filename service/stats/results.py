@@ -10,6 +10,9 @@ from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
+
 ModelKind = Literal["lm", "lmm", "lm_by_group"]
 
 
@@ -52,6 +55,54 @@ def with_aliased(fixed: Sequence[FixedEffect], names: Sequence[str],
 def estimates(fixed: Sequence[FixedEffect]) -> dict[str, float]:
     """The estimates of the estimable coefficients, by term (aliased ones left out)."""
     return {fe.term: fe.estimate for fe in fixed if fe.estimate is not None and not fe.aliased}
+
+
+Cell = float | None
+Square = tuple[tuple[Cell, ...], ...]
+
+
+@dataclass(frozen=True)
+class Covariance:
+    """R's ``vcov(fit)``: the estimated covariance of the fixed effects, ``terms`` naming
+    its rows and columns, and its correlation (``cov2cor``, R's "Correlation of Fixed
+    Effects"). An aliased coefficient of an lm has a row and column of None (NA), as
+    ``vcov.lm``'s ``complete = TRUE``; lme4 leaves aliased columns out of a mixed model."""
+
+    terms: tuple[str, ...]
+    matrix: Square
+    correlation: Square
+
+    @classmethod
+    def of(cls, terms: Sequence[str], matrix: npt.NDArray[np.float64]) -> Covariance:
+        """The covariance ``matrix`` of the coefficients ``terms`` (in that order)."""
+        cov = np.asarray(matrix, dtype=np.float64)
+        sd = np.sqrt(np.diag(cov))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = cov / np.outer(sd, sd)
+        np.fill_diagonal(corr, 1.0)
+        return cls(terms=tuple(terms), matrix=_square(cov), correlation=_square(corr))
+
+    def with_aliased(self, names: Sequence[str], aliased: Collection[str]) -> Covariance:
+        """The matrices over ``names`` (the full model matrix's columns), None in the rows
+        and columns of the ``aliased`` ones, as R's ``vcov.lm``."""
+        index = {term: i for i, term in enumerate(self.terms)}
+        order = [None if name in aliased else index[name] for name in names
+                 if name in aliased or name in index]
+
+        def expand(square: Square) -> Square:
+            return tuple(tuple(None if i is None or j is None else square[i][j] for j in order)
+                         for i in order)
+        return Covariance(terms=tuple(n for n in names if n in aliased or n in index),
+                          matrix=expand(self.matrix), correlation=expand(self.correlation))
+
+    def array(self) -> npt.NDArray[np.float64]:
+        """The covariance as a float array (NaN for None)."""
+        return np.array([[np.nan if v is None else v for v in row] for row in self.matrix],
+                        dtype=np.float64).reshape(len(self.terms), len(self.terms))
+
+
+def _square(matrix: npt.NDArray[np.float64]) -> Square:
+    return tuple(tuple(float(v) if np.isfinite(v) else None for v in row) for row in matrix)
 
 
 @dataclass(frozen=True)
@@ -146,6 +197,7 @@ class FitResult:
     fit_seconds: float = 0.0
     messages: tuple[str, ...] = field(default=())
     groups: tuple[GroupFit, ...] = ()
+    vcov: Covariance | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The ``result`` object of the API contract (without the conditional modes)."""

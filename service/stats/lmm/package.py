@@ -21,6 +21,7 @@ from service.stats.lmm.structure import CrossProducts
 from service.stats.results import (
     ConditionalModes,
     Convergence,
+    Covariance,
     FitResult,
     FixedEffect,
     Metrics,
@@ -253,4 +254,5 @@ def make_result(design: Design, cp: CrossProducts, method: Method, optimum: Opti
         random_effects=_random_effects_terms(cp, solution),
         conditional_modes=_conditional_modes(cp, solution),
         theta=tuple(float(v) for v in theta), fit_seconds=fit_seconds,
-        messages=tuple(design.messages) + tuple(messages))
+        messages=tuple(design.messages) + tuple(messages),
+        vcov=Covariance.of(design.fixed_names, solution.covariance))
