@@ -10,6 +10,7 @@ from fastapi.security import HTTPBearer
 from service.comparisons.endpoints import router as comparisons_router
 from service.datasets.endpoints import router as datasets_router
 from service.errors import problem_responses
+from service.inference.endpoints import router as inference_router
 from service.inspection.endpoints import router as inspection_router
 from service.models.endpoints import router as models_router
 from service.ops.endpoints import router as ops_router
@@ -28,4 +29,5 @@ api_router.include_router(datasets_router, **V1)
 api_router.include_router(models_router, **V1)
 api_router.include_router(inspection_router, **V1)
 api_router.include_router(comparisons_router, **V1)
+api_router.include_router(inference_router, **V1)
 api_router.include_router(ops_router)

@@ -1,0 +1,97 @@
+"""Request and response bodies of /v1/models/{id}/intervals and /v1/models/{id}/anova."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.db.inference import IntervalRow
+from service.errors import Problem
+
+IntervalMethod = Literal["Wald", "profile", "boot"]
+IntervalStatus = Literal["queued", "running", "succeeded", "failed"]
+
+
+class IntervalCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: IntervalMethod = Field(
+        default="Wald",
+        description="lme4's confint method. Wald: estimate ± z·SE for a mixed model's fixed "
+                    "effects (null for its variance parameters, as lme4), estimate ± t·SE on "
+                    "the residual df for a least squares model (R's confint.lm; the only "
+                    "method an lm has). profile and boot are not yet available (422)")
+    level: float = Field(default=0.95, gt=0.0, lt=1.0,
+                         description="Confidence level, strictly between 0 and 1")
+    nsim: int | None = Field(default=None, ge=1, le=100_000,
+                             description="Bootstrap simulations (boot only)")
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1,
+                             description="Random seed of the bootstrap (boot only)")
+
+
+class IntervalBound(BaseModel):
+    parm: str = Field(description="The parameter as confint(fit, oldNames = FALSE) names "
+                                  "it: sd_(Intercept)|Subject, cor_Days.(Intercept)|Subject, "
+                                  "sigma, then the fixed effects")
+    lower: float | None
+    upper: float | None
+
+
+class IntervalTable(BaseModel):
+    method: IntervalMethod
+    level: float
+    rows: list[IntervalBound]
+
+
+class Progress(BaseModel):
+    done: int
+    total: int
+
+
+class Interval(BaseModel):
+    id: str
+    model_id: str
+    method: IntervalMethod
+    level: float
+    nsim: int | None
+    seed: int | None
+    status: IntervalStatus
+    progress: Progress | None = Field(
+        None, description="Simulations done of the total (bootstrap intervals)")
+    created_at: datetime
+    finished_at: datetime | None
+    error: Problem | None
+    result: IntervalTable | None = Field(description="null until succeeded")
+
+    @classmethod
+    def from_row(cls, row: IntervalRow) -> Interval:
+        data: dict[str, Any] = {name: getattr(row, name) for name in (
+            "id", "model_id", "method", "level", "nsim", "seed", "status", "progress",
+            "created_at", "finished_at", "error", "result")}
+        return cls.model_validate(data)
+
+
+AnovaKind = Literal[1, 2, 3]
+Ddf = Literal["Satterthwaite", "Kenward-Roger"]
+
+
+class AnovaRowOut(BaseModel):
+    term: str = Field(description="The term as R labels it; the last row is R's Residuals")
+    sum_sq: float | None
+    mean_sq: float | None
+    num_df: float | None
+    den_df: float | None = Field(description="The F test's denominator df; null for "
+                                             "Residuals")
+    f_value: float | None
+    p_value: float | None
+
+
+class AnovaTableOut(BaseModel):
+    model_id: str
+    type: AnovaKind = Field(description="1: sequential (R's anova.lm); 2 and 3: "
+                                        "car::Anova's types II and III")
+    ddf: Ddf | None = Field(description="Denominator df method of a mixed model; null for "
+                                        "least squares")
+    rows: list[AnovaRowOut]
