@@ -31,6 +31,7 @@ from service.errors import (
 )
 from service.idempotency import IdempotencyMiddleware
 from service.idempotency.openapi import document_idempotency_key
+from service.models.documents import ModelDocuments
 from service.models.predictors import PredictorCache
 from service.models.service import FINISHED
 from service.models.watch import FinishWatch
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.predictor_cache = PredictorCache(settings.prediction_cache_bytes)
+    app.state.model_documents = ModelDocuments(settings.document_cache_bytes)
     app.state.compute_pool = ComputePool(
         settings.compute_processes, settings.compute_queue, settings.compute_timeout_seconds,
         settings.compute_memory_bytes)

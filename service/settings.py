@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     # compiled predictors of models kept in memory (models never change), least recently
     # used evicted past this size; 0: none
     prediction_cache_bytes: int = 256 * 1024 * 1024
+    # finished models' JSON documents kept rendered (many long polls on one fit share one)
+    document_cache_bytes: int = 64 * 1024 * 1024
     fit_timeout_seconds: float = 900.0
     fit_memory_bytes: int = 8 * 1024 * 1024 * 1024
     lease_seconds: float = 30.0

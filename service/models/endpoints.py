@@ -25,6 +25,7 @@ from service.dependencies import (
 from service.errors import problem_responses
 from service.models import effects, service
 from service.models.caching import NOT_MODIFIED, freshness
+from service.models.documents import ModelDocuments
 from service.models.predicting import (
     BODY_TYPES,
     PARQUET,
@@ -78,19 +79,23 @@ async def create_model(
         "Seconds to wait for the fit to finish: if it does, the answer is 201 with the "
         "finished model, so a small fit is one round trip; else the usual 202. Capped at "
         "the server's MIXEDFIT_MAX_WAIT_SECONDS"))] = 0,
-) -> Model:
+) -> Any:
     """Check a formula against its dataset and queue the fit (202; poll the Location)."""
     row = await run_in_threadpool(_create, request, spec, settings)
     response.headers["Location"] = f"/v1/models/{row.id}"
     if wait > 0:
         watch: FinishWatch | None = getattr(request.app.state, "finish_watch", None)
+        principal = get_principal(request)
         with get_read_session_factory(request)() as session:
-            scope_session(session, get_principal(request))
+            scope_session(session, principal)
             row = await service.wait_for_model(session, row.id,
                                                min(wait, settings.max_wait_seconds),
                                                gone=request.is_disconnected, watch=watch)
-        if row.status in service.FINISHED:
-            response.status_code = 201
+            finished = row.status in service.FINISHED
+            body = await _documents(request).document(session, principal, row.id, finished)
+        return Response(body, status_code=201 if finished else 202,
+                        media_type="application/json",
+                        headers={"Location": response.headers["Location"]})
     return Model.from_row(row)
 
 
@@ -139,8 +144,14 @@ async def get_model(
     fresh = freshness(request, row)
     if fresh.not_modified:
         return fresh.not_modified_response()
-    fresh.apply(response)
-    return Model.from_row(row)
+    body = await _documents(request).document(session, get_principal(request), row.id,
+                                              row.status in service.FINISHED)
+    return fresh.apply(Response(body, media_type="application/json"))
+
+
+def _documents(request: Request) -> ModelDocuments:
+    documents: ModelDocuments = request.app.state.model_documents
+    return documents
 
 
 @router.get("/{model_id}/random-effects", response_model=RandomEffects,

@@ -169,7 +169,7 @@ def model_version(session: Session, model_id: str) -> ModelRow:
 
 
 def _read_detached(session: Session, model_id: str) -> ModelRow:
-    row = get_model(session, model_id)
+    row = model_version(session, model_id)
     # End the read transaction between polls: the next read must see the worker's newest
     # commit, and SQLite transactions here hold the write lock while open. The detached
     # row keeps its loaded values.
@@ -181,7 +181,8 @@ def _read_detached(session: Session, model_id: str) -> ModelRow:
 async def wait_for_model(session: Session, model_id: str, wait_seconds: float,
                          gone: Callable[[], Awaitable[bool]] | None = None,
                          watch: FinishWatch | None = None) -> ModelRow:
-    """The model, read again once its fit has finished or ``wait_seconds`` have passed.
+    """The model's id, status and finish time (not its result), read again once its fit
+    has finished or ``wait_seconds`` have passed.
 
     With ``watch`` the wait holds nothing (no thread, connection or transaction) and is
     woken by the watch; without, the model is re-read on a back-off. ``gone`` tells whether
@@ -223,7 +224,7 @@ def predictable_model(session: Session, model_id: str, cache: PredictorCache | N
     model = compile_model(row.id, row.tenant, row.prediction_state)
     end_reads(session)
     if cache is not None:
-        cache.put(model)
+        cache.add(model)
     return model
 
 

@@ -1,0 +1,64 @@
+"""A model's JSON document, rendered once per finished model and shared.
+
+A finished model's document never changes, so it is rendered once (off the event loop) and
+kept (``ImmutableCache``); when one fit finishes with many long polls waiting on it, the
+first waiter renders and the others are answered with the same bytes, instead of each
+reading the result and serializing it again on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from service.auth.principal import Principal
+from service.db.models import ModelRow
+from service.models import service
+from service.models.immutable_cache import ImmutableCache
+from service.models.schemas import Model
+
+
+def render(row: ModelRow) -> bytes:
+    return Model.from_row(row).model_dump_json().encode()
+
+
+def _read_and_render(session: Session, model_id: str) -> tuple[ModelRow, bytes]:
+    row = service.get_model(session, model_id)
+    body = render(row)
+    session.rollback()  # a read: end it before answering
+    return row, body
+
+
+class ModelDocuments(ImmutableCache[bytes]):
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(max_bytes)
+        self._rendering: dict[str, asyncio.Future[bytes]] = {}
+
+    async def document(self, session: Session, principal: Principal, model_id: str,
+                       finished: bool) -> bytes:
+        """The document of a model the caller has just been allowed to read (its scoped
+        session found it), ``finished`` or not."""
+        if not finished:
+            return (await run_in_threadpool(_read_and_render, session, model_id))[1]
+        cached = self.get(model_id, principal)
+        if cached is not None:
+            return cached
+        pending = self._rendering.get(model_id)
+        if pending is not None:  # another waiter is rendering it: share its answer
+            return await asyncio.shield(pending)
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._rendering[model_id] = future
+        try:
+            row, body = await run_in_threadpool(_read_and_render, session, model_id)
+            if row.status in service.FINISHED:
+                self.put(model_id, row.tenant, body, len(body))
+            future.set_result(body)
+            return body
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            raise
+        finally:
+            del self._rendering[model_id]
