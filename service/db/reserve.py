@@ -288,7 +288,8 @@ def _fill(engine: Engine, connection: Connection, wanted: int) -> None:
 
 def vacuum_freed(engine: Engine, table: str) -> None:
     """VACUUM ``table`` (PostgreSQL), spending the reserve when the disk has no room for
-    it, then filling the reserve again. Never raises: the delete is done either way."""
+    it (the API fills it again when it next starts). Never raises: the delete is done
+    either way."""
     try:
         with _autocommit(engine) as connection:
             try:
@@ -296,12 +297,12 @@ def vacuum_freed(engine: Engine, table: str) -> None:
             except DBAPIError as error:
                 if not is_storage_full(error):
                     raise
-                log.warning("VACUUM %s found the disk full (%s): released the storage "
-                            "reserve; the API fills it again when it next starts",
-                            table, describe(error))
                 connection.execute(text(f"DELETE FROM {RESERVE_TABLE}"))
                 # an emptied table is truncated by VACUUM: its pages go back to the disk
                 _vacuum(connection, RESERVE_TABLE)
+                log.warning("VACUUM %s found the disk full (%s): released the storage "
+                            "reserve; the API fills it again when it next starts",
+                            table, describe(error))
                 _vacuum(connection, table)
     except Exception as error:
         log.warning("VACUUM %s after a delete failed (%s); autovacuum will free the space "
