@@ -53,7 +53,11 @@ class Settings(BaseSettings):
     fit_timeout_seconds: float = 900.0
     fit_memory_bytes: int = 8 * 1024 * 1024 * 1024
     lease_seconds: float = 30.0
+    # attempts of a fit (a timeout or memory limit fails at once; a crashed fit is retried)
     max_attempts: int = 3
+    # takeovers of a fit whose worker died mid-fit (they spend no attempt): a fit whose
+    # workers keep dying fails after this many
+    max_recoveries: int = 10
     worker_poll_seconds: float = 0.25
     max_wait_seconds: float = 60.0
     embedded_worker: bool = True

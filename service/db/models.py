@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -146,8 +147,12 @@ class JobRow(Tenanted, Base):
     kind: Mapped[str] = mapped_column(String(16))  # "fit" (later "compare")
     target_id: Mapped[str] = mapped_column(String(36), index=True)
     status: Mapped[str] = mapped_column(String(16), index=True)  # queued/running/succeeded/failed
+    # attempts spent by the fit (a claim of a queued job starts one)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)
+    # takeovers of the running attempt after its worker stopped (lease expired): they spend
+    # no attempt, and MIXEDFIT_MAX_RECOVERIES caps them so that every job ends
+    recoveries: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

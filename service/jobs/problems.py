@@ -21,12 +21,12 @@ def fit_failed(error_type: str | None, detail: str) -> dict[str, Any]:
 
 
 def fit_aborted(reason: str, detail: str, attempts: int) -> dict[str, Any]:
-    """Every attempt ended without a result: ``reason`` is timeout, memory, crashed or lost."""
+    """The fit spent its attempt(s) without a result: ``reason`` is timeout, memory or
+    crashed."""
     titles = {
         "timeout": ("fit-timeout", "The fit exceeded its time limit", 422),
         "memory": ("fit-memory-limit", "The fit exceeded its memory limit", 422),
         "crashed": ("fit-crashed", "The fit process crashed", 500),
-        "lost": ("fit-abandoned", "The worker running the fit stopped", 500),
     }
     slug, title, status = titles[reason]
     hint = {
@@ -39,6 +39,20 @@ def fit_aborted(reason: str, detail: str, attempts: int) -> dict[str, Any]:
     elif attempts > 1:
         sentence += f" That was attempt {attempts}; every attempt ended without a result."
     return problem(slug, title, status, sentence + hint, attempts=attempts)
+
+
+def workers_lost(stops: int, max_recoveries: int, attempts: int) -> dict[str, Any]:
+    """The workers running the fit kept dying: its takeovers (MIXEDFIT_MAX_RECOVERIES) are
+    spent. A worker's death costs the fit no attempt, so ``attempts`` may well be 1."""
+    return problem(
+        "fit-abandoned", "The workers running the fit kept dying", 500,
+        f"The worker running the fit stopped before the fit finished, {stops} times "
+        "(killed, crashed or cut off from the database; for example by the system's "
+        "out-of-memory killer). Another worker takes a fit over at most "
+        f"{max_recoveries} times (MIXEDFIT_MAX_RECOVERIES), so it was not tried again. "
+        "A fit that needs more memory than a worker's machine has ends this way: simplify "
+        "the model or give the workers more memory.",
+        attempts=attempts, recoveries=stops - 1)
 
 
 def dataset_missing(dataset_id: str) -> dict[str, Any]:

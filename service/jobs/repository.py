@@ -2,9 +2,22 @@
 
 A worker claims one job atomically: on PostgreSQL with ``SELECT ... FOR UPDATE SKIP
 LOCKED``, on SQLite inside the engine's ``BEGIN IMMEDIATE`` transaction (one writer at a
-time). The claim gives the worker a lease that it renews while the job runs; a running job
-whose lease expired (its worker died) can be claimed again until ``max_attempts`` is spent.
-Every function runs inside the caller's transaction and never commits.
+time). The claim gives the worker a lease that it renews while the job runs.
+
+Two counts keep every job finite without charging the fit for its workers' deaths:
+
+- ``attempts``: a claim of a queued job starts an attempt; the fit spends it (a timeout, a
+  memory limit, a crash of its child process, an internal error: the worker requeues the
+  job only while attempts remain).
+- ``recoveries``: a running job whose lease expired (its worker was killed, crashed or cut
+  off) is taken over by the next claim as the same attempt, and counts a recovery instead.
+  After ``max_recoveries`` of them, a job that loses its worker once more is failed
+  (``take_exhausted``): a job that kills every worker that takes it (the system's
+  out-of-memory killer taking the worker, say) still ends.
+
+The lease owner is the claim's token: a worker's late writes (``lock_if_held``,
+``renew_lease``, ``fail``, ``release``) are refused once another worker has taken the job
+over. Every function runs inside the caller's transaction and never commits.
 """
 
 from __future__ import annotations
@@ -28,13 +41,22 @@ def enqueue(session: Session, kind: str, target_id: str, max_attempts: int) -> J
     return job
 
 
-def _claimable(now: datetime) -> ColumnElement[bool]:
-    expired = and_(JobRow.status == "running", JobRow.lease_expires_at < now)
-    return and_(or_(JobRow.status == "queued", expired), JobRow.attempts < JobRow.max_attempts)
+def _claimable(now: datetime, max_recoveries: int) -> ColumnElement[bool]:
+    queued = and_(JobRow.status == "queued", JobRow.attempts < JobRow.max_attempts)
+    return or_(queued, and_(_abandoned(now), JobRow.recoveries < max_recoveries))
 
 
-def claim_next(session: Session, worker_id: str, lease_seconds: float) -> JobRow | None:
+def _abandoned(now: datetime) -> ColumnElement[bool]:
+    """Running, but its worker stopped renewing the lease."""
+    return and_(JobRow.status == "running", JobRow.lease_expires_at < now)
+
+
+def claim_next(session: Session, worker_id: str, lease_seconds: float, *,
+               max_recoveries: int) -> JobRow | None:
     """Claim the next job fairly across tenants; None if there is nothing to claim.
+
+    A queued job starts its next attempt; a running job whose lease expired is recovered
+    (the same attempt, one more recovery) while it has fewer than ``max_recoveries``.
 
     Tenants take turns: the tenant with the fewest running jobs goes first, then the one
     whose last claim is oldest (never claimed: first), then the one whose oldest waiting
@@ -43,39 +65,45 @@ def claim_next(session: Session, worker_id: str, lease_seconds: float) -> JobRow
     behind them. Jobs of the open mode (no tenant) are one more tenant.
     """
     now = utcnow()
-    tenants = _tenants_in_turn(session, now)
+    claimable = _claimable(now, max_recoveries)
+    tenants = _tenants_in_turn(session, claimable, now)
     # First each tenant's oldest job in turn, unless another claimer holds it right now
     # (PostgreSQL: it is claiming it; SKIP LOCKED passes it over and the next tenant gets
     # this claim); when every tenant's oldest is held, the next of each tenant in turn.
     # SQLite renders no locking clause: BEGIN IMMEDIATE already serializes the claim.
     for oldest_only in (True, False):
         for tenant in tenants:
-            job = session.scalars(_next_of(tenant, now, oldest_only)).one_or_none()
+            job = session.scalars(_next_of(tenant, claimable, oldest_only)).one_or_none()
             if job is not None:
                 return _lease(session, job, worker_id, lease_seconds, now)
     return None
 
 
-def _next_of(tenant: str | None, now: datetime, oldest_only: bool) -> Select[JobRow]:
+def _next_of(tenant: str | None, claimable: ColumnElement[bool], oldest_only: bool
+             ) -> Select[JobRow]:
     """Lock a tenant's oldest claimable job (``oldest_only``: that one or none, if another
     transaction holds it; else the oldest that nobody holds)."""
-    waiting = (select(JobRow).where(_claimable(now), _of_tenant(tenant))
+    waiting = (select(JobRow).where(claimable, _of_tenant(tenant))
                .order_by(JobRow.created_at, JobRow.id).limit(1))
     if oldest_only:
         head = waiting.with_only_columns(JobRow.id).scalar_subquery()
-        waiting = select(JobRow).where(JobRow.id == head, _claimable(now))
-    return waiting.with_for_update(skip_locked=True)
+        waiting = select(JobRow).where(JobRow.id == head, claimable)
+    # PostgreSQL rechecks the conditions on the row it locks (READ COMMITTED): a job that
+    # another claimer took over and committed meanwhile is no longer claimable; the row's
+    # newest values are loaded, so the counts below start from the committed ones
+    return waiting.with_for_update(skip_locked=True).execution_options(populate_existing=True)
 
 
 def _of_tenant(tenant: str | None) -> ColumnElement[bool]:
     return JobRow.tenant.is_(None) if tenant is None else JobRow.tenant == tenant
 
 
-def _tenants_in_turn(session: Session, now: datetime) -> list[str | None]:
+def _tenants_in_turn(session: Session, claimable: ColumnElement[bool], now: datetime
+                     ) -> list[str | None]:
     """The tenants with a claimable job, in the order they take their turns."""
     waiting = {tenant: oldest for tenant, oldest in session.execute(
         select(JobRow.tenant, func.min(JobRow.created_at))
-        .where(_claimable(now)).group_by(JobRow.tenant))}
+        .where(claimable).group_by(JobRow.tenant))}
     if len(waiting) <= 1:
         return list(waiting)  # one tenant (the usual case): no turns to take
     running = dict(session.execute(
@@ -104,8 +132,11 @@ def _aware(value: datetime) -> datetime:
 
 def _lease(session: Session, job: JobRow, worker_id: str, lease_seconds: float,
            now: datetime) -> JobRow:
+    if job.status == "queued":
+        job.attempts += 1  # a new attempt
+    else:
+        job.recoveries += 1  # the running attempt, taken over from a worker that stopped
     job.status = "running"
-    job.attempts += 1
     job.lease_owner = worker_id
     job.lease_expires_at = now + timedelta(seconds=lease_seconds)
     job.started_at = now
@@ -114,27 +145,25 @@ def _lease(session: Session, job: JobRow, worker_id: str, lease_seconds: float,
     return job
 
 
-def take_exhausted(session: Session) -> list[JobRow]:
-    """Fail running jobs whose lease expired with no attempt left, and return them.
+def take_exhausted(session: Session, *, max_recoveries: int) -> list[JobRow]:
+    """Fail running jobs whose lease expired with no recovery left, and return them.
 
-    Their worker died on the last attempt; the caller marks their targets failed.
+    Their workers kept stopping: this is the last of ``max_recoveries`` + 1 workers that
+    took the job and stopped before it ended. The caller marks their targets failed.
     """
     now = utcnow()
     statement = (
         select(JobRow)
-        .where(JobRow.status == "running", JobRow.lease_expires_at < now,
-               JobRow.attempts >= JobRow.max_attempts)
+        .where(_abandoned(now), JobRow.recoveries >= max_recoveries)
         .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
     )
     jobs = list(session.scalars(statement))
     for job in jobs:
-        job.status = "failed"
-        job.finished_at = now
-        job.lease_owner = None
-        job.lease_expires_at = None
-        job.last_error = (
-            f"attempt {job.attempts} of {job.max_attempts} ended without a result "
-            "(the worker stopped renewing its lease: killed, crashed or cut off)")
+        _end(job, "failed", (
+            f"its workers kept stopping: the job lost its worker {job.recoveries + 1} times "
+            "before it ended (killed, crashed or cut off from the database), and after "
+            f"{job.recoveries} takeovers no more are allowed"))
     session.flush()
     return jobs
 

@@ -173,10 +173,9 @@ def _release(job: JobRow, ctx: TaskContext) -> None:
     log.info("job %s released: the worker is stopping", job.id)
 
 
-def fail_abandoned(session: Session) -> None:
-    """Fail jobs whose worker died on their last attempt, and their models."""
-    for job in jobs.take_exhausted(session):
+def fail_abandoned(session: Session, max_recoveries: int) -> None:
+    """Fail jobs whose workers kept dying (no recovery left), and their models."""
+    for job in jobs.take_exhausted(session, max_recoveries=max_recoveries):
         if job.kind == "fit":
-            models.mark_failed(session, job.target_id, problems.fit_aborted(
-                "lost", "the worker running the fit stopped before it finished "
-                "(killed, crashed or cut off from the database)", job.attempts))
+            models.mark_failed(session, job.target_id, problems.workers_lost(
+                job.recoveries + 1, max_recoveries, job.attempts))

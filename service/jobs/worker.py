@@ -59,16 +59,19 @@ class Worker:
     def run_once(self) -> bool:
         """Claim one job and run it to its end; False when the queue had nothing to claim."""
         with self.session_factory.begin() as session:
-            fail_abandoned(session)
-            job = jobs.claim_next(session, self.worker_id, self.settings.lease_seconds)
+            fail_abandoned(session, self.settings.max_recoveries)
+            job = jobs.claim_next(session, self.worker_id, self.settings.lease_seconds,
+                                  max_recoveries=self.settings.max_recoveries)
             if job is not None and job.kind == "fit":
                 models.mark_running(session, job.target_id)
         if job is None:
             return False
         # every line until the job ends carries its ids and the request that queued it
         with bound(job_context(job)):
-            log.info("job %s (%s %s) claimed by %s, attempt %d of %d", job.id, job.kind,
-                     job.target_id, self.worker_id, job.attempts, job.max_attempts)
+            log.info("job %s (%s %s) claimed by %s, attempt %d of %d%s", job.id, job.kind,
+                     job.target_id, self.worker_id, job.attempts, job.max_attempts,
+                     f", recoveries {job.recoveries} of {self.settings.max_recoveries}"
+                     if job.recoveries else "")
             context = TaskContext(self.settings, self.session_factory, self.worker_id,
                                   self._stop)
             if job.kind == "fit":

@@ -91,7 +91,7 @@ def test_a_job_run_twice_stores_one_result(settings: Settings, session_factory: 
     model_id, job_id = submit_fit(session_factory, mood, "Mood ~ Exercise")
     # worker "slow" claims the job and fits it, but its lease runs out before it stores
     with session_factory.begin() as session:
-        slow_job = jobs.claim_next(session, "slow", lease_seconds=-1.0)
+        slow_job = jobs.claim_next(session, "slow", lease_seconds=-1.0, max_recoveries=10)
     assert slow_job is not None
     outcome = run_fit(FitRequest("Mood ~ Exercise", "REML", parquet_bytes(mood)),
                       timeout_seconds=600, memory_bytes=settings.fit_memory_bytes,
@@ -100,7 +100,8 @@ def test_a_job_run_twice_stores_one_result(settings: Settings, session_factory: 
     # meanwhile another worker claims the expired job and completes it
     assert Worker(settings, session_factory, worker_id="fast").run_once()
     first = stored(session_factory, model_id, job_id)
-    assert (first.model_status, first.attempts) == ("succeeded", 2)
+    # taken over from a worker that stopped: the same attempt
+    assert (first.model_status, first.attempts) == ("succeeded", 1)
     # the slow worker's late result is discarded, not stored a second time
     record_outcome(slow_job, outcome, TaskContext(settings, session_factory, "slow",
                                                   stop=threading.Event()))
@@ -112,7 +113,7 @@ def test_an_expired_lease_nobody_took_still_stores_its_result(
         settings: Settings, session_factory: SessionFactory, mood: pd.DataFrame) -> None:
     model_id, job_id = submit_fit(session_factory, mood, "Mood ~ Exercise")
     with session_factory.begin() as session:
-        job = jobs.claim_next(session, "late", lease_seconds=-1.0)
+        job = jobs.claim_next(session, "late", lease_seconds=-1.0, max_recoveries=10)
     assert job is not None
     outcome = run_fit(FitRequest("Mood ~ Exercise", "REML", parquet_bytes(mood)),
                       timeout_seconds=600, memory_bytes=settings.fit_memory_bytes,
@@ -165,7 +166,7 @@ def test_a_crashed_fit_process_is_retried(settings: Settings, session_factory: S
                                           mood: pd.DataFrame) -> None:
     model_id, job_id = submit_fit(session_factory, mood, "Mood ~ Exercise", max_attempts=3)
     with session_factory.begin() as session:
-        job = jobs.claim_next(session, "w", lease_seconds=30.0)
+        job = jobs.claim_next(session, "w", lease_seconds=30.0, max_recoveries=10)
     assert job is not None
     crashed = FitOutcome("crashed", message="the fit process was killed by signal SIGSEGV")
     record_outcome(job, crashed, TaskContext(settings, session_factory, "w", threading.Event()))
@@ -176,6 +177,25 @@ def test_a_crashed_fit_process_is_retried(settings: Settings, session_factory: S
     state = stored(session_factory, model_id, job_id)
     assert (state.model_status, state.job_status, state.attempts) == (
         "succeeded", "succeeded", 2)
+
+
+def test_a_fit_whose_workers_keep_dying_fails_with_a_problem_saying_so(
+        settings: Settings, session_factory: SessionFactory, mood: pd.DataFrame) -> None:
+    model_id, job_id = submit_fit(session_factory, mood, "Mood ~ Exercise", max_attempts=3)
+    for dead in ("dead0", "dead1", "dead2"):  # the first claim and two recoveries, all lost
+        with session_factory.begin() as session:
+            assert jobs.claim_next(session, dead, lease_seconds=-1.0, max_recoveries=2)
+    worker = Worker(settings.model_copy(update={"max_recoveries": 2}), session_factory)
+    assert not worker.run_once()  # nothing to claim: the job is failed instead
+    state = stored(session_factory, model_id, job_id)
+    assert (state.model_status, state.job_status, state.attempts) == ("failed", "failed", 1)
+    assert state.error is not None
+    assert state.error["type"] == "urn:mixedfit:problem:fit-abandoned"
+    assert state.error["status"] == 500
+    assert state.error["title"] == "The workers running the fit kept dying"
+    assert "stopped before the fit finished, 3 times" in state.error["detail"]
+    assert "at most 2 times (MIXEDFIT_MAX_RECOVERIES)" in state.error["detail"]
+    assert (state.error["attempts"], state.error["recoveries"]) == (1, 2)
 
 
 def test_the_embedded_worker_fits_in_the_background_and_stops(
