@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     # where the counters live: "memory://" (one process) or "redis://host:6379" (shared by
     # every API process)
     rate_limit_storage: str = "memory://"
+    # disk space held back for when the database's disk fills, so that deletes still work
+    # and free space (service.db.reserve): on SQLite a file beside the database, which must
+    # cover the WAL's last checkpoint (4 MiB) plus the largest stored dataset; on PostgreSQL
+    # rows of a table (at most 2 MB, room for the VACUUM that reuses what a delete freed);
+    # 0: none
+    storage_reserve_bytes: int = 16 * 1024 * 1024
 
     @field_validator("cors_origins", mode="before")
     @classmethod

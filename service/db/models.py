@@ -245,3 +245,19 @@ class IdempotencyRecordRow(Base):
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class StorageReserveRow(Base):
+    """Space held back on PostgreSQL for when its disk fills (``service.db.reserve``).
+
+    Rows of incompressible filler, one per 8 KiB page (the migration stores ``filler``
+    PLAIN: neither compressed nor moved to a TOAST table). Deleted and vacuumed, they give
+    their pages back to the file system, which a VACUUM of the datasets needs on a full
+    disk. No tenant: it is the server's, and no route reads it. Empty on SQLite, whose
+    reserve is a file next to the database.
+    """
+
+    __tablename__ = "storage_reserve"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    filler: Mapped[bytes] = mapped_column(LargeBinary)

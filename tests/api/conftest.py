@@ -17,8 +17,10 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
+    # no storage reserve (service.db.reserve) unless a test asks for one: 16 MiB allocated
+    # per test database would fill the temporary folder
     values: dict[str, Any] = {"database_url": database_url, "embedded_worker": False,
-                              "max_wait_seconds": 5.0}
+                              "max_wait_seconds": 5.0, "storage_reserve_bytes": 0}
     values.update(overrides)
     return Settings(**values)
 
