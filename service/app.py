@@ -22,7 +22,9 @@ from starlette.staticfiles import StaticFiles
 from service.api import api_router
 from service.auth.middleware import AuthMiddleware
 from service.compute import ComputePool
+from service.db import notify
 from service.db.migrate import SchemaGate
+from service.db.notify import start_listener
 from service.errors import (
     Problem,
     document_insufficient_storage,
@@ -51,6 +53,9 @@ from service.settings import Settings, get_settings
 logger = logging.getLogger("mixedfit")
 
 GZIP_MINIMUM_BYTES = 1024
+# zlib's level 9 (Starlette's default) took 120 ms on a 1.8 MB answer; 5 compresses JSON
+# nearly as well in a fraction of the time
+GZIP_LEVEL = 5
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 TITLE = "mixedfit"
 DESCRIPTION = (
@@ -73,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from service.db import reserve
         from service.db.session import create_db_engine, make_session_factory
 
         engine = create_db_engine(settings.database_url)
@@ -84,20 +90,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if problem is not None:
             # one line at start; until then the routes answer 503 database-not-migrated
             logger.error("%s Until then every route answers 503.", problem)
+        else:
+            # the space that a full disk gives back so that deletes work (service.db.reserve)
+            await run_in_threadpool(reserve.hold, engine, settings.storage_reserve_bytes)
         app.state.schema_gate = gate
         watch = FinishWatch(lambda: app.state.read_session_factory, FINISHED)
         app.state.finish_watch = watch
+        # PostgreSQL: a finished fit notifies (migration 0009), waiters are answered at once
+        listener = start_listener(settings.database_url, [notify.FINISHED],
+                                  lambda _channel: watch.wake())
         worker = None
         if settings.embedded_worker:
             from service.jobs import start_embedded_worker
 
             worker = await run_in_threadpool(start_embedded_worker, settings,
                                              watch.wake)
+            # a queued fit is claimed at once, not at the worker's next poll
+            app.state.wake_workers = worker.wake
         try:
             yield
         finally:
             if worker is not None:
                 await run_in_threadpool(worker.stop)
+            if listener is not None:
+                await run_in_threadpool(listener.stop)
             await watch.close()
             engine.dispose()
 
@@ -112,6 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = None
     app.state.read_session_factory = None
     app.state.schema_gate = None
+    # called when a job is queued (embedded mode: the in-process worker's wake)
+    app.state.wake_workers = _nobody
 
     def session_factory() -> sessionmaker[Session] | None:
         factory: sessionmaker[Session] | None = app.state.read_session_factory
@@ -169,10 +187,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     # large answers (results, residual tables, SVG) compressed for clients that accept it
-    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES)
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES,
+                       compresslevel=GZIP_LEVEL)
     # keep this the last middleware added (the outermost): every answer passes through it
     install_http_edge(app, settings)
     return app
+
+
+def _nobody() -> None:
+    """No worker in this process to wake (production workers hear PostgreSQL's NOTIFY)."""
 
 
 def install_http_edge(app: FastAPI, settings: Settings) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
-from service.errors import PayloadTooLarge, UnsupportedMediaType
+from service.errors import ClientClosedRequest, PayloadTooLarge, UnsupportedMediaType
 
 Message = dict[str, Any]
 
@@ -43,11 +43,15 @@ async def read_body(request: Request, limit: int, setting: str = UPLOAD_SETTING)
     check_declared_length(request, limit, setting)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit, setting)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit, setting)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientClosedRequest("The client closed the connection before the request "
+                                  "body had been sent.") from None
     return b"".join(chunks)
 
 

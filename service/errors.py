@@ -93,6 +93,15 @@ class PayloadTooLarge(ServiceError):
     title = "Payload too large"
 
 
+class ClientClosedRequest(ServiceError):
+    """The client went away before its answer was ready (nginx's 499): the answer goes
+    nowhere, and the access log says what happened instead of a 500."""
+
+    status = 499
+    slug = "client-closed-request"
+    title = "The client closed the request"
+
+
 class UnsupportedMediaType(ServiceError):
     status = 415
     slug = "unsupported-media-type"

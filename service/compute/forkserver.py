@@ -37,9 +37,11 @@ class Child:
     death is end of file on ``reader`` too.
     """
 
-    def __init__(self, name: str, target: Callable[..., None], *args: Any) -> None:
+    def __init__(self, name: str, target: Callable[..., None], *args: Any,
+                 duplex: bool = False) -> None:
         context = fork_server()
-        self.reader, writer = context.Pipe(duplex=False)
+        # duplex: a child that serves many requests also receives them on ``reader``
+        self.reader, writer = context.Pipe(duplex=duplex)
         lifeline, self._keep_alive = context.Pipe(duplex=False)
         self.process = context.Process(target=target, args=(writer, lifeline, *args),
                                        name=name, daemon=True)

@@ -24,7 +24,7 @@ from anyio import CapacityLimiter
 
 from service.compute.child import run_task
 from service.compute.forkserver import Child
-from service.errors import ServiceError, ServiceUnavailable
+from service.errors import ClientClosedRequest, ServiceError, ServiceUnavailable
 
 T = TypeVar("T")
 
@@ -142,12 +142,8 @@ class ComputePool:
         raise ComputeFailed(f"{what} failed:\n{outcome[1]}")
 
 
-class ComputeCancelled(ServiceError):
+class ComputeCancelled(ClientClosedRequest):
     """The client left before the work was done (the answer goes nowhere)."""
-
-    status = 499
-    slug = "client-closed-request"
-    title = "The client closed the request"
 
 
 async def _watch_client(gone: Callable[[], Awaitable[bool]], cancel: threading.Event) -> None:

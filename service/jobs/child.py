@@ -27,17 +27,43 @@ class FitRequest:
     pool: bool = True  # per-group fits: pooled residual SD (lme4's default)
 
 
-def run_child(connection: Connection, lifeline: Connection, request: FitRequest,
-              memory_bytes: int) -> None:
-    """Entry point of the child: fit ``request`` and send the outcome tuple back."""
+def serve_fits(connection: Connection, lifeline: Connection, memory_bytes: int,
+               max_fits: int) -> None:
+    """Entry point of a warm fit process: fit each request received, send its outcome,
+    up to ``max_fits`` (then the process ends and is replaced, as Celery's
+    max-tasks-per-child). After a fit that ran out of memory or failed internally the
+    process ends at once: its state is no longer to be trusted."""
     die_with_parent(lifeline)
     limit_memory(memory_bytes)
-    outcome = fit(request)
+    for _ in range(max_fits):
+        name_process(IDLE_NAME)
+        try:
+            request = connection.recv()
+        except (EOFError, OSError):
+            return  # the worker closed the connection: nothing more to fit
+        name_process(FITTING_NAME)
+        outcome = fit(request)
+        try:
+            connection.send(outcome)
+        except MemoryError:
+            connection.send(("memory", "out of memory while sending the result"))
+            return
+        if outcome[0] not in ("ok", "invalid"):
+            return
+
+
+# what ps, top and /proc/<pid>/comm show a warm fit process doing (at most 15 characters)
+FITTING_NAME = "mixedfit-fit"
+IDLE_NAME = "mixedfit-idle"
+
+
+def name_process(name: str) -> None:
+    """Set the process's name as the kernel shows it (Linux; elsewhere nothing happens)."""
     try:
-        connection.send(outcome)
-    except MemoryError:
-        connection.send(("memory", "out of memory while sending the result"))
-    connection.close()
+        with open("/proc/self/comm", "w") as comm:
+            comm.write(name[:15])
+    except OSError:
+        pass
 
 
 def die_with_parent(lifeline: Connection) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.session import create_db_engine, make_session_factory
+from service.jobs.wake import WakeableStop
 from service.jobs.worker import Worker, wait_for_schema
 from service.settings import Settings
 
@@ -32,7 +33,7 @@ class EmbeddedWorker:
     def __init__(self, settings: Settings, after_job: Callable[[], None] | None = None) -> None:
         self._engine = create_db_engine(settings.database_url)
         self.worker = _ReportingWorker(settings, make_session_factory(self._engine), after_job)
-        self._stop = threading.Event()
+        self._stop = WakeableStop()
         self._thread = threading.Thread(target=self._run, name="mixedfit-worker", daemon=True)
 
     def _run(self) -> None:
@@ -43,6 +44,10 @@ class EmbeddedWorker:
 
     def start(self) -> None:
         self._thread.start()
+
+    def wake(self) -> None:
+        """A job was queued: look for it now rather than at the next poll (thread-safe)."""
+        self._stop.wake()
 
     @property
     def running(self) -> bool:

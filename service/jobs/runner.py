@@ -3,7 +3,10 @@
 The worker's own process never fits: a fit that runs away (too long, too much memory, a
 crash in native code) ends its child, and the worker reports why and lives on. Children are
 forked from a fork server that has the statistics stack imported already (see preload.py),
-so a fit does not pay seconds of imports. While the child runs, ``on_tick`` is called every
+so a fit does not pay seconds of imports, and a child stays warm: it serves one fit after
+another (the worker thread's own child, replaced after MAX_FITS_PER_PROCESS fits or any
+fit that did not end cleanly), so a small fit does not pay a process start either, only
+the transfer of its data. While the child runs, ``on_tick`` is called every
 ``tick_seconds`` (the worker renews its lease there); when it returns False the child is
 killed and the fit abandoned.
 """
@@ -13,16 +16,21 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from service.compute.forkserver import Child, fork_server
-from service.jobs.child import FitRequest, run_child
+from service.jobs.child import FitRequest, serve_fits
 from service.stats.fit import FittedModel
 
 log = logging.getLogger("service.jobs.runner")
+
+# fits one warm process serves before it is replaced (memory a fit leaves fragmented is
+# given back; as Celery's max-tasks-per-child)
+MAX_FITS_PER_PROCESS = 100
 
 OutcomeStatus = Literal["succeeded", "invalid", "timeout", "memory", "crashed", "cancelled"]
 
@@ -46,12 +54,68 @@ def warm_up() -> None:
     process.close()
 
 
+class _WarmProcess(Child):
+    """A fit process that serves one fit after another for one worker thread."""
+
+    def __init__(self, memory_bytes: int) -> None:
+        super().__init__("mixedfit-fit", serve_fits, memory_bytes, MAX_FITS_PER_PROCESS,
+                         duplex=True)
+        self.memory_bytes = memory_bytes
+        self.fits = 0
+
+
+# each worker thread (the embedded worker, a worker process's loop) keeps its own
+_warm = threading.local()
+
+
+def _take_warm(memory_bytes: int) -> _WarmProcess:
+    """This thread's warm fit process, started anew if it has ended, served its quota or
+    has another memory limit."""
+    process: _WarmProcess | None = getattr(_warm, "process", None)
+    # an idle warm process never sends: its connection readable means it has ended
+    if process is not None and (process.memory_bytes != memory_bytes
+                                or process.fits >= MAX_FITS_PER_PROCESS
+                                or not process.process.is_alive()
+                                or process.reader.poll(0)):
+        process.close()
+        process = None
+    if process is None:
+        process = _WarmProcess(memory_bytes)
+    _warm.process = None  # taken: given back only after a fit that leaves it sound
+    return process
+
+
+def warm_process_pid() -> int | None:
+    """The pid of this thread's warm fit process, if it has one (for tests and logs)."""
+    process: _WarmProcess | None = getattr(_warm, "process", None)
+    return process.process.pid if process is not None else None
+
+
 def run_fit(request: FitRequest, *, timeout_seconds: float, memory_bytes: int,
             tick_seconds: float, on_tick: Callable[[], bool]) -> FitOutcome:
-    """Fit ``request`` in a child process and say how it ended."""
-    child = Child("mixedfit-fit", run_child, request, memory_bytes)
-    deadline = time.monotonic() + timeout_seconds
+    """Fit ``request`` in this thread's warm fit process and say how it ended.
+
+    A fit that runs out of time, is cancelled, crashes or fails internally ends its
+    process (killed if need be); the next fit starts a new one. A warm process found dead
+    when handed the fit (killed while it waited) is no crash of the fit: the fit is given
+    to a fresh process.
+    """
+    child = _take_warm(memory_bytes)
+    reused = child.fits > 0
+    outcome = _fit_in(child, request, timeout_seconds, memory_bytes, tick_seconds, on_tick)
+    if outcome.status == "crashed" and reused:
+        outcome = _fit_in(_take_warm(memory_bytes), request, timeout_seconds, memory_bytes,
+                          tick_seconds, on_tick)
+    return outcome
+
+
+def _fit_in(child: _WarmProcess, request: FitRequest, timeout_seconds: float,
+            memory_bytes: int, tick_seconds: float, on_tick: Callable[[], bool]) -> FitOutcome:
+    child.fits += 1
+    keep = False
     try:
+        child.reader.send(request)
+        deadline = time.monotonic() + timeout_seconds
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -66,9 +130,15 @@ def run_fit(request: FitRequest, *, timeout_seconds: float, memory_bytes: int,
             outcome = child.reader.recv()
         except EOFError:
             return _crashed(child.exit_code(), memory_bytes)
+        keep = outcome[0] in ("ok", "invalid")
         return _read_outcome(outcome, memory_bytes)
+    except (BrokenPipeError, ConnectionResetError):
+        return _crashed(child.exit_code(), memory_bytes)
     finally:
-        child.close()
+        if keep:
+            _warm.process = child
+        else:
+            child.close()
 
 
 def _read_outcome(outcome: tuple[object, ...], memory_bytes: int) -> FitOutcome:

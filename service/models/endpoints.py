@@ -82,6 +82,7 @@ async def create_model(
 ) -> Any:
     """Check a formula against its dataset and queue the fit (202; poll the Location)."""
     row = await run_in_threadpool(_create, request, spec, settings)
+    request.app.state.wake_workers()
     response.headers["Location"] = f"/v1/models/{row.id}"
     if wait > 0:
         watch: FinishWatch | None = getattr(request.app.state, "finish_watch", None)

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.app import create_app
 from service.db.migrate import upgrade
 from service.db.session import create_db_engine, make_session_factory
+from service.jobs.child import FITTING_NAME
 from service.settings import Settings
 from tests.db.factories import DATA, submit_fit
 from tests.jobs.helpers import (
@@ -153,7 +154,8 @@ def start_worker(database_url: str, tmp_path: Path) -> Iterator[StartWorker]:
 
 
 def _fits_running(worker_pid: int) -> bool:
-    """True while the worker has a fit process: a child of its fork server, from /proc."""
+    """True while the worker's fit process (a child of its fork server, from /proc) is
+    fitting: its name says so (a warm fit process waits between fits)."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -164,7 +166,15 @@ def _fits_running(worker_pid: int) -> bool:
             if stat[0] != "Z":
                 parents[int(entry.name)] = int(stat[1])
     children = {pid for pid, parent in parents.items() if parent == worker_pid}
-    return any(parent in children for parent in parents.values())
+    return any(parent in children and _name(pid) == FITTING_NAME
+               for pid, parent in parents.items())
+
+
+def _name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _succeeded_once(session_factory: SessionFactory, model_id: str, job_id: str) -> Stored:
