@@ -17,13 +17,16 @@ from types import FrameType
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.context import LogContext, bound
+from service.db import notify
 from service.db.migrate import display_url, schema_problem
 from service.db.models import JobRow
+from service.db.notify import start_listener
 from service.db.session import create_db_engine, is_database_unavailable, make_session_factory
 from service.jobs import repository as jobs
 from service.jobs import retry
 from service.jobs.runner import warm_up
 from service.jobs.tasks import TaskContext, fail_abandoned, run_fit_job
+from service.jobs.wake import WakeableStop
 from service.models import repository as models
 from service.ops.logs import configure_logging
 from service.settings import Settings, get_settings
@@ -146,7 +149,9 @@ def wait_for_schema(session_factory: sessionmaker[Session], stop: threading.Even
 def run_worker_process(settings: Settings | None = None) -> None:
     """A standalone worker until SIGTERM or SIGINT, which end it gracefully."""
     settings = settings or get_settings()
-    stop = threading.Event()
+    # woken early by PostgreSQL's NOTIFY of a queued job (migration 0009), so a fit is
+    # claimed at once; polling every MIXEDFIT_WORKER_POLL_SECONDS remains the fallback
+    stop = WakeableStop()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: stopping", signal.Signals(signum).name)
@@ -155,12 +160,15 @@ def run_worker_process(settings: Settings | None = None) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     engine = create_db_engine(settings.database_url)
+    listener = start_listener(settings.database_url, [notify.JOBS], lambda _channel: stop.wake())
     try:
         session_factory = make_session_factory(engine)
         if wait_for_schema(session_factory, stop):
             warm_up()
             Worker(settings, session_factory).run_forever(stop)
     finally:
+        if listener is not None:
+            listener.stop()
         engine.dispose()
 
 
