@@ -25,8 +25,9 @@ log = logging.getLogger("service.db.notify")
 
 JOBS = "mixedfit_jobs"
 FINISHED = "mixedfit_finished"
-# how often the thread looks up from waiting to see whether it must stop
-STOP_CHECK_SECONDS = 1.0
+# how often the thread looks up from waiting to see whether it must stop (a stop waits for
+# at most this: an app's shutdown must not linger)
+STOP_CHECK_SECONDS = 0.1
 RECONNECT_SECONDS = (0.5, 1.0, 2.0, 5.0)
 
 
@@ -50,7 +51,7 @@ class Listener:
         self._thread.start()
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 1.0) -> None:
         self._stop.set()
         self._thread.join(timeout)
 
