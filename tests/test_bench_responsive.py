@@ -19,7 +19,7 @@ def test_the_responsiveness_benchmark_measures_every_load(tmp_path: Path) -> Non
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "responsive.py"), "--quick", "--period", "1",
          "--json", str(results)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=180)
+        cwd=tmp_path, capture_output=True, text=True, timeout=420)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "| # | load |" in done.stdout
 
@@ -36,8 +36,9 @@ def test_the_responsiveness_benchmark_measures_every_load(tmp_path: Path) -> Non
     assert statuses("2", "prediction") == {200}
     assert statuses("3") == {201}
     assert statuses("4") == {200}
-    for what, status in {"bomb": 413, "wide": 413, "json chunked": 413, "a * b": 422,
-                         "^8": 422}.items():
+    for what, status in {"bomb": 413, "wide": 413, "a * b": 422, "^8": 422}.items():
         assert statuses("5", what) == {status}, what
-    # refused unread and the connection closed: the client may see a reset instead
-    assert statuses("5", "json declared") <= {413, None}
+    # refused at the limit and the connection closed (Connection: close): a client still
+    # sending may see a reset instead of the answer
+    for what in ("json declared", "json chunked"):
+        assert 413 in statuses("5", what) and statuses("5", what) <= {413, None}, what
