@@ -19,6 +19,7 @@ from service.db.storage import is_storage_full
 # How long a SQLite writer waits for another writer before giving up with "database is
 # locked". Transactions here are short; fits run outside them.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_POOL_SIZE = 48
 # The execution option that marks a read-only engine (``make_session_factory(reads_only=True)``)
 READS_ONLY = "mixedfit_reads_only"
 # Seconds to wait for a PostgreSQL connection: without it an unreachable host blocks for the
@@ -105,7 +106,11 @@ def end_reads(session: Session) -> None:
 
 
 def _create_sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False})
+    # as many connections as request threads (anyio's 40) and more: a request thread that
+    # waits for a pooled connection while every connection's holder waits for a thread
+    # would stall the API; SQLite connections cost a file handle each
+    engine = create_engine(url, connect_args={"check_same_thread": False},
+                           pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
