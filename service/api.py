@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Security
 from fastapi.security import HTTPBearer
 
+from service.batches.endpoints import router as batches_router
 from service.comparisons.endpoints import router as comparisons_router
 from service.datasets.endpoints import router as datasets_router
 from service.errors import problem_responses
@@ -27,6 +28,7 @@ V1: dict[str, Any] = {"dependencies": [Security(bearer_scheme)],
 api_router = APIRouter()
 api_router.include_router(datasets_router, **V1)
 api_router.include_router(models_router, **V1)
+api_router.include_router(batches_router, **V1)
 api_router.include_router(inspection_router, **V1)
 api_router.include_router(comparisons_router, **V1)
 api_router.include_router(inference_router, **V1)

@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from service.api import api_router
 from service.auth.middleware import AuthMiddleware
+from service.batches import repository as batches
 from service.compute import ComputePool
 from service.db import notify
 from service.db.migrate import SchemaGate
@@ -33,6 +34,7 @@ from service.errors import (
 )
 from service.idempotency import IdempotencyMiddleware
 from service.idempotency.openapi import document_idempotency_key
+from service.models import repository as models
 from service.models.documents import ModelDocuments
 from service.models.predictors import PredictorCache
 from service.models.service import FINISHED
@@ -94,8 +96,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # the space that a full disk gives back so that deletes work (service.db.reserve)
             await run_in_threadpool(reserve.hold, engine, settings.storage_reserve_bytes)
         app.state.schema_gate = gate
-        watch = FinishWatch(lambda: app.state.read_session_factory, FINISHED)
+        watch = FinishWatch(lambda: app.state.read_session_factory,
+                            lambda session, ids: models.finished_among(session, ids, FINISHED))
         app.state.finish_watch = watch
+        batch_watch = FinishWatch(lambda: app.state.read_session_factory,
+                                  batches.finished_among)
+        app.state.batch_watch = batch_watch
         # PostgreSQL: a finished fit notifies (migration 0009), waiters are answered at once
         listener = start_listener(settings.database_url, [notify.FINISHED],
                                   lambda _channel: watch.wake())
@@ -103,8 +109,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.embedded_worker:
             from service.jobs import start_embedded_worker
 
-            worker = await run_in_threadpool(start_embedded_worker, settings,
-                                             watch.wake)
+            def finished_a_job() -> None:
+                watch.wake()
+                batch_watch.wake()
+
+            worker = await run_in_threadpool(start_embedded_worker, settings, finished_a_job)
             # a queued fit is claimed at once, not at the worker's next poll
             app.state.wake_workers = worker.wake
         try:
@@ -115,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if listener is not None:
                 await run_in_threadpool(listener.stop)
             await watch.close()
+            await batch_watch.close()
             engine.dispose()
 
     app = FastAPI(title=TITLE, version=_version(), description=DESCRIPTION, lifespan=lifespan,

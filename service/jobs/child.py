@@ -1,8 +1,10 @@
-"""The code that runs in a fit's child process: limits, then the statistics core.
+"""The code that runs in a job's child process: limits, then the statistics core.
 
 The address-space limit is set before the data is even decoded, so a fit that needs more
 memory fails here with ``MemoryError`` (or dies) and never takes the worker down. Only the
-statistics core runs here: no database, no settings.
+statistics core runs here: no database, no settings. A warm process serves any ``ChildWork``
+(a fit, a batch of predictions, a bootstrap): each is a picklable request whose ``run``
+does the work from the bytes it carries.
 """
 
 from __future__ import annotations
@@ -16,7 +18,17 @@ import threading
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Protocol
+
+
+class ChildWork(Protocol):
+    """A job's work for a child process: picklable, self-contained, pure."""
+
+    # what the work is called in messages ("fit", "batch prediction")
+    @property
+    def label(self) -> str: ...
+
+    def run(self) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -26,11 +38,27 @@ class FitRequest:
     parquet: bytes
     pool: bool = True  # per-group fits: pooled residual SD (lme4's default)
 
+    @property
+    def label(self) -> str:
+        return "fit"
+
+    def run(self) -> Any:
+        from service.stats.fit import fit_model
+
+        return fit_model(self.formula, read_parquet(self.parquet), self.method, self.pool)
+
+
+def read_parquet(content: bytes) -> Any:
+    """A stored dataset's Parquet bytes as a pandas frame."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(io.BytesIO(content)).to_pandas()
+
 
 def serve_fits(connection: Connection, lifeline: Connection, memory_bytes: int,
                max_fits: int) -> None:
-    """Entry point of a warm fit process: fit each request received, send its outcome,
-    up to ``max_fits`` (then the process ends and is replaced, as Celery's
+    """Entry point of a warm process: run each work item received (``ChildWork``), send
+    its outcome, up to ``max_fits`` (then the process ends and is replaced, as Celery's
     max-tasks-per-child). After a fit that ran out of memory or failed internally the
     process ends at once: its state is no longer to be trusted."""
     die_with_parent(lifeline)
@@ -42,7 +70,7 @@ def serve_fits(connection: Connection, lifeline: Connection, memory_bytes: int,
         except (EOFError, OSError):
             return  # the worker closed the connection: nothing more to fit
         name_process(FITTING_NAME)
-        outcome = fit(request)
+        outcome = perform(request)
         try:
             connection.send(outcome)
         except MemoryError:
@@ -104,18 +132,14 @@ def limit_memory(memory_bytes: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
 
 
-def fit(request: FitRequest) -> tuple[Any, ...]:
-    """The outcome tuple: ("ok", FittedModel), ("invalid", error class, message),
-    ("memory", message) or ("error", traceback)."""
+def perform(work: ChildWork) -> tuple[Any, ...]:
+    """The outcome tuple: ("ok", value), ("invalid", error class, message) for input the
+    statistics core refuses, ("memory", message) or ("error", traceback)."""
     try:
-        import pyarrow.parquet as pq
-
         from service.stats.errors import StatsError
-        from service.stats.fit import fit_model
 
         try:
-            data = pq.read_table(io.BytesIO(request.parquet)).to_pandas()
-            return ("ok", fit_model(request.formula, data, request.method, request.pool))
+            return ("ok", work.run())
         except StatsError as error:
             return ("invalid", type(error).__name__, str(error))
     except MemoryError:

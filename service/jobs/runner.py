@@ -1,4 +1,5 @@
-"""Runs a fit in a child process with a time limit and a memory limit.
+"""Runs a job's work (a fit, a batch of predictions) in a child process with a time limit
+and a memory limit.
 
 The worker's own process never fits: a fit that runs away (too long, too much memory, a
 crash in native code) ends its child, and the worker reports why and lives on. Children are
@@ -20,11 +21,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from service.compute.forkserver import Child, fork_server
-from service.jobs.child import FitRequest, serve_fits
-from service.stats.fit import FittedModel
+from service.jobs.child import ChildWork, serve_fits
 
 log = logging.getLogger("service.jobs.runner")
 
@@ -35,9 +35,9 @@ MAX_FITS_PER_PROCESS = 100
 OutcomeStatus = Literal["succeeded", "invalid", "timeout", "memory", "crashed", "cancelled"]
 
 @dataclass(frozen=True)
-class FitOutcome:
+class WorkOutcome:
     status: OutcomeStatus
-    fitted: FittedModel | None = None
+    value: Any = None  # what the work's ``run`` returned, when it succeeded
     error_type: str | None = None  # the StatsError subclass for "invalid"
     message: str = ""
 
@@ -91,9 +91,9 @@ def warm_process_pid() -> int | None:
     return process.process.pid if process is not None else None
 
 
-def run_fit(request: FitRequest, *, timeout_seconds: float, memory_bytes: int,
-            tick_seconds: float, on_tick: Callable[[], bool]) -> FitOutcome:
-    """Fit ``request`` in this thread's warm fit process and say how it ended.
+def run_work(work: ChildWork, *, timeout_seconds: float, memory_bytes: int,
+             tick_seconds: float, on_tick: Callable[[], bool]) -> WorkOutcome:
+    """Run ``work`` (a fit, say) in this thread's warm process and say how it ended.
 
     A fit that runs out of time, is cancelled, crashes or fails internally ends its
     process (killed if need be); the next fit starts a new one. A warm process found dead
@@ -102,38 +102,39 @@ def run_fit(request: FitRequest, *, timeout_seconds: float, memory_bytes: int,
     """
     child = _take_warm(memory_bytes)
     reused = child.fits > 0
-    outcome = _fit_in(child, request, timeout_seconds, memory_bytes, tick_seconds, on_tick)
+    outcome = _run_in(child, work, timeout_seconds, memory_bytes, tick_seconds, on_tick)
     if outcome.status == "crashed" and reused:
-        outcome = _fit_in(_take_warm(memory_bytes), request, timeout_seconds, memory_bytes,
+        outcome = _run_in(_take_warm(memory_bytes), work, timeout_seconds, memory_bytes,
                           tick_seconds, on_tick)
     return outcome
 
 
-def _fit_in(child: _WarmProcess, request: FitRequest, timeout_seconds: float,
-            memory_bytes: int, tick_seconds: float, on_tick: Callable[[], bool]) -> FitOutcome:
+def _run_in(child: _WarmProcess, work: ChildWork, timeout_seconds: float,
+            memory_bytes: int, tick_seconds: float, on_tick: Callable[[], bool]) -> WorkOutcome:
     child.fits += 1
     keep = False
+    label = work.label
     try:
-        child.reader.send(request)
+        child.reader.send(work)
         deadline = time.monotonic() + timeout_seconds
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return FitOutcome("timeout", message=(
-                    f"the fit ran longer than its time limit of {timeout_seconds:g} seconds "
-                    "and was stopped"))
+                return WorkOutcome("timeout", message=(
+                    f"the {label} ran longer than its time limit of {timeout_seconds:g} "
+                    "seconds and was stopped"))
             if child.reader.poll(min(tick_seconds, remaining)):
                 break
             if not on_tick():
-                return FitOutcome("cancelled", message="the fit was cancelled")
+                return WorkOutcome("cancelled", message=f"the {label} was cancelled")
         try:
             outcome = child.reader.recv()
         except EOFError:
-            return _crashed(child.exit_code(), memory_bytes)
+            return _crashed(label, child.exit_code(), memory_bytes)
         keep = outcome[0] in ("ok", "invalid")
-        return _read_outcome(outcome, memory_bytes)
+        return _read_outcome(label, outcome, memory_bytes)
     except (BrokenPipeError, ConnectionResetError):
-        return _crashed(child.exit_code(), memory_bytes)
+        return _crashed(label, child.exit_code(), memory_bytes)
     finally:
         if keep:
             _warm.process = child
@@ -141,39 +142,37 @@ def _fit_in(child: _WarmProcess, request: FitRequest, timeout_seconds: float,
             child.close()
 
 
-def _read_outcome(outcome: tuple[object, ...], memory_bytes: int) -> FitOutcome:
+def _read_outcome(label: str, outcome: tuple[object, ...], memory_bytes: int) -> WorkOutcome:
     kind = outcome[0]
     if kind == "ok":
-        fitted = outcome[1]
-        assert isinstance(fitted, FittedModel)
-        return FitOutcome("succeeded", fitted=fitted)
+        return WorkOutcome("succeeded", value=outcome[1])
     if kind == "invalid":
-        return FitOutcome("invalid", error_type=str(outcome[1]), message=str(outcome[2]))
+        return WorkOutcome("invalid", error_type=str(outcome[1]), message=str(outcome[2]))
     if kind == "memory":
-        return FitOutcome("memory", message=_memory_message(memory_bytes))
+        return WorkOutcome("memory", message=_memory_message(label, memory_bytes))
     # The traceback is for operators (the worker's log), not for clients: the stored problem
     # names the exception type only, so no paths or internals reach the API.
     details = str(outcome[1]).strip()
-    log.error("fit failed with an internal error:\n%s", details)
+    log.error("%s failed with an internal error:\n%s", label, details)
     last_line = details.splitlines()[-1] if details else "an unknown error"
     error_name = last_line.split(":", 1)[0].strip()
-    return FitOutcome("crashed", message=(
-        f"the fit failed with an internal error ({error_name}); the worker's log has the "
-        "details"))
+    return WorkOutcome("crashed", message=(
+        f"the {label} failed with an internal error ({error_name}); the worker's log has "
+        "the details"))
 
 
-def _crashed(exitcode: int | None, memory_bytes: int) -> FitOutcome:
+def _crashed(label: str, exitcode: int | None, memory_bytes: int) -> WorkOutcome:
     if exitcode is not None and exitcode < 0:
         how = f"was killed by signal {signal.Signals(-exitcode).name}"
     else:
         how = f"exited with status {exitcode}"
-    message = f"the fit process {how} before reporting a result"
+    message = f"the {label} process {how} before reporting a result"
     if exitcode == -signal.SIGKILL:
-        message += (" (the system may have run out of memory; the fit's limit is "
+        message += (f" (the system may have run out of memory; the {label}'s limit is "
                     f"{memory_bytes / 2**20:,.0f} MiB)")
-    return FitOutcome("crashed", message=message)
+    return WorkOutcome("crashed", message=message)
 
 
-def _memory_message(memory_bytes: int) -> str:
-    return (f"the fit needed more memory than its limit of {memory_bytes / 2**20:,.0f} MiB "
+def _memory_message(label: str, memory_bytes: int) -> str:
+    return (f"the {label} needed more memory than its limit of {memory_bytes / 2**20:,.0f} MiB "
             "and was stopped")

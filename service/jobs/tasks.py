@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -20,14 +21,14 @@ from service.datasets.repository import get_dataset
 from service.db.models import JobRow
 from service.jobs import problems, retry
 from service.jobs import repository as jobs
-from service.jobs.child import FitRequest
-from service.jobs.runner import FitOutcome, run_fit
+from service.jobs.child import ChildWork, FitRequest
+from service.jobs.kinds import JobKind, job_kind
+from service.jobs.lease import LeaseKeeper
+from service.jobs.runner import WorkOutcome, run_work
 from service.models import repository as models
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
-
-STOP_CHECK_SECONDS = 0.5
 
 
 @dataclass
@@ -37,58 +38,38 @@ class TaskContext:
     worker_id: str
     stop: threading.Event
 
+    def lease(self, job: JobRow) -> LeaseKeeper:
+        """The keeper of ``job``'s lease while its work runs (the runner's ``on_tick``)."""
+        return LeaseKeeper(job, self.session_factory, self.worker_id,
+                           self.settings.lease_seconds, self.stop)
+
+    def work_on(self, job: JobRow, load: Callable[[], ChildWork | None]
+                ) -> tuple[WorkOutcome, LeaseKeeper] | None:
+        """Load the job's work (``load``, waiting out a database outage; None: nothing to
+        do), run it in this thread's warm process under the fit's limits while keeping the
+        lease, and log how it ended."""
+        work = retry.while_unavailable(load, f"load the data of job {job.id}", self.stop)
+        if work is None:
+            return None
+        lease = self.lease(job)
+        started = time.monotonic()
+        outcome = run_work(work, timeout_seconds=self.settings.fit_timeout_seconds,
+                           memory_bytes=self.settings.fit_memory_bytes,
+                           tick_seconds=lease.tick_seconds, on_tick=lease.tick)
+        log.info("job %s: the %s of %s ended after %.2f s: %s%s", job.id, work.label,
+                 job.target_id, time.monotonic() - started, outcome.status,
+                 f" ({outcome.message})" if outcome.message else "")
+        return outcome, lease
+
 
 def run_fit_job(job: JobRow, ctx: TaskContext) -> None:
     """Carry out one claimed fit job to its end (stored, failed, requeued or released)."""
-    request = retry.while_unavailable(lambda: _load_request(job, ctx),
-                                      f"load the data of job {job.id}", ctx.stop)
-    if request is None:
+    ran = ctx.work_on(job, lambda: _load_request(job, ctx))
+    if ran is None:
         return
-    lost = threading.Event()
-    renewal_failing = threading.Event()
-    renew_every = ctx.settings.lease_seconds / 3
-    last_renewal = time.monotonic()
-
-    def keep_lease() -> bool:
-        nonlocal last_renewal
-        if ctx.stop.is_set():
-            return False
-        if time.monotonic() - last_renewal < renew_every:
-            return True
-        try:
-            with ctx.session_factory.begin() as session:
-                held = jobs.renew_lease(session, job.id, ctx.worker_id,
-                                        ctx.settings.lease_seconds)
-        except Exception:
-            # a database outage should not cost a long fit: fit on, and if the lease runs
-            # out meanwhile and another worker takes the job, the write at the end finds it
-            # taken and discards this result; said once per outage, tried every tick
-            if not renewal_failing.is_set():
-                renewal_failing.set()
-                log.warning("job %s: lease renewal failed; fitting on", job.id, exc_info=True)
-            return True
-        if renewal_failing.is_set():
-            renewal_failing.clear()
-            log.info("job %s: lease renewed again", job.id)
-        last_renewal = time.monotonic()
-        if not held:
-            lost.set()
-        return held
-
-    started = time.monotonic()
-    outcome = run_fit(
-        request,
-        timeout_seconds=ctx.settings.fit_timeout_seconds,
-        memory_bytes=ctx.settings.fit_memory_bytes,
-        # look at the stop flag often, so that shutting down does not wait for a renewal
-        tick_seconds=min(renew_every, STOP_CHECK_SECONDS),
-        on_tick=keep_lease,
-    )
-    log.info("job %s: the fit of model %s ended after %.2f s: %s%s", job.id, job.target_id,
-             time.monotonic() - started, outcome.status,
-             f" ({outcome.message})" if outcome.message else "")
+    outcome, lease = ran
     if outcome.status == "cancelled":
-        if lost.is_set():
+        if lease.lost.is_set():
             log.warning("job %s: lease lost to another worker; result discarded", job.id)
         else:
             _release(job, ctx)
@@ -119,7 +100,7 @@ def _load_request(job: JobRow, ctx: TaskContext) -> FitRequest | None:
 DETERMINISTIC = frozenset({"timeout", "memory"})
 
 
-def record_outcome(job: JobRow, outcome: FitOutcome, ctx: TaskContext) -> None:
+def record_outcome(job: JobRow, outcome: WorkOutcome, ctx: TaskContext) -> None:
     """Store the outcome, waiting out a database outage: a finished fit is not thrown away."""
 
     def write() -> None:
@@ -135,14 +116,13 @@ def record_outcome(job: JobRow, outcome: FitOutcome, ctx: TaskContext) -> None:
     retry.while_unavailable(write, f"store the outcome of job {job.id}", ctx.stop)
 
 
-def _write_outcome(session: Session, job: JobRow, outcome: FitOutcome, worker_id: str) -> None:
+def _write_outcome(session: Session, job: JobRow, outcome: WorkOutcome, worker_id: str) -> None:
     if jobs.lock_if_held(session, job.id, worker_id) is None:
         log.warning("job %s: no longer held by %s; outcome discarded", job.id, worker_id)
         return
     model_id = job.target_id
     if outcome.status == "succeeded":
-        assert outcome.fitted is not None
-        if not models.store_fit_result(session, model_id, outcome.fitted):
+        if not models.store_fit_result(session, model_id, outcome.value):
             log.warning("job %s: model %s already has a result", job.id, model_id)
         else:
             log.info("job %s: model %s fitted, result stored", job.id, model_id)
@@ -174,8 +154,18 @@ def _release(job: JobRow, ctx: TaskContext) -> None:
 
 
 def fail_abandoned(session: Session, max_recoveries: int) -> None:
-    """Fail jobs whose workers kept dying (no recovery left), and their models."""
+    """Fail jobs whose workers kept dying (no recovery left), and their targets."""
     for job in jobs.take_exhausted(session, max_recoveries=max_recoveries):
-        if job.kind == "fit":
-            models.mark_failed(session, job.target_id, problems.workers_lost(
-                job.recoveries + 1, max_recoveries, job.attempts))
+        kind = job_kind(job.kind)
+        if kind is not None:
+            kind.abandoned(session, job, max_recoveries)
+
+
+def _fit_abandoned(session: Session, job: JobRow, max_recoveries: int) -> None:
+    models.mark_failed(session, job.target_id, problems.workers_lost(
+        job.recoveries + 1, max_recoveries, job.attempts))
+
+
+FIT = JobKind("fit", run=run_fit_job,
+              claimed=lambda session, job: models.mark_running(session, job.target_id),
+              abandoned=_fit_abandoned)

@@ -24,10 +24,10 @@ from service.db.notify import start_listener
 from service.db.session import create_db_engine, is_database_unavailable, make_session_factory
 from service.jobs import repository as jobs
 from service.jobs import retry
+from service.jobs.kinds import job_kind
 from service.jobs.runner import warm_up
-from service.jobs.tasks import TaskContext, fail_abandoned, run_fit_job
+from service.jobs.tasks import TaskContext, fail_abandoned
 from service.jobs.wake import WakeableStop
-from service.models import repository as models
 from service.ops.logs import configure_logging
 from service.settings import Settings, get_settings
 
@@ -65,8 +65,9 @@ class Worker:
             fail_abandoned(session, self.settings.max_recoveries)
             job = jobs.claim_next(session, self.worker_id, self.settings.lease_seconds,
                                   max_recoveries=self.settings.max_recoveries)
-            if job is not None and job.kind == "fit":
-                models.mark_running(session, job.target_id)
+            kind = job_kind(job.kind) if job is not None else None
+            if job is not None and kind is not None:
+                kind.claimed(session, job)
         if job is None:
             return False
         # every line until the job ends carries its ids and the request that queued it
@@ -77,8 +78,8 @@ class Worker:
                      if job.recoveries else "")
             context = TaskContext(self.settings, self.session_factory, self.worker_id,
                                   self._stop)
-            if job.kind == "fit":
-                run_fit_job(job, context)
+            if kind is not None:
+                kind.run(job, context)
             else:
                 with self.session_factory.begin() as session:
                     jobs.fail(session, job.id, self.worker_id,

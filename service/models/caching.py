@@ -59,7 +59,13 @@ def freshness(request: Request, row: ModelRow, *, derived: bool = False) -> Fres
     finished = ("succeeded",) if derived else FINISHED
     if row.status not in finished or row.finished_at is None:
         return Freshness(None, False)
-    tag = model_etag(row.id, row.finished_at, request)
+    return finished_freshness(request, row.id, row.finished_at)
+
+
+def finished_freshness(request: Request, row_id: str, finished_at: datetime) -> Freshness:
+    """The ETag of an answer about a finished, immutable row (a model, a batch of
+    predictions), and whether the client has it."""
+    tag = model_etag(row_id, finished_at, request)
     return Freshness(tag, _matches(request.headers.get("if-none-match"), tag))
 
 

@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service.auth.principal import Principal
+from service.batches.endpoints import create_batch_response
+from service.batches.schemas import PredictionBatch
 from service.body import media_type, read_body, unsupported
 from service.datasets.schemas import MAX_OFFSET
 from service.db.models import ModelRow
@@ -31,6 +33,7 @@ from service.models.predicting import (
     PARQUET,
     predict_body,
     predict_rows,
+    prediction_request,
     read_body_shape,
 )
 from service.models.prediction_output import OPENAPI_CONTENT, answer_type, predictions_response
@@ -191,7 +194,9 @@ def _fitted_unless_current(request: Request, response: Response, session: Sessio
 
 @router.post("/{model_id}/predictions", response_model=Predictions,
              openapi_extra=_PREDICTION_BODY,
-             responses={**OPENAPI_CONTENT, **problem_responses(404, 409, 413, 415, 422)})
+             responses={**OPENAPI_CONTENT, 202: {"model": PredictionBatch, "description": (
+                 "With {\"dataset_id\"}: the batch prediction, queued; poll its Location")},
+                 **problem_responses(404, 409, 413, 415, 422)})
 async def predict(
     model_id: str,
     request: Request,
@@ -204,7 +209,9 @@ async def predict(
         description="For a CSV or Parquet body")] = "population",
 ) -> Any:
     """Predict new rows (JSON records or columns, CSV or Parquet) from a fitted model; the
-    answer is JSON, or CSV or Parquet when ``Accept`` asks for it."""
+    answer is JSON, or CSV or Parquet when ``Accept`` asks for it. With ``{"dataset_id"}``
+    a stored dataset is scored as a job: 202 and the batch's Location, whose result
+    downloads as Parquet or CSV."""
     media = media_type(request)
     if media.endswith("+json"):
         media = "application/json"
@@ -212,6 +219,10 @@ async def predict(
         raise unsupported(request, list(BODY_TYPES))
     answer = answer_type(request.headers.get("accept"))
     body = await read_body(request, settings.max_prediction_bytes, PREDICTION_SETTING)
+    if media == "application/json" and b'"dataset_id"' in body:
+        spec = prediction_request(body)
+        if spec.dataset_id is not None:  # a stored dataset, scored as a job
+            return await create_batch_response(request, model_id, spec, settings.max_attempts)
     max_rows = settings.max_prediction_rows
     cache: PredictorCache | None = getattr(request.app.state, "predictor_cache", None)
     principal = get_principal(request)

@@ -83,7 +83,12 @@ def _parquet_frame(body: bytes, categorical: list[str], max_rows: int) -> pd.Dat
     except (pa.ArrowException, OSError) as error:
         raise InvalidInput(f"The body is not a readable Parquet file: {error}") from None
     check_rows(file.metadata.num_rows, max_rows)
-    frame = file.read().to_pandas()
+    return label_categoricals(file.read().to_pandas(), categorical)
+
+
+def label_categoricals(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
+    """Numbers in a column the model reads as a factor become R's labels of them (1 -> "1"),
+    as numbers in an uploaded factor column did."""
     for name in categorical:
         if name in frame.columns and not pd.api.types.is_string_dtype(frame[name]):
             values = frame[name].astype(object).where(frame[name].notna(), None).tolist()

@@ -186,6 +186,11 @@ class PredictionRequest(BaseModel):
         default=None, min_length=1,
         description="The new rows column by column (column name: one value per row), the "
                     "compact form for many rows; or give 'records'")
+    dataset_id: str | None = Field(
+        default=None, max_length=36,
+        description="Score a stored dataset instead, as a job: the answer is 202 with the "
+                    "Location of the batch, whose predictions download as Parquet or CSV; "
+                    "for data far larger than a request body")
     include_random_effects: bool = Field(
         default=True, description="Add the conditional modes of the groups seen in fitting")
     new_levels: NewLevels = Field(
@@ -195,8 +200,10 @@ class PredictionRequest(BaseModel):
 
     @model_validator(mode="after")
     def _one_shape(self) -> PredictionRequest:
-        if (self.records is None) == (self.columns is None):
-            raise ValueError("give the new rows as either 'records' or 'columns' (one of them)")
+        given = [self.records is not None, self.columns is not None, self.dataset_id is not None]
+        if sum(given) != 1:
+            raise ValueError("give the new rows as 'records' or 'columns', or a stored "
+                             "dataset as 'dataset_id' (one of them)")
         return self
 
     @property

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 
 import anyio.to_thread
 from anyio import CapacityLimiter
 from sqlalchemy.orm import Session, sessionmaker
-
-from service.models import repository
 
 log = logging.getLogger("service.models.watch")
 
@@ -36,13 +34,17 @@ BATCH = 500
 ERROR_PAUSE_SECONDS = 1.0
 
 
+# (session, ids) -> the ids among them whose work has finished
+FinishedAmong = Callable[[Session, list[str]], set[str]]
+
+
 class FinishWatch:
-    """Wakes long polls when their models' fits finish."""
+    """Wakes long polls when their models' fits (or other jobs' targets) finish."""
 
     def __init__(self, session_factory: Callable[[], sessionmaker[Session] | None],
-                 finished: Collection[str], poll_seconds: float = POLL_SECONDS) -> None:
+                 finished_among: FinishedAmong, poll_seconds: float = POLL_SECONDS) -> None:
         self._session_factory = session_factory
-        self._finished = tuple(finished)
+        self._finished_among = finished_among
         self._poll_seconds = poll_seconds
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -135,8 +137,7 @@ class FinishWatch:
         with factory() as session:
             try:
                 for start in range(0, len(model_ids), BATCH):
-                    done |= repository.finished_among(
-                        session, model_ids[start:start + BATCH], self._finished)
+                    done |= self._finished_among(session, model_ids[start:start + BATCH])
             finally:
                 session.rollback()
         return done

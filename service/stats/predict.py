@@ -145,6 +145,33 @@ class Predictor:
         return prediction
 
 
+    def predict_available(self, data: pd.DataFrame, *, include_random_effects: bool = True,
+                          new_levels: Literal["population", "error"] = "population"
+                          ) -> FloatArray:
+        """As ``predict``, but a row with a missing value in a column the model reads is
+        NaN instead of an error (R's ``predict`` with ``na.action = na.pass``, its default
+        for new data); a missing group value is still a new level."""
+        columns = [c for c in self.term_columns(include_random_effects) if c in data.columns]
+        incomplete = (data[columns].isna().any(axis=1).to_numpy() if columns
+                      else np.zeros(len(data), dtype=bool))
+        prediction = np.full(len(data), np.nan)
+        if not incomplete.all():
+            complete = data.loc[~incomplete].reset_index(drop=True)
+            prediction[~incomplete] = self.predict(
+                complete, include_random_effects=include_random_effects, new_levels=new_levels)
+        return prediction
+
+    def term_columns(self, include_random_effects: bool = True) -> list[str]:
+        """The data columns the model's terms read (not its grouping columns, whose missing
+        values are new levels), and a per-group model's grouping columns."""
+        if self.kind == "lm_by_group":
+            names = list(self.by) + [c for group in self.groups.values()
+                                     for c in group.term_columns(include_random_effects)]
+            return list(dict.fromkeys(names))
+        return self.encoder.columns_used(
+            random=include_random_effects and self.kind == "lmm", groups=False)
+
+
 def _missing_group(frame: pd.DataFrame, group: tuple[str, ...]) -> np.ndarray:
     """Rows whose value of some grouping column is missing (absent columns: none here;
     the encoder names them)."""

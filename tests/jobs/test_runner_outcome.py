@@ -17,7 +17,7 @@ ZeroDivisionError: float division by zero"""
 def test_an_internal_error_is_logged_whole_and_stored_by_name_only(
         caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.ERROR, logger="service.jobs.runner"):
-        outcome = _read_outcome(("error", TRACEBACK), memory_bytes=2**30)
+        outcome = _read_outcome("fit", ("error", TRACEBACK), memory_bytes=2**30)
     assert outcome.status == "crashed"
     assert "ZeroDivisionError" in outcome.message
     # nothing of the traceback (paths, source lines, the message) reaches the client

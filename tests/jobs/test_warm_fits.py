@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from service.jobs.child import FitRequest
-from service.jobs.runner import run_fit, warm_process_pid
+from service.jobs.runner import run_work, warm_process_pid
 from tests.db.factories import DATA, parquet_bytes
 
 GiB = 1024**3
@@ -20,7 +20,7 @@ MOOD = parquet_bytes(pd.read_csv(DATA / "mood.csv"))
 
 
 def _fit(formula: str = "Mood ~ Exercise + (1 | State)", timeout: float = 60.0) -> str:
-    outcome = run_fit(FitRequest(formula, "REML", MOOD), timeout_seconds=timeout,
+    outcome = run_work(FitRequest(formula, "REML", MOOD), timeout_seconds=timeout,
                       memory_bytes=4 * GiB, tick_seconds=0.05, on_tick=lambda: True)
     return outcome.status
 

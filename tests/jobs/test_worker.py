@@ -16,7 +16,7 @@ from service.db.models import FixedEffectRow, ModelRow
 from service.jobs import repository as jobs
 from service.jobs import start_embedded_worker
 from service.jobs.child import FitRequest
-from service.jobs.runner import FitOutcome, run_fit
+from service.jobs.runner import WorkOutcome, run_work
 from service.jobs.tasks import TaskContext, record_outcome
 from service.jobs.worker import Worker
 from service.settings import Settings
@@ -93,7 +93,7 @@ def test_a_job_run_twice_stores_one_result(settings: Settings, session_factory: 
     with session_factory.begin() as session:
         slow_job = jobs.claim_next(session, "slow", lease_seconds=-1.0, max_recoveries=10)
     assert slow_job is not None
-    outcome = run_fit(FitRequest("Mood ~ Exercise", "REML", parquet_bytes(mood)),
+    outcome = run_work(FitRequest("Mood ~ Exercise", "REML", parquet_bytes(mood)),
                       timeout_seconds=600, memory_bytes=settings.fit_memory_bytes,
                       tick_seconds=10, on_tick=lambda: True)
     assert outcome.status == "succeeded"
@@ -115,7 +115,7 @@ def test_an_expired_lease_nobody_took_still_stores_its_result(
     with session_factory.begin() as session:
         job = jobs.claim_next(session, "late", lease_seconds=-1.0, max_recoveries=10)
     assert job is not None
-    outcome = run_fit(FitRequest("Mood ~ Exercise", "REML", parquet_bytes(mood)),
+    outcome = run_work(FitRequest("Mood ~ Exercise", "REML", parquet_bytes(mood)),
                       timeout_seconds=600, memory_bytes=settings.fit_memory_bytes,
                       tick_seconds=10, on_tick=lambda: True)
     record_outcome(job, outcome, TaskContext(settings, session_factory, "late",
@@ -168,7 +168,7 @@ def test_a_crashed_fit_process_is_retried(settings: Settings, session_factory: S
     with session_factory.begin() as session:
         job = jobs.claim_next(session, "w", lease_seconds=30.0, max_recoveries=10)
     assert job is not None
-    crashed = FitOutcome("crashed", message="the fit process was killed by signal SIGSEGV")
+    crashed = WorkOutcome("crashed", message="the fit process was killed by signal SIGSEGV")
     record_outcome(job, crashed, TaskContext(settings, session_factory, "w", threading.Event()))
     state = stored(session_factory, model_id, job_id)
     assert (state.model_status, state.job_status, state.attempts) == ("queued", "queued", 1)
