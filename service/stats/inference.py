@@ -46,10 +46,12 @@ class Intervals:
 
 @dataclass(frozen=True)
 class AnovaRow:
+    """One row; None is R's NA (a residual row's test, a mixed model's untestable term)."""
+
     term: str
-    sum_sq: float
-    mean_sq: float
-    num_df: float
+    sum_sq: float | None
+    mean_sq: float | None
+    num_df: float | None
     den_df: float | None
     f_value: float | None
     p_value: float | None
@@ -59,6 +61,7 @@ class AnovaRow:
 class AnovaTable:
     type: int
     rows: tuple[AnovaRow, ...]
+    ddf: str | None = None  # a mixed model's denominator df method
 
 
 def wald_intervals(result: FitResult, level: float) -> Intervals:

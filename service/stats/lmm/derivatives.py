@@ -170,6 +170,16 @@ def hessian_messages(derivs: VarianceDerivatives) -> list[str]:
     return messages
 
 
+def variance_parameter_covariance(derivs: VarianceDerivatives,
+                                  tol: float = EIGENVALUE_TOL) -> FloatArray:
+    """A = 2 H⁻¹, the asymptotic covariance of φ̂ = (θ̂, σ̂) (lmerTest's ``vcov_varpar``),
+    through a Moore-Penrose inverse over the eigenvalues above ``tol`` as lmerTest takes
+    it when the Hessian is not positive definite."""
+    values, vectors = np.linalg.eigh(derivs.hessian)
+    keep = values > tol
+    return np.asarray(2.0 * (vectors[:, keep] / values[keep]) @ vectors[:, keep].T)
+
+
 def satterthwaite_df(derivs: VarianceDerivatives, tol: float = EIGENVALUE_TOL) -> FloatArray:
     """Satterthwaite's df for each coefficient, as lmerTest computes them.
 
@@ -178,10 +188,7 @@ def satterthwaite_df(derivs: VarianceDerivatives, tol: float = EIGENVALUE_TOL) -
     is in the standardized coordinates (``standardize``), where its scale does not depend
     on the data's units; the df are invariant to that change of variables.
     """
-    values, vectors = np.linalg.eigh(derivs.hessian)
-    keep = values > tol
-    h_inv = (vectors[:, keep] / values[keep]) @ vectors[:, keep].T
-    a = 2.0 * h_inv
+    a = variance_parameter_covariance(derivs, tol)
     p = derivs.covariance.shape[0]
     df = np.empty(p)
     for j in range(p):

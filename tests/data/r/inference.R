@@ -35,13 +35,7 @@ anova_rows <- function(a, type) {
          f_value = na_null(a[i, "F value"]), p_value = na_null(a[i, "Pr(>F)"]))
   })
 }
-lmertest_anova <- function(fit, type, ddf) {
-  a <- anova(fit, type = type, ddf = ddf)
-  lapply(seq_len(nrow(a)), function(i) list(
-    term = rownames(a)[i], sum_sq = a[i, "Sum Sq"], mean_sq = a[i, "Mean Sq"],
-    num_df = a[i, "NumDF"], den_df = a[i, "DenDF"], f_value = a[i, "F value"],
-    p_value = a[i, "Pr(>F)"]))
-}
+source("tests/data/r/lmertest_tables.R")  # lmertest_anova()
 
 cases <- list(
   list(case = "mood_lm_interaction", dataset = "mood.csv", formula = "Mood ~ Exercise * State"),

@@ -1,0 +1,140 @@
+"""lmerTest's ``anova(fit, type, ddf)`` of a stored mixed model, on its rebuilt design.
+
+The hypothesis of each term comes from ``anova_contrasts`` (they need X, and Type 3 the
+fully coded design, so the data); its F test from ``lmm.contrast_tests``: Satterthwaite's
+needs the Jacobian of vcov(β̂) and the Hessian of the deviance at the optimum, taken at
+the stored θ̂ (``lmm.at_optimum``); Kenward-Roger's the adjusted covariance
+(``lmm.kenward_roger``), from the design's X and Z. Nothing is refitted. The table has one
+row per fixed term and, as lmerTest's, no intercept and no residual row.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from service.stats.anova_contrasts import ModelTerm, term_contrasts
+from service.stats.design import build_design
+from service.stats.design.encoder import evaluate_variables
+from service.stats.design.terms import TermSpec, term_block
+from service.stats.design.types import Design
+from service.stats.errors import DesignError
+from service.stats.formula.tree import Formula
+from service.stats.inference import AnovaRow, AnovaTable, InferenceError, term_columns
+from service.stats.lmm.at_optimum import stored_optimum
+from service.stats.lmm.contrast_tests import FTest, kenward_roger_test, satterthwaite_test
+from service.stats.lmm.kenward_roger import adjusted_covariance
+from service.stats.results import FitResult
+from service.stats.threads import single_threaded_blas
+
+Ddf = Literal["Satterthwaite", "Kenward-Roger"]
+
+
+def lmm_anova(formula: Formula, data: pd.DataFrame, result: FitResult, type: int,
+              ddf: Ddf) -> AnovaTable:
+    """The anova table of a mixed model, as lmerTest 3.1-3's ``anova(fit, type, ddf)``.
+
+    Parameters
+    ----------
+    formula
+        The model's parsed formula.
+    data
+        The dataset it was fitted to.
+    result
+        The stored fit.
+    type
+        1 (sequential), 2 or 3 (lmerTest's default).
+    ddf
+        ``"Satterthwaite"`` or ``"Kenward-Roger"`` (pbkrtest's; REML fits only, as lmerTest).
+
+    Returns
+    -------
+    AnovaTable
+        One row per fixed term: sum and mean of squares, numerator and denominator df,
+        F and its p-value.
+
+    Raises
+    ------
+    InferenceError
+        Not a mixed model, Kenward-Roger on an ML fit, a type other than 1-3, or a
+        design that no longer matches the stored fit.
+    """
+    if type not in (1, 2, 3):
+        raise InferenceError(f"The anova type must be 1, 2 or 3, not {type}")
+    if result.kind != "lmm":
+        raise InferenceError("lmerTest's anova tables are for mixed models")
+    if ddf == "Kenward-Roger" and result.method != "REML":
+        raise InferenceError("Kenward-Roger's method is only available for REML fits, as in "
+                             "lmerTest; use ddf=Satterthwaite for an ML fit, or fit the "
+                             "model by REML.")
+    with single_threaded_blas():
+        design = build_design(formula, data)
+        beta = _stored_beta(design, result)
+        terms = model_terms(design, data)
+        contrasts = term_contrasts(type, design.X, design.fixed_names, terms,
+                                   design.encoder.intercept)
+        optimum = stored_optimum(design, "REML" if result.method == "REML" else "ML",
+                                 np.asarray(result.theta), result.residual_std_dev)
+        sigma = result.residual_std_dev
+        tests: dict[str, FTest | None]
+        if ddf == "Satterthwaite":
+            tests = {label: satterthwaite_test(matrix, beta, optimum.derivatives, sigma)
+                     if matrix.shape[0] else None for label, matrix in contrasts.items()}
+        else:
+            adjusted = adjusted_covariance(design.X, optimum.blocks, optimum.covariances,
+                                           sigma, optimum.derivatives.covariance)
+            tests = {label: kenward_roger_test(matrix, beta, adjusted, sigma)
+                     if matrix.shape[0] else None for label, matrix in contrasts.items()}
+    return AnovaTable(type=type, rows=tuple(_row(label, test) for label, test in tests.items()),
+                      ddf=ddf)
+
+
+def _row(label: str, test: FTest | None) -> AnovaRow:
+    if test is None:  # lmerTest's NA row for a term with nothing left to test
+        return AnovaRow(term=label, sum_sq=None, mean_sq=None, num_df=None, den_df=None,
+                        f_value=None, p_value=None)
+    return AnovaRow(term=label, sum_sq=test.sum_sq, mean_sq=test.mean_sq,
+                    num_df=float(test.num_df), den_df=test.den_df, f_value=test.f_value,
+                    p_value=test.p_value)
+
+
+def _stored_beta(design: Design, result: FitResult) -> np.ndarray:
+    fitted = [fe for fe in result.fixed_effects if not fe.aliased]
+    if tuple(fe.term for fe in fitted) != design.fixed_names:
+        raise InferenceError("The model's data no longer give the design it was fitted to; "
+                             "fit it again.")
+    return np.array([fe.estimate for fe in fitted], dtype=np.float64)
+
+
+def model_terms(design: Design, data: pd.DataFrame) -> list[ModelTerm]:
+    """The fixed terms (no intercept) with their columns in X and fully coded columns.
+
+    Parameters
+    ----------
+    design
+        The model's design.
+    data
+        The data it was built from (the rows ``design.rows`` are the fitted ones).
+    """
+    encoder = design.encoder
+    frame = data.iloc[design.rows].reset_index(drop=True)
+    labels = list(dict.fromkeys(v for term in encoder.fixed for v in term.variables))
+    values = evaluate_variables(encoder, frame, labels, params=dict(encoder.params),
+                                error=DesignError, learn=False)
+    position = {name: j for j, name in enumerate(design.fixed_names)}
+    columns = dict(term_columns(encoder))
+    out = []
+    for term in encoder.fixed:
+        label = ":".join(term.variables)
+        full_spec = TermSpec(term.variables, (False,) * len(term.variables))
+        full, full_names = term_block(full_spec, encoder.variables, values, len(frame))
+        numerics = frozenset(
+            v for v in term.variables
+            if not encoder.variables[v].categorical and len(encoder.variables[v].suffixes) == 1)
+        out.append(ModelTerm(
+            label=label, variables=frozenset(term.variables), numerics=numerics,
+            columns=tuple(position[c] for c in columns[label] if c in position),
+            full=full, full_names=tuple(full_names)))
+    return out
