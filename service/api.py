@@ -15,6 +15,7 @@ from service.inference.endpoints import router as inference_router
 from service.inspection.endpoints import router as inspection_router
 from service.models.endpoints import router as models_router
 from service.ops.endpoints import router as ops_router
+from service.registry.endpoints import router as registry_router
 
 # The /v1 routes declare the bearer scheme, so /docs has an Authorize button that sends the
 # key. The check itself is service.auth.middleware's (it runs before routing); this
@@ -32,4 +33,5 @@ api_router.include_router(batches_router, **V1)
 api_router.include_router(inspection_router, **V1)
 api_router.include_router(comparisons_router, **V1)
 api_router.include_router(inference_router, **V1)
+api_router.include_router(registry_router, **V1)
 api_router.include_router(ops_router)

@@ -87,6 +87,14 @@ class Conflict(ServiceError):
     title = "Conflict"
 
 
+class PreconditionFailed(ServiceError):
+    """A conditional request (If-Match) whose condition no longer holds."""
+
+    status = 412
+    slug = "precondition-failed"
+    title = "Precondition failed"
+
+
 class PayloadTooLarge(ServiceError):
     status = 413
     slug = "payload-too-large"

@@ -19,6 +19,7 @@ from service.db.session import end_reads
 from service.dependencies import ComputeDep, ReadSessionDep, SettingsDep, committed_unit_of_work
 from service.errors import problem_responses
 from service.models.caching import NOT_MODIFIED, finished_freshness
+from service.models.references import ModelIdDep
 from service.models.schemas import PredictionRequest
 from service.models.watch import FinishWatch
 
@@ -43,7 +44,7 @@ async def create_batch_response(request: Request, model_id: str, spec: Predictio
 @router.get("/{model_id}/predictions/{batch_id}", response_model=PredictionBatch,
             responses=problem_responses(404, 422))
 async def get_batch(
-    model_id: str,
+    model_id: ModelIdDep,
     batch_id: str,
     request: Request,
     session: ReadSessionDep,
@@ -74,7 +75,7 @@ def _read(session: Any, model_id: str, batch_id: str) -> PredictionBatch:
           "content": {PARQUET: {"schema": {"type": "string", "format": "binary"}},
                       CSV: {"schema": {"type": "string"}}}},
     **NOT_MODIFIED, **problem_responses(404, 409)})
-async def get_batch_result(model_id: str, batch_id: str, request: Request,
+async def get_batch_result(model_id: ModelIdDep, batch_id: str, request: Request,
                            session: ReadSessionDep, pool: ComputeDep) -> Response:
     """Download a succeeded batch's predictions: Parquet (one column, ``prediction``), or
     CSV when ``Accept`` asks for text/csv. Immutable: an ETag and If-None-Match's 304."""

@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from service.comparisons import service
-from service.comparisons.schemas import Comparison, ComparisonCreate
+from service.comparisons.schemas import Comparison, ComparisonCreate, ComparisonList
 from service.dependencies import SessionDep, SettingsDep, WriteSessionDep
 from service.errors import problem_responses
+from service.pagination import PageQuery
 
 router = APIRouter(prefix="/v1/comparisons", tags=["comparisons"])
 
@@ -39,3 +40,19 @@ async def get_comparison(
     row, status = await service.wait_for_comparison(
         session, comparison_id, min(wait, settings.max_wait_seconds))
     return Comparison.from_row(row, status)
+
+
+@router.get("", response_model=ComparisonList, responses=problem_responses(422))
+def list_comparisons(session: SessionDep,
+                     page: Annotated[PageQuery, Query()]) -> ComparisonList:
+    """List comparisons, newest first (summaries: read one by its id for its table)."""
+    rows, total = service.list_comparisons(session, page.limit, page.offset)
+    return ComparisonList(items=[Comparison.from_row(r, with_result=False) for r in rows],
+                          total=total, limit=page.limit, offset=page.offset)
+
+
+@router.delete("/{comparison_id}", status_code=204, responses=problem_responses(404))
+def delete_comparison(comparison_id: str, session: SessionDep) -> Response:
+    """Delete a comparison (its ML refits stay: they are models of their own)."""
+    service.delete_comparison(session, comparison_id)
+    return Response(status_code=204)

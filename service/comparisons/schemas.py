@@ -80,11 +80,23 @@ class Comparison(BaseModel):
     result: ComparisonResult | None = Field(description="The table, once every fit is done")
 
     @classmethod
-    def from_row(cls, row: ComparisonRow, status: str | None = None) -> Comparison:
+    def from_row(cls, row: ComparisonRow, status: str | None = None,
+                 with_result: bool = True) -> Comparison:
+        """Without ``with_result`` the table is left out (null) and not read (lists)."""
         return cls(
             id=row.id, model_ids=list(row.model_ids), refits=dict(row.refits),
             status=status or row.status,  # type: ignore[arg-type]
             created_at=row.created_at, finished_at=row.finished_at,
             error=Problem.model_validate(row.error) if row.error else None,
-            result=ComparisonResult.model_validate(row.result) if row.result else None,
+            result=(ComparisonResult.model_validate(row.result)
+                    if with_result and row.result else None),
         )
+
+
+class ComparisonList(BaseModel):
+    items: list[Comparison] = Field(description=(
+        "Summaries (result null; a stored status: one whose fits have all finished is "
+        "settled when read by its id)"))
+    total: int
+    limit: int
+    offset: int

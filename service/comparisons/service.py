@@ -106,8 +106,9 @@ def _queue_refit(session: Session, row: ModelRow, max_attempts: int) -> ModelRow
             f"(as lme4's anova does), but its dataset {row.dataset_id} was deleted. Upload "
             "the data again and fit the model with method ML.", dataset_id=row.dataset_id)
     name = f"ML refit of {row.name or row.id} for a comparison"[:200]
-    spec = ModelCreate(dataset_id=row.dataset_id, formula=row.formula, method="ML", name=name)
-    return models.create_model(session, spec, max_attempts)
+    # a label, not a registered name: the refit is no version of the compared model's name
+    spec = ModelCreate(dataset_id=row.dataset_id, formula=row.formula, method="ML")
+    return models.create_model(session, spec, max_attempts, label=name)
 
 
 def get_comparison(session: Session, comparison_id: str) -> ComparisonRow:
@@ -115,6 +116,16 @@ def get_comparison(session: Session, comparison_id: str) -> ComparisonRow:
     if row is None:
         raise NotFound(f"There is no comparison with id {comparison_id!r}.")
     return row
+
+
+def list_comparisons(session: Session, limit: int, offset: int
+                     ) -> tuple[list[ComparisonRow], int]:
+    return repository.list_comparisons(session, limit, offset)
+
+
+def delete_comparison(session: Session, comparison_id: str) -> None:
+    """Delete a comparison; its ML refits stay (they are models like any other)."""
+    repository.delete_comparison(session, get_comparison(session, comparison_id))
 
 
 def settle(session: Session, comparison_id: str) -> tuple[ComparisonRow, str, bool]:

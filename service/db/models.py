@@ -109,9 +109,20 @@ class DatasetRow(Tenanted, Base):
 
 class ModelRow(Tenanted, Base):
     __tablename__ = "models"
+    # the last line of defence of gapless numbering (service.db.registry): one model per
+    # version of a name; unregistered models (NULLs) are distinct
+    __table_args__ = (UniqueConstraint("registered_model_id", "version",
+                                       name="uq_models_registered_model_id_version"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # a registered name (service.db.registry) when ``version`` is set; else a free-text
+    # label (models stored before the registry, a comparison's ML refits)
     name: Mapped[str | None] = mapped_column(String(200))
+    registered_model_id: Mapped[str | None] = mapped_column(String(36))
+    version: Mapped[int | None] = mapped_column(Integer)
+    # the one mutable part of a model; ``tags_revision`` counts its changes (in its ETag)
+    tags: Mapped[dict[str, str] | None] = mapped_column(JSON(none_as_null=True))
+    tags_revision: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     # no foreign key: a stored model outlives its dataset and still predicts
     dataset_id: Mapped[str] = mapped_column(String(36), index=True)
     formula: Mapped[str] = mapped_column(Text)

@@ -1,16 +1,24 @@
-"""HTTP routes of /v1/models/{id}/intervals and /v1/models/{id}/anova."""
+"""HTTP routes of /v1/models/{id}/intervals, /anova and /ranova.
+
+A finished model is immutable, so its anova and ranova tables carry its ETag and are
+cached as /random-effects is (``freshness(..., derived=True)``).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from service.dependencies import SessionDep, SettingsDep, WriteSessionDep
+from service.dependencies import ComputeDep, SessionDep, SettingsDep, WriteSessionDep
 from service.errors import problem_responses
 from service.inference import service
-from service.inference.schemas import AnovaTableOut, Ddf, Interval, IntervalCreate
+from service.inference.schemas import AnovaTableOut, Ddf, Interval, IntervalCreate, RanovaOut
+from service.inspection.service import StoredModel
+from service.models import service as models
+from service.models.caching import NOT_MODIFIED, Freshness, freshness
 
 router = APIRouter(prefix="/v1/models", tags=["inference"])
 
@@ -47,16 +55,53 @@ def get_interval(
 
 
 @router.get("/{model_id}/anova", response_model=AnovaTableOut,
-            responses=problem_responses(404, 409, 422))
+            responses={**NOT_MODIFIED, **problem_responses(404, 409, 422)})
 async def get_anova(
     model_id: str,
+    request: Request,
+    response: Response,
     session: SessionDep,
+    pool: ComputeDep,
     type: Annotated[int | None, Query(ge=1, le=3, description=(
-        "1: sequential sums of squares (R's anova.lm, the default for lm); 2 and 3: "
-        "car::Anova's types II and III"))] = None,
+        "1: sequential; 2 and 3: marginal (lmerTest's types for a mixed model, car::Anova's "
+        "for least squares). Default: 3 for a mixed model (lmerTest), 1 for least squares "
+        "(R's anova.lm)"))] = None,
     ddf: Annotated[Ddf, Query(description=(
-        "Denominator df of a mixed model's F tests (lmerTest); ignored by lm"))]
-        = "Satterthwaite",
-) -> AnovaTableOut:
-    """The anova table of a least squares model (mixed models: not yet available, 422)."""
-    return await run_in_threadpool(service.anova, session, model_id, type, ddf)
+        "Denominator df of a mixed model's F tests: Satterthwaite (lmerTest's default) or "
+        "Kenward-Roger (pbkrtest's, with its scaled F; REML fits only); ignored by least "
+        "squares"))] = "Satterthwaite",
+) -> Any:
+    """The anova table: R's anova.lm/car::Anova for least squares, lmerTest's for mixed
+    models."""
+    fresh = await _freshness(request, session, model_id)
+    if fresh.not_modified:
+        return fresh.not_modified_response()
+    prepared = await run_in_threadpool(service.prepare_anova, session, model_id, type, ddf)
+    if isinstance(prepared, StoredModel):
+        # the design, the derivatives at the optimum (and Kenward-Roger's n × n covariance)
+        # are built from the data: in a compute child, never in the API process
+        prepared = await pool.run("computing the anova table", service.mixed_anova,
+                                  prepared, type, ddf, gone=request.is_disconnected)
+    fresh.apply(response)
+    return prepared
+
+
+@router.get("/{model_id}/ranova", response_model=RanovaOut,
+            responses={**NOT_MODIFIED, **problem_responses(404, 409, 422)})
+async def get_ranova(model_id: str, request: Request, response: Response,
+                     session: SessionDep, pool: ComputeDep) -> Any:
+    """lmerTest's ranova: each random-effects term reduced, the model refitted and compared
+    by a likelihood ratio test (REML for a REML fit)."""
+    fresh = await _freshness(request, session, model_id)
+    if fresh.not_modified:
+        return fresh.not_modified_response()
+    model = await run_in_threadpool(service.prepare_ranova, session, model_id)
+    table = await pool.run("refitting the reduced models", service.ranova_table, model,
+                           gone=request.is_disconnected)
+    fresh.apply(response)
+    return table
+
+
+async def _freshness(request: Request, session: Session, model_id: str) -> Freshness:
+    row = await run_in_threadpool(models.model_version, session, model_id)
+    return freshness(request, row, derived=True)

@@ -1,4 +1,4 @@
-"""Request and response bodies of /v1/models/{id}/intervals and /v1/models/{id}/anova."""
+"""Request and response bodies of /v1/models/{id}/intervals, /anova and /ranova."""
 
 from __future__ import annotations
 
@@ -78,7 +78,8 @@ Ddf = Literal["Satterthwaite", "Kenward-Roger"]
 
 
 class AnovaRowOut(BaseModel):
-    term: str = Field(description="The term as R labels it; the last row is R's Residuals")
+    term: str = Field(description="The term as R labels it; the last row of a least squares "
+                                  "table is R's Residuals (a mixed model's table has none)")
     sum_sq: float | None
     mean_sq: float | None
     num_df: float | None
@@ -90,8 +91,32 @@ class AnovaRowOut(BaseModel):
 
 class AnovaTableOut(BaseModel):
     model_id: str
-    type: AnovaKind = Field(description="1: sequential (R's anova.lm); 2 and 3: "
-                                        "car::Anova's types II and III")
+    type: AnovaKind = Field(description="1: sequential (R's anova.lm; lmerTest's type 1); "
+                                        "2 and 3: car::Anova's types II and III for least "
+                                        "squares, lmerTest's for mixed models")
     ddf: Ddf | None = Field(description="Denominator df method of a mixed model; null for "
                                         "least squares")
     rows: list[AnovaRowOut]
+
+
+class RanovaRowOut(BaseModel):
+    """One row of lmerTest's ranova table, with R's column names."""
+
+    term: str = Field(description="<none> (the model itself), then each reduction as "
+                                  "lmerTest names it: 'Days in (Days | Subject)' (Days "
+                                  "left out of the term), '(1 | Subject)' (the term removed)")
+    npar: int = Field(description="Number of parameters (fixed effects, variance "
+                                  "parameters and sigma)")
+    logLik: float = Field(description="Log-likelihood, REML for a REML fit (as lmerTest "
+                                      "compares them), ML for an ML fit")
+    AIC: float
+    LRT: float | None = Field(description="Likelihood ratio statistic against <none>")
+    Df: int | None = Field(description="Parameters removed: the test's chi-squared df")
+    p_value: float | None = Field(description="Pr(>Chisq)")
+
+
+class RanovaOut(BaseModel):
+    model_id: str
+    method: Literal["REML", "ML"] = Field(
+        description="The likelihood the models are compared by: the fit's own")
+    rows: list[RanovaRowOut]

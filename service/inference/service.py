@@ -1,10 +1,15 @@
-"""Use cases of intervals and anova tables: checks against the stored model, then the
-statistics core's functions of its stored result (service.stats.inference).
+"""Use cases of intervals, anova tables and ranova: checks against the stored model, then
+the statistics core's functions of its stored result (service.stats.inference).
 
 Wald intervals and lm anova tables read the result document only (no data, no refit), so
 they are computed in the request: an interval is stored finished at once. Profile and
 bootstrap intervals, which refit the model, are to be queued as jobs on the same table;
 until they exist they are refused with a 422 that names the field.
+
+A mixed model's anova table needs its data (the design, the derivatives at the optimum)
+and ranova refits reduced models: ``prepare_*`` read the model and its dataset on a
+request thread, and the endpoints run ``mixed_anova``/``ranova_table`` in a compute child
+(service.compute), under its time and memory limits.
 """
 
 from __future__ import annotations
@@ -18,11 +23,20 @@ from service.db.inference import IntervalRow
 from service.db.models import ModelRow, utcnow
 from service.errors import Conflict, InvalidInput, NotFound
 from service.inference import repository
-from service.inference.schemas import AnovaTableOut, Ddf, IntervalCreate
+from service.inference.schemas import (
+    AnovaTableOut,
+    Ddf,
+    IntervalCreate,
+    RanovaOut,
+    RanovaRowOut,
+)
+from service.inspection.service import Inspected, StoredModel, stored_model
 from service.inspection.stored import stored_fit
 from service.models import service as models
 from service.stats.design.encoder import DesignEncoder
-from service.stats.inference import lm_anova, wald_intervals
+from service.stats.inference import AnovaTable, lm_anova, wald_intervals
+from service.stats.lmm_anova import lmm_anova
+from service.stats.ranova import ranova
 
 NOT_YET = {
     "profile": "Profile intervals (lme4's likelihood profile) are not yet supported; use "
@@ -67,20 +81,70 @@ def get_interval(session: Session, model_id: str, interval_id: str) -> IntervalR
     return row
 
 
-def anova(session: Session, model_id: str, type: int | None, ddf: Ddf) -> AnovaTableOut:
-    """The anova table of a succeeded least squares model (type 1 by default, as R's
-    anova); a mixed model's tables (lmerTest) are not yet available."""
+def _per_group_refusal(row: ModelRow, what: str) -> InvalidInput:
+    return InvalidInput(
+        f"Model {row.id} is a per-group fit (y ~ x | g: one least squares fit per level, "
+        f"lme4's lmList), which has no {what}: each group's coefficient table has its own "
+        "t tests. Fit the groups as a mixed model (y ~ x + (x | g)) for one.",
+        model_kind=row.kind)
+
+
+def prepare_anova(session: Session, model_id: str, type: int | None,
+                  ddf: Ddf) -> AnovaTableOut | StoredModel:
+    """A least squares model's table (from its stored result: R's anova.lm and car::Anova,
+    type 1 by default); for a mixed model, what ``mixed_anova`` computes it from (the
+    model and its data), after the checks that need no data."""
     row = _fitted(session, model_id, "anova table")
+    if row.kind == "lm_by_group":
+        raise _per_group_refusal(row, "anova table")
     if row.kind == "lmm":
-        raise InvalidInput(
-            "Satterthwaite/Kenward-Roger anova tables of mixed models are not yet "
-            "available; the coefficient table has Satterthwaite t tests, and "
-            "POST /v1/comparisons compares nested models by likelihood ratio.",
-            model_kind=row.kind)
-    if row.kind != "lm" or row.prediction_state is None:
-        raise InvalidInput("anova tables are for least squares models (lm); per-group fits "
-                           "have none.", model_kind=row.kind)
+        if ddf == "Kenward-Roger" and row.method != "REML":
+            raise InvalidInput(
+                f"Model {row.id} was fitted by ML; Kenward-Roger's method is only available "
+                "for REML fits, as in lmerTest. Use ddf=Satterthwaite, or fit the model "
+                "with method REML.", errors=[{
+                    "location": "query", "field": "ddf", "type": "not_supported",
+                    "detail": "Kenward-Roger needs a REML fit"}])
+        return stored_model(session, row)
+    if row.prediction_state is None:
+        raise InvalidInput(f"Model {row.id} has no stored design to build its anova table "
+                           "from; fit it again.", model_kind=row.kind)
     encoder = DesignEncoder.from_json(row.prediction_state["encoder"])
-    table = lm_anova(stored_fit(row), encoder, type or 1)
-    return AnovaTableOut.model_validate({"model_id": row.id, "type": table.type, "ddf": None,
+    return _table(row.id, lm_anova(stored_fit(row), encoder, type or 1))
+
+
+def _table(model_id: str, table: AnovaTable) -> AnovaTableOut:
+    return AnovaTableOut.model_validate({"model_id": model_id, "type": table.type,
+                                         "ddf": table.ddf,
                                          "rows": [asdict(r) for r in table.rows]})
+
+
+def prepare_ranova(session: Session, model_id: str) -> StoredModel:
+    """What ``ranova_table`` computes from: a succeeded mixed model and its data."""
+    row = _fitted(session, model_id, "ranova table")
+    if row.kind == "lm_by_group":
+        raise _per_group_refusal(row, "random effects to test")
+    if row.kind != "lmm":
+        raise InvalidInput(
+            f"Model {row.id} is a least squares model: it has no random effects for ranova "
+            "to test. GET /v1/models/{id}/anova tests its fixed terms.", model_kind=row.kind)
+    return stored_model(session, row)
+
+
+# What follows runs in a compute child (service.compute): pure functions of a StoredModel.
+
+def mixed_anova(model: StoredModel, type: int | None, ddf: Ddf) -> AnovaTableOut:
+    """lmerTest's anova table of a mixed model (type 3 by default, as lmerTest)."""
+    inspected = Inspected.of(model)
+    return _table(model.id, lmm_anova(inspected.formula, inspected.data, inspected.result,
+                                      type or 3, ddf))
+
+
+def ranova_table(model: StoredModel) -> RanovaOut:
+    """lmerTest's ranova: each random-effects term reduced, the model refitted, LRTs."""
+    inspected = Inspected.of(model)
+    table = ranova(inspected.formula, inspected.data, inspected.result)
+    return RanovaOut(model_id=model.id, method=model.method,  # type: ignore[arg-type]
+                     rows=[RanovaRowOut(term=r.term, npar=r.npar, logLik=r.loglik, AIC=r.aic,
+                                        LRT=r.lrt, Df=r.df, p_value=r.p_value)
+                           for r in table.rows])

@@ -20,6 +20,7 @@ from service.inspection import service
 from service.inspection.schemas import ImageFormat, PlotLink, PlotList, ResidualFormat, Residuals
 from service.models import service as models
 from service.models.caching import NOT_MODIFIED, Freshness, freshness
+from service.models.references import ModelIdDep
 
 router = APIRouter(prefix="/v1/models", tags=["inspection"])
 
@@ -40,7 +41,7 @@ _IMAGES: dict[int | str, dict[str, Any]] = {200: {"content": {
 @router.get("/{model_id}/residuals", response_model=Residuals,
             responses={**_RESIDUALS_CSV, **NOT_MODIFIED, **problem_responses(404, 409, 422)})
 async def get_residuals(
-    model_id: str,
+    model_id: ModelIdDep,
     request: Request,
     response: Response,
     session: SessionDep,
@@ -66,8 +67,9 @@ async def get_residuals(
 
 @router.get("/{model_id}/plots", response_model=PlotList,
             responses={**NOT_MODIFIED, **problem_responses(404, 409, 422)})
-async def list_plots(model_id: str, request: Request, response: Response, session: SessionDep,
-                     pool: ComputeDep, group: PlotGroupQuery = None) -> Any:
+async def list_plots(model_id: ModelIdDep, request: Request, response: Response,
+                     session: SessionDep, pool: ComputeDep,
+                     group: PlotGroupQuery = None) -> Any:
     """The plots available for this model, with their PNG and SVG URLs."""
     fresh = await _freshness(request, session, model_id)
     if fresh.not_modified:
@@ -87,7 +89,7 @@ async def list_plots(model_id: str, request: Request, response: Response, sessio
 @router.get("/{model_id}/plots/{name}", response_class=Response,
             responses={**_IMAGES, **NOT_MODIFIED, **problem_responses(404, 409, 422)})
 async def get_plot(
-    model_id: str,
+    model_id: ModelIdDep,
     name: str,
     request: Request,
     session: SessionDep,

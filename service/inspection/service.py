@@ -90,7 +90,12 @@ def fitted_model(session: Session, model_id: str) -> ModelRow:
 def load(session: Session, model_id: str) -> StoredModel:
     """Read a succeeded model and its dataset, then end the read transaction: what is
     computed from them must not hold one."""
-    row = fitted_model(session, model_id)
+    return stored_model(session, fitted_model(session, model_id))
+
+
+def stored_model(session: Session, row: ModelRow) -> StoredModel:
+    """A succeeded model's row with its dataset's rows (409 if the dataset was deleted),
+    read before the read transaction ends."""
     model = StoredModel(id=row.id, name=row.name, formula=row.formula, kind=row.kind,
                         method=row.method, result=row.result,
                         conditional_modes=row.conditional_modes,

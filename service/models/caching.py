@@ -8,12 +8,18 @@ model's id and the moment its fit finished, with the request's path, query and t
 headers that choose the representation (``Accept``), so each variant has its own.
 ``private``: answers are the caller's tenant's and must not sit in shared caches.
 Unfinished models are ``no-cache``: their status changes.
+
+Two answers about a finished model are revalidated (``private, no-cache`` with an ETag)
+instead: the model's own document, which shows its tags (the one mutable part of a model:
+their revision is in the ETag, so a 304 is never answered for stale tags), and anything
+read through ``name@alias``, which names another model once the alias moves (the request's
+``MOVING_REFERENCE`` state, set by the path's resolver, says so).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +28,9 @@ from fastapi import Request, Response
 from service.db.models import ModelRow
 
 IMMUTABLE = "private, max-age=31536000, immutable"
+REVALIDATE = "private, no-cache"
 UNFINISHED = "no-cache"
+MOVING_REFERENCE = "model_ref_moves"
 FINISHED = ("succeeded", "failed")
 # the OpenAPI entry of the answer to a current If-None-Match
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
@@ -35,12 +43,13 @@ class Freshness:
 
     etag: str | None  # None: the model has not finished (not cacheable)
     not_modified: bool
+    cache_control: str = IMMUTABLE
 
     @property
     def headers(self) -> dict[str, str]:
         if self.etag is None:
             return {"Cache-Control": UNFINISHED}
-        return {"ETag": self.etag, "Cache-Control": IMMUTABLE, "Vary": "Accept"}
+        return {"ETag": self.etag, "Cache-Control": self.cache_control, "Vary": "Accept"}
 
     def apply(self, response: Response) -> Response:
         response.headers.update(self.headers)
@@ -59,21 +68,27 @@ def freshness(request: Request, row: ModelRow, *, derived: bool = False) -> Fres
     finished = ("succeeded",) if derived else FINISHED
     if row.status not in finished or row.finished_at is None:
         return Freshness(None, False)
-    return finished_freshness(request, row.id, row.finished_at)
+    if derived and not getattr(request.state, MOVING_REFERENCE, False):
+        return finished_freshness(request, row.id, row.finished_at)
+    fresh = finished_freshness(request, row.id, row.finished_at,
+                               0 if derived else row.tags_revision)
+    return replace(fresh, cache_control=REVALIDATE)
 
 
-def finished_freshness(request: Request, row_id: str, finished_at: datetime) -> Freshness:
+def finished_freshness(request: Request, row_id: str, finished_at: datetime,
+                       revision: int = 0) -> Freshness:
     """The ETag of an answer about a finished, immutable row (a model, a batch of
-    predictions), and whether the client has it."""
-    tag = model_etag(row_id, finished_at, request)
+    predictions), and whether the client has it; ``revision``: of its tags."""
+    tag = model_etag(row_id, finished_at, request, revision)
     return Freshness(tag, _matches(request.headers.get("if-none-match"), tag))
 
 
-def model_etag(model_id: str, finished_at: datetime, request: Request) -> str:
+def model_etag(model_id: str, finished_at: datetime, request: Request,
+               revision: int = 0) -> str:
     query = "&".join(sorted(f"{k}={v}" for k, v in request.query_params.multi_items()
                             if k != "wait"))
     variant = "|".join((model_id, finished_at.isoformat(), request.url.path, query,
-                        request.headers.get("accept", "")))
+                        request.headers.get("accept", ""), str(revision)))
     return '"' + hashlib.sha256(variant.encode()).hexdigest()[:32] + '"'
 
 

@@ -1,9 +1,12 @@
 """A model's JSON document, rendered once per finished model and shared.
 
-A finished model's document never changes, so it is rendered once (off the event loop) and
-kept (``ImmutableCache``); when one fit finishes with many long polls waiting on it, the
-first waiter renders and the others are answered with the same bytes, instead of each
-reading the result and serializing it again on the event loop.
+A finished model's document changes only with its tags, so it is rendered once per
+revision of its tags (off the event loop) and kept (``ImmutableCache``); when one fit
+finishes with many long polls waiting on it, the first waiter renders and the others are
+answered with the same bytes, instead of each reading the result and serializing it again
+on the event loop. The caller reads the tags' revision from the database first (with the
+model's status), so a document kept in one API process is not served after another
+process changed the tags.
 """
 
 from __future__ import annotations
@@ -31,29 +34,31 @@ def _read_and_render(session: Session, model_id: str) -> tuple[ModelRow, bytes]:
     return row, body
 
 
-class ModelDocuments(ImmutableCache[bytes]):
+class ModelDocuments(ImmutableCache[tuple[int, bytes]]):
+    """Documents by model id, each with the revision of the tags it shows."""
+
     def __init__(self, max_bytes: int) -> None:
         super().__init__(max_bytes)
-        self._rendering: dict[str, asyncio.Future[bytes]] = {}
+        self._rendering: dict[tuple[str, int], asyncio.Future[bytes]] = {}
 
     async def document(self, session: Session, principal: Principal, model_id: str,
-                       finished: bool) -> bytes:
+                       finished: bool, revision: int = 0) -> bytes:
         """The document of a model the caller has just been allowed to read (its scoped
-        session found it), ``finished`` or not."""
+        session found it), ``finished`` or not, whose tags are at ``revision``."""
         if not finished:
             return (await run_in_threadpool(_read_and_render, session, model_id))[1]
         cached = self.get(model_id, principal)
-        if cached is not None:
-            return cached
-        pending = self._rendering.get(model_id)
+        if cached is not None and cached[0] == revision:
+            return cached[1]
+        pending = self._rendering.get((model_id, revision))
         if pending is not None:  # another waiter is rendering it: share its answer
             return await asyncio.shield(pending)
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._rendering[model_id] = future
+        self._rendering[(model_id, revision)] = future
         try:
             row, body = await run_in_threadpool(_read_and_render, session, model_id)
             if row.status in service.FINISHED:
-                self.put(model_id, row.tenant, body, len(body))
+                self.put(model_id, row.tenant, (row.tags_revision, body), len(body))
             future.set_result(body)
             return body
         except BaseException as error:
@@ -61,4 +66,4 @@ class ModelDocuments(ImmutableCache[bytes]):
             future.exception()  # retrieved: no "never retrieved" warning when nobody waits
             raise
         finally:
-            del self._rendering[model_id]
+            del self._rendering[(model_id, revision)]

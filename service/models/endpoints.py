@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
@@ -12,7 +12,6 @@ from service.auth.principal import Principal
 from service.batches.endpoints import create_batch_response
 from service.batches.schemas import PredictionBatch
 from service.body import media_type, read_body, unsupported
-from service.datasets.schemas import MAX_OFFSET
 from service.db.models import ModelRow
 from service.db.tenancy import scope_session
 from service.dependencies import (
@@ -38,11 +37,14 @@ from service.models.predicting import (
 )
 from service.models.prediction_output import OPENAPI_CONTENT, answer_type, predictions_response
 from service.models.predictors import PredictorCache
+from service.models.references import ModelIdDep
 from service.models.schemas import (
     Coefficients,
     Model,
     ModelCreate,
     ModelList,
+    ModelListQuery,
+    ModelPatch,
     NewLevels,
     PredictionRequest,
     Predictions,
@@ -96,7 +98,8 @@ async def create_model(
                                                min(wait, settings.max_wait_seconds),
                                                gone=request.is_disconnected, watch=watch)
             finished = row.status in service.FINISHED
-            body = await _documents(request).document(session, principal, row.id, finished)
+            body = await _documents(request).document(session, principal, row.id, finished,
+                                                      row.tags_revision)
         return Response(body, status_code=201 if finished else 202,
                         media_type="application/json",
                         headers={"Location": response.headers["Location"]})
@@ -112,26 +115,29 @@ def _create(request: Request, spec: ModelCreate, settings: Settings) -> ModelRow
 
 
 @router.get("", response_model=ModelList, responses=problem_responses(422))
-def list_models(
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-    dataset_id: Annotated[str | None, Query(description="Only models of this dataset")] = None,
-    include: Annotated[Literal["result"] | None, Query(description=(
-        "'result' embeds each model's full result; without it the list has summaries "
-        "(result null: read a model by its id for its result)"))] = None,
-) -> ModelList:
-    """List models, newest first."""
-    with_result = include == "result"
-    rows, total = service.list_models(session, limit, offset, dataset_id, with_result)
-    return ModelList(items=[Model.from_row(r, with_result) for r in rows], total=total,
-                     limit=limit, offset=offset)
+def list_models(session: SessionDep, request: Request,
+                query: Annotated[ModelListQuery, Query()]) -> ModelList:
+    """List models (summaries unless ``include=result``), filtered and sorted, newest first
+    by default; ``next`` links the following page. An unknown parameter is a 422."""
+    page = service.list_models(session, query)
+    return ModelList(items=[Model.from_row(r, query.include == "result") for r in page.rows],
+                     total=page.total, limit=query.limit, offset=query.offset,
+                     next=_next_link(request, page.next_cursor))
+
+
+def _next_link(request: Request, cursor: str | None) -> str | None:
+    """This request's URL (path and query) continued after ``cursor``."""
+    if cursor is None:
+        return None
+    url = request.url.remove_query_params(["offset", "cursor"]).include_query_params(
+        cursor=cursor)
+    return f"{url.path}?{url.query}"
 
 
 @router.get("/{model_id}", response_model=Model, responses={
     **NOT_MODIFIED, **problem_responses(404, 422)})
 async def get_model(
-    model_id: str,
+    model_id: ModelIdDep,
     request: Request,
     response: Response,
     session: SessionDep,
@@ -141,7 +147,7 @@ async def get_model(
         "server's MIXEDFIT_MAX_WAIT_SECONDS"))] = 0,
 ) -> Any:
     """Read a model; with ``wait``, answer as soon as its fit has finished. A finished
-    model carries an ETag and ``Cache-Control: immutable``; If-None-Match gives 304."""
+    model carries an ETag (If-None-Match gives 304) and is revalidated: its tags change."""
     row = await service.wait_for_model(session, model_id, min(wait, settings.max_wait_seconds),
                                        gone=request.is_disconnected,
                                        watch=getattr(request.app.state, "finish_watch", None))
@@ -149,8 +155,33 @@ async def get_model(
     if fresh.not_modified:
         return fresh.not_modified_response()
     body = await _documents(request).document(session, get_principal(request), row.id,
-                                              row.status in service.FINISHED)
+                                              row.status in service.FINISHED,
+                                              row.tags_revision)
     return fresh.apply(Response(body, media_type="application/json"))
+
+
+@router.patch("/{model_id}", response_model=Model, responses=problem_responses(404, 422),
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/merge-patch+json": {"schema": ModelPatch.model_json_schema()},
+                  "application/json": {"schema": ModelPatch.model_json_schema()}}}})
+def patch_model(model_id: ModelIdDep, patch: ModelPatch, session: SessionDep) -> Model:
+    """Set or remove a model's tags (JSON merge patch: null removes one); tags are the
+    only part of a model that changes."""
+    return Model.from_row(service.patch_tags(session, model_id, patch))
+
+
+@router.delete("/{model_id}", status_code=204, responses=problem_responses(404, 409))
+def delete_model(model_id: ModelIdDep, request: Request) -> Response:
+    """Delete a model and what is stored about it; 409 while an alias points at it or its
+    fit is running."""
+    with committed_unit_of_work(request) as session:
+        service.delete_model(session, model_id)
+    # after the commit: a request in between could otherwise cache the model again
+    caches = (getattr(request.app.state, "predictor_cache", None), _documents(request))
+    for cache in caches:
+        if cache is not None:
+            cache.discard(model_id)
+    return Response(status_code=204)
 
 
 def _documents(request: Request) -> ModelDocuments:
@@ -160,7 +191,7 @@ def _documents(request: Request) -> ModelDocuments:
 
 @router.get("/{model_id}/random-effects", response_model=RandomEffects,
             responses={**NOT_MODIFIED, **problem_responses(404, 409)})
-def get_random_effects(model_id: str, request: Request, response: Response,
+def get_random_effects(model_id: ModelIdDep, request: Request, response: Response,
                        session: SessionDep) -> Any:
     """Conditional modes (BLUPs) and conditional standard deviations per group and level."""
     row = _fitted_unless_current(request, response, session, model_id)
@@ -171,7 +202,7 @@ def get_random_effects(model_id: str, request: Request, response: Response,
 
 @router.get("/{model_id}/coefficients", response_model=Coefficients,
             responses={**NOT_MODIFIED, **problem_responses(404, 409)})
-def get_coefficients(model_id: str, request: Request, response: Response,
+def get_coefficients(model_id: ModelIdDep, request: Request, response: Response,
                      session: SessionDep) -> Any:
     """Per-level coefficients: fixed effects plus conditional modes (R's coef())."""
     row = _fitted_unless_current(request, response, session, model_id)
@@ -198,7 +229,7 @@ def _fitted_unless_current(request: Request, response: Response, session: Sessio
                  "With {\"dataset_id\"}: the batch prediction, queued; poll its Location")},
                  **problem_responses(404, 409, 413, 415, 422)})
 async def predict(
-    model_id: str,
+    model_id: ModelIdDep,
     request: Request,
     session: ReadSessionDep,
     settings: SettingsDep,

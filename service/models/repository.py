@@ -10,20 +10,24 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Collection
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, overload
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.orm import Session, defer, load_only
 
+from service.db.batches import PredictionBatchRow
 from service.db.ids import can_exist
+from service.db.inference import IntervalRow
 from service.db.models import (
     FixedEffectRow,
+    JobRow,
     ModelMetricRow,
     ModelRow,
     VarianceComponentRow,
     utcnow,
 )
+from service.models.listing import Cursor, ModelFilter, Sort
 from service.stats.fit import FittedModel
 from service.stats.results import FitResult, Metrics, RandomEffectsTerm
 
@@ -43,6 +47,45 @@ def get_model(session: Session, model_id: str, *, for_update: bool = False) -> M
     return session.scalars(statement).one_or_none()
 
 
+def model_exists(session: Session, model_id: str) -> bool:
+    if not can_exist(model_id):
+        return False
+    return session.scalar(select(ModelRow.id).where(ModelRow.id == model_id)) is not None
+
+
+def delete_jobs_of(session: Session, model_id: str, queued: bool) -> bool:
+    """Delete the fit jobs of a model: only a queued one when ``queued`` (False: a worker
+    claimed it first; on PostgreSQL the DELETE waits for the claim and then finds it
+    running), else its finished ones."""
+    statement = delete(JobRow).where(JobRow.target_id == model_id)
+    statement = statement.where(JobRow.status == "queued" if queued
+                                else JobRow.status != "running")
+    deleted = session.execute(statement.execution_options(synchronize_session=False))
+    return not queued or bool(deleted.rowcount)  # type: ignore[attr-defined]
+
+
+def has_unfinished_batches(session: Session, model_id: str) -> bool:
+    statement = select(PredictionBatchRow.id).where(
+        PredictionBatchRow.model_id == model_id,
+        PredictionBatchRow.status.in_(("queued", "running"))).limit(1)
+    return session.scalar(statement) is not None
+
+
+def delete_model(session: Session, row: ModelRow) -> None:
+    """Delete a model with its result rows, intervals and (finished) batch predictions and
+    their jobs (explicitly: SQLite enforces the foreign keys' cascades only with its
+    pragma on)."""
+    batches = select(PredictionBatchRow.id).where(PredictionBatchRow.model_id == row.id)
+    session.execute(delete(JobRow).where(JobRow.target_id.in_(batches))
+                    .execution_options(synchronize_session=False))
+    for table in (FixedEffectRow, VarianceComponentRow, ModelMetricRow, IntervalRow,
+                  PredictionBatchRow):
+        session.execute(delete(table).where(table.model_id == row.id)
+                        .execution_options(synchronize_session=False))
+    session.delete(row)
+    session.flush()
+
+
 def get_prediction_columns(session: Session, model_id: str) -> ModelRow | None:
     """A model with only what predictions need loaded (id, status, tenant, prediction
     state): not its result document or conditional modes."""
@@ -55,12 +98,13 @@ def get_prediction_columns(session: Session, model_id: str) -> ModelRow | None:
 
 
 def get_model_version(session: Session, model_id: str) -> ModelRow | None:
-    """A model with only its id, status and finish time loaded (for HTTP validators)."""
+    """A model with only its id, status, finish time and tags' revision loaded (for HTTP
+    validators)."""
     if not can_exist(model_id):
         return None
     statement = (select(ModelRow).where(ModelRow.id == model_id)
                  .options(load_only(ModelRow.id, ModelRow.status, ModelRow.finished_at,
-                                    raiseload=True)))
+                                    ModelRow.tags_revision, raiseload=True)))
     return session.scalars(statement).one_or_none()
 
 
@@ -76,23 +120,70 @@ def finished_among(session: Session, model_ids: Collection[str],
 
 
 def list_models(session: Session, limit: int, offset: int, dataset_id: str | None = None,
-                with_result: bool = False) -> tuple[list[ModelRow], int]:
-    """A page of models, newest first, and the total count; their result documents are
-    loaded only ``with_result``."""
-    count = select(func.count()).select_from(ModelRow)
-    statement = select(ModelRow).order_by(ModelRow.created_at.desc(), ModelRow.id)
+                with_result: bool = False, *, filters: ModelFilter | None = None,
+                sort: Sort = "-created_at", after: Cursor | None = None
+                ) -> tuple[list[ModelRow], int]:
+    """A page of models in ``sort`` order (after ``after``, then ``offset`` more), and the
+    count of all that pass ``filters``; their result documents are loaded only
+    ``with_result``."""
+    filters = filters or ModelFilter(dataset_id=dataset_id)
+    if dataset_id is not None and filters.dataset_id is None:
+        filters = replace(filters, dataset_id=dataset_id)
+    if filters.dataset_id is not None and not can_exist(filters.dataset_id):
+        return [], 0
+    conditions = _conditions(filters)
+    count = select(func.count()).select_from(ModelRow).where(*conditions)
+    keys = _sort_columns(sort)
+    statement = select(ModelRow).where(*conditions).order_by(
+        *[column.desc() if descending else column.asc() for column, descending in keys],
+        ModelRow.id)
+    if after is not None:
+        statement = statement.where(_after(keys, after))
     # what predictions and random effects need is never listed (it can be megabytes)
     statement = statement.options(defer(ModelRow.prediction_state),
                                   defer(ModelRow.conditional_modes))
     if not with_result:
         statement = statement.options(defer(ModelRow.result))
-    if dataset_id is not None and not can_exist(dataset_id):
-        return [], 0
-    if dataset_id is not None:
-        count = count.where(ModelRow.dataset_id == dataset_id)
-        statement = statement.where(ModelRow.dataset_id == dataset_id)
     total = session.scalar(count) or 0
     return list(session.scalars(statement.limit(limit).offset(offset))), total
+
+
+def _conditions(filters: ModelFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    for column, value in ((ModelRow.status, filters.status), (ModelRow.kind, filters.kind),
+                          (ModelRow.name, filters.name),
+                          (ModelRow.dataset_id, filters.dataset_id)):
+        if value is not None:
+            conditions.append(column == value)
+    if filters.created_after is not None:
+        conditions.append(ModelRow.created_at > filters.created_after)
+    if filters.created_before is not None:
+        conditions.append(ModelRow.created_at < filters.created_before)
+    for key, value in filters.tags:
+        # json_extract on SQLite, ->> on PostgreSQL
+        conditions.append(ModelRow.tags[key].as_string() == value)
+    return conditions
+
+
+def _sort_columns(sort: Sort) -> list[tuple[Any, bool]]:
+    """The ordered key of a sort (column, descending); the id breaks ties, ascending. A
+    missing name or version sorts as '' or 0: SQLite and PostgreSQL place NULLs apart."""
+    if sort == "name":
+        return [(func.coalesce(ModelRow.name, ""), False),
+                (func.coalesce(ModelRow.version, 0), False)]
+    return [(ModelRow.created_at, sort == "-created_at")]
+
+
+def _after(keys: list[tuple[Any, bool]], cursor: Cursor) -> ColumnElement[bool]:
+    """Rows strictly after the cursor's position in the order of ``keys`` then id."""
+    clauses: list[ColumnElement[bool]] = []
+    equal: list[ColumnElement[bool]] = []
+    for (column, descending), value in zip(keys, cursor.key, strict=True):
+        # bound with the column's type (created_at: UTCDateTime)
+        clauses.append(and_(*equal, column < value if descending else column > value))
+        equal.append(column == value)
+    clauses.append(and_(*equal, ModelRow.id > cursor.model_id))
+    return or_(*clauses)
 
 
 def find_same_fit(session: Session, dataset_id: str, formula: str, method: str

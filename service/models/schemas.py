@@ -10,11 +10,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from service.datasets.schemas import Cell
 from service.db.models import ModelRow
 from service.errors import Problem
+from service.models.listing import Sort
+from service.pagination import PageQuery
+from service.registry.names import (
+    MAX_TAG_VALUE,
+    MAX_TAGS,
+    NAME_MESSAGE,
+    TAG_KEY,
+    TAG_KEY_RULE,
+    check_name,
+)
 
 Status = Literal["queued", "running", "succeeded", "failed"]
 Kind = Literal["lm", "lmm", "lm_by_group"]
@@ -119,12 +136,28 @@ class ModelCreate(BaseModel):
                     "intervals from the residual SD pooled over the groups, as "
                     "summary(lmList(...)) by default (true), or from each group's own fit "
                     "(false); other models ignore it")
-    name: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, description=(
+        "A registered name: the model becomes its next version (1, 2, 3 ...), reachable "
+        f"as /v1/models/<name>@<version> and through the name's aliases. {NAME_MESSAGE}."))
+
+    @field_validator("name")
+    @classmethod
+    def _registry_name(cls, name: str | None) -> str | None:
+        return None if name is None else check_name(name)
+
+
+Tags = dict[str, str]
 
 
 class Model(BaseModel):
     id: str
-    name: str | None
+    name: str | None = Field(description=(
+        "The registered name (with 'version'); for a model stored before the registry "
+        "whose name is no valid registry name, and for a comparison's ML refits, a "
+        "free-text label (version null)"))
+    version: int | None = Field(description="Its version under 'name', or null")
+    tags: Tags = Field(description="Free key: value metadata, the one mutable part of a "
+                                   "model (PATCH /v1/models/{id})")
     dataset_id: str
     formula: str
     method: str
@@ -144,7 +177,8 @@ class Model(BaseModel):
         """The model's document; without ``with_result`` its result is left out (null), and
         the row's result column is not touched (lists defer it)."""
         return cls(
-            id=row.id, name=row.name, dataset_id=row.dataset_id, formula=row.formula,
+            id=row.id, name=row.name, version=row.version, tags=row.tags or {},
+            dataset_id=row.dataset_id, formula=row.formula,
             method=row.method, pool=row.pool, kind=row.kind,  # type: ignore[arg-type]
             status=row.status,  # type: ignore[arg-type]
             created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at,
@@ -166,11 +200,54 @@ def _problem(stored: dict[str, Any] | None) -> Problem | None:
                        detail=str(stored.get("detail") or stored)[:2000])
 
 
+class ModelPatch(BaseModel):
+    """A JSON merge patch (RFC 7396) of a model: only its tags can change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tags: dict[str, str | None] = Field(description=(
+        "Tags to set (key: value) or remove (key: null); tags not named are kept. Keys: "
+        f"{TAG_KEY_RULE}; values: up to {MAX_TAG_VALUE} characters; at most {MAX_TAGS} tags"))
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_keys(cls, tags: dict[str, str | None]) -> dict[str, str | None]:
+        for key, value in tags.items():
+            if TAG_KEY.fullmatch(key) is None:
+                raise ValueError(f"The tag key {key!r} is not of the form {TAG_KEY_RULE} "
+                                 "(it is used in ?tag=key:value filters)")
+            if value is not None and len(value) > MAX_TAG_VALUE:
+                raise ValueError(f"The value of tag {key!r} is longer than {MAX_TAG_VALUE} "
+                                 "characters")
+        return tags
+
+
+class ModelListQuery(PageQuery):
+    status: Status | None = Field(None, description="Only models with this status")
+    kind: Kind | None = Field(None, description="Only models of this kind")
+    name: str | None = Field(None, max_length=200, description="Only versions of this name")
+    tag: list[str] = Field([], description=(
+        "Only models with this tag, as key:value (repeat for several: all must match)"))
+    dataset_id: str | None = Field(None, max_length=36, description="Only models of this dataset")
+    created_after: datetime | None = Field(None, description="Created after this time")
+    created_before: datetime | None = Field(None, description="Created before this time")
+    sort: Sort = Field("-created_at", description=(
+        "created_at (oldest first), -created_at (newest first) or name (then version)"))
+    cursor: str | None = Field(None, max_length=2000, description=(
+        "Continue after the page this came from (its 'next' link carries it)"))
+    include: Literal["result"] | None = Field(None, description=(
+        "'result' embeds each model's full result; without it the list has summaries "
+        "(result null: read a model by its id for its result)"))
+
+
 class ModelList(BaseModel):
     items: list[Model]
-    total: int
+    total: int = Field(description="How many models pass the filters")
     limit: int
     offset: int
+    next: str | None = Field(None, description=(
+        "The URL of the next page (a cursor after this page's last model, with the same "
+        "filters and sort), or null on the last page"))
 
 
 NewLevels = Literal["population", "error"]

@@ -22,10 +22,13 @@ from service.db.session import end_reads
 from service.errors import Conflict, InvalidInput, NotFound
 from service.jobs import repository as jobs
 from service.models import repository
+from service.models.listing import ModelFilter, decode_cursor, encode_cursor, parse_tags
 from service.models.predictors import CachedModel, PredictorCache, compile_model
-from service.models.schemas import ModelCreate
+from service.models.schemas import ModelCreate, ModelListQuery, ModelPatch
 from service.models.watch import FinishWatch
 from service.polling import poll_until
+from service.registry import service as registry
+from service.registry.names import MAX_TAGS, parse_reference
 from service.settings import Settings
 from service.stats.design import check_columns
 from service.stats.design.size import DesignSize, design_size
@@ -59,9 +62,10 @@ class DesignTooLarge(InvalidInput):
 
 
 def create_model(session: Session, spec: ModelCreate, max_attempts: int,
-                 limits: DesignLimits | None = None) -> ModelRow:
+                 limits: DesignLimits | None = None, label: str | None = None) -> ModelRow:
     """Check the formula against the dataset (and, with ``limits``, the size of its
-    design), store the model and queue its fit."""
+    design), store the model (the next version of ``spec.name``, if given) and queue its
+    fit. ``label``: a free-text name for a model outside the registry (a refit)."""
     formula = parse_formula(spec.formula)
     dataset = datasets.get_dataset(session, spec.dataset_id)
     if dataset is None:
@@ -73,10 +77,14 @@ def create_model(session: Session, spec: ModelCreate, max_attempts: int,
                            _levels(session, dataset, formula), dataset.n_rows)
         check_design_size(size, limits)
     row = ModelRow(
-        id=str(uuid.uuid4()), name=clean_name(spec.name), dataset_id=dataset.id,
+        id=str(uuid.uuid4()), name=clean_name(label), dataset_id=dataset.id,
         formula=spec.formula, method=spec.method, kind=formula.kind, status="queued",
         pool=spec.pool if formula.kind == "lm_by_group" else None, created_at=utcnow(),
     )
+    if spec.name is not None:
+        # last, just before the insert: the name's counter row stays locked until commit
+        row.name = spec.name
+        row.registered_model_id, row.version = registry.register_version(session, spec.name)
     repository.add_model(session, row)
     # same transaction as the model: a model is never stored without its job
     jobs.enqueue(session, FIT_JOB, row.id, max_attempts)
@@ -147,17 +155,94 @@ def _mib(n_bytes: int) -> str:
     return f"{n_bytes / 2**20:,.0f} MiB"
 
 
-def get_model(session: Session, model_id: str) -> ModelRow:
-    row = repository.get_model(session, model_id)
+@dataclass(frozen=True)
+class ModelRef:
+    """What a model path segment named: the model's id, and whether the segment may name
+    another model later (an alias moves; an id or ``name@version`` never does)."""
+
+    model_id: str
+    moves: bool
+
+
+def resolve_model_ref(session: Session, segment: str) -> ModelRef:
+    """The model that a path segment names: a model id, ``name@version`` or ``name@alias``
+    in the caller's tenant (404 for a name, version or alias it does not have). The one
+    place a reference is read; an id is returned as given, without a query."""
+    reference = parse_reference(segment)
+    if reference is None:
+        return ModelRef(segment, False)
+    return ModelRef(registry.referenced_model_id(session, reference),
+                    reference.alias is not None)
+
+
+def get_model(session: Session, model_id: str, *, for_update: bool = False) -> ModelRow:
+    row = repository.get_model(session, model_id, for_update=for_update)
     if row is None:
         raise NotFound(f"There is no model with id {model_id!r}.")
     return row
 
 
-def list_models(session: Session, limit: int, offset: int, dataset_id: str | None,
-                with_result: bool = False) -> tuple[list[ModelRow], int]:
-    return repository.list_models(session, limit, offset, dataset_id=dataset_id,
-                                  with_result=with_result)
+def patch_tags(session: Session, model_id: str, patch: ModelPatch) -> ModelRow:
+    """Merge ``patch`` into the model's tags (RFC 7396: null removes a tag)."""
+    row = get_model(session, model_id, for_update=True)
+    tags = dict(row.tags or {})
+    for key, value in patch.tags.items():
+        if value is None:
+            tags.pop(key, None)
+        else:
+            tags[key] = value
+    if len(tags) > MAX_TAGS:
+        raise InvalidInput(f"A model has at most {MAX_TAGS} tags; this patch would leave "
+                           f"{len(tags)}. Remove some (\"key\": null).", limit=MAX_TAGS)
+    if tags != (row.tags or {}):
+        row.tags = tags or None
+        row.tags_revision += 1
+        session.flush()
+    return row
+
+
+def delete_model(session: Session, model_id: str) -> None:
+    """Delete a model and what is stored about it (its job, result rows, intervals). 409
+    while an alias points at it or its fit is running."""
+    row = get_model(session, model_id, for_update=True)
+    pointing = registry.aliases_of_model(session, model_id)
+    if pointing:
+        names = ", ".join(f"{row.name}@{alias.alias}" for alias in pointing)
+        raise Conflict(f"Model {model_id} is what {names} point(s) at; move or delete "
+                       f"the alias first (PUT or DELETE /v1/registry/{row.name}/aliases/"
+                       f"{pointing[0].alias}).", aliases=[a.alias for a in pointing])
+    # a queued fit's job goes with it, unless a worker has just claimed it (then running)
+    if row.status == "running" or not repository.delete_jobs_of(session, model_id,
+                                                                  row.status == "queued"):
+        raise Conflict(f"Model {model_id}'s fit is running; delete it once the fit has "
+                       f"ended (GET /v1/models/{model_id}?wait=30).", model_status="running")
+    if repository.has_unfinished_batches(session, model_id):
+        raise Conflict(f"Model {model_id} has a batch prediction queued or running; delete "
+                       "it once the batch has finished.", model_status=row.status)
+    repository.delete_model(session, row)
+
+
+@dataclass(frozen=True)
+class ModelPage:
+    rows: list[ModelRow]
+    total: int
+    next_cursor: str | None  # None: the last page
+
+
+def list_models(session: Session, query: ModelListQuery) -> ModelPage:
+    """A page of the models that pass the query's filters, in its sort order, and the
+    cursor of the next page (one more model is read to know whether there is one)."""
+    filters = ModelFilter(status=query.status, kind=query.kind, name=query.name,
+                          tags=parse_tags(query.tag), dataset_id=query.dataset_id,
+                          created_after=query.created_after,
+                          created_before=query.created_before)
+    after = decode_cursor(query.cursor, query.sort) if query.cursor is not None else None
+    rows, total = repository.list_models(session, query.limit + 1, query.offset,
+                                         with_result=query.include == "result",
+                                         filters=filters, sort=query.sort, after=after)
+    more = len(rows) > query.limit
+    rows = rows[:query.limit]
+    return ModelPage(rows, total, encode_cursor(rows[-1], query.sort) if more else None)
 
 
 def model_version(session: Session, model_id: str) -> ModelRow:
@@ -212,8 +297,13 @@ def predictable_model(session: Session, model_id: str, cache: PredictorCache | N
     transaction is ended, so predicting holds none."""
     if cache is not None and principal is not None:
         cached = cache.get(model_id, principal)
+        # a model can be deleted (by another API process too, whose cache this is not):
+        # a hit still asks the database that it exists, by its primary key only
         if cached is not None:
-            return cached
+            if repository.model_exists(session, model_id):
+                end_reads(session)
+                return cached
+            cache.discard(model_id)
     row = repository.get_prediction_columns(session, model_id)
     if row is None:
         raise NotFound(f"There is no model with id {model_id!r}.")

@@ -36,7 +36,15 @@ def _conditional(client: TestClient, url: str, **headers: str) -> tuple[Any, Any
     return first, again
 
 
-@pytest.mark.parametrize("path", ["", "/random-effects", "/coefficients", "/residuals",
+def test_a_finished_model_is_revalidated_because_its_tags_change(
+        worker_client: TestClient, fitted: dict[str, Any]) -> None:
+    first, again = _conditional(worker_client, f"/v1/models/{fitted['id']}")
+    assert first.headers["cache-control"] == "private, no-cache"
+    assert again.status_code == 304
+    assert again.headers["etag"] == first.headers["etag"]
+
+
+@pytest.mark.parametrize("path", ["/random-effects", "/coefficients", "/residuals",
                                   "/residuals?format=csv", "/plots",
                                   "/plots/residuals_vs_fitted?format=png"])
 def test_finished_resources_are_immutable_and_revalidate_to_304(

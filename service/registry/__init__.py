@@ -1,0 +1,1 @@
+"""The model registry: registered names with numbered versions, and their aliases."""
