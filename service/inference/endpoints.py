@@ -19,13 +19,14 @@ from service.inference.schemas import AnovaTableOut, Ddf, Interval, IntervalCrea
 from service.inspection.service import StoredModel
 from service.models import service as models
 from service.models.caching import NOT_MODIFIED, Freshness, freshness
+from service.models.references import ModelIdDep
 
 router = APIRouter(prefix="/v1/models", tags=["inference"])
 
 
 @router.post("/{model_id}/intervals", status_code=202, response_model=Interval,
              responses=problem_responses(404, 409, 422))
-def create_interval(model_id: str, spec: IntervalCreate, response: Response,
+def create_interval(model_id: ModelIdDep, spec: IntervalCreate, response: Response,
                     session: WriteSessionDep) -> Interval:
     """Confidence intervals of a fitted model (R's confint); poll the Location.
 
@@ -40,7 +41,7 @@ def create_interval(model_id: str, spec: IntervalCreate, response: Response,
 @router.get("/{model_id}/intervals/{interval_id}", response_model=Interval,
             responses=problem_responses(404, 422))
 def get_interval(
-    model_id: str,
+    model_id: ModelIdDep,
     interval_id: str,
     session: SessionDep,
     settings: SettingsDep,
@@ -57,7 +58,7 @@ def get_interval(
 @router.get("/{model_id}/anova", response_model=AnovaTableOut,
             responses={**NOT_MODIFIED, **problem_responses(404, 409, 422)})
 async def get_anova(
-    model_id: str,
+    model_id: ModelIdDep,
     request: Request,
     response: Response,
     session: SessionDep,
@@ -88,7 +89,7 @@ async def get_anova(
 
 @router.get("/{model_id}/ranova", response_model=RanovaOut,
             responses={**NOT_MODIFIED, **problem_responses(404, 409, 422)})
-async def get_ranova(model_id: str, request: Request, response: Response,
+async def get_ranova(model_id: ModelIdDep, request: Request, response: Response,
                      session: SessionDep, pool: ComputeDep) -> Any:
     """lmerTest's ranova: each random-effects term reduced, the model refitted and compared
     by a likelihood ratio test (REML for a REML fit)."""
