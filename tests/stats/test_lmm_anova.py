@@ -24,12 +24,14 @@ import json
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from service.stats.fit import FittedModel, fit_model
 from service.stats.formula import parse_formula
 from service.stats.inference import AnovaTable, InferenceError
+from service.stats.lmm.kenward_roger import MAX_ROWS, KenwardRogerTooLarge
 from service.stats.lmm_anova import lmm_anova
 from service.stats.results import FitResult
 from tests.stats.test_ols import DATA
@@ -126,3 +128,16 @@ def test_types_outside_one_to_three_and_least_squares_fits_are_refused() -> None
     with pytest.raises(InferenceError, match="mixed models"):
         lmm_anova(parse_formula("angle ~ recipe * temp"), data("cake_reml"), lm, 3,
                   "Satterthwaite")
+
+
+def test_kenward_roger_refuses_more_rows_than_its_dense_covariance_takes() -> None:
+    rng = np.random.default_rng(12)
+    n = MAX_ROWS + 1
+    frame = pd.DataFrame({"x": rng.normal(size=n), "g": [f"g{i % 50}" for i in range(n)]})
+    frame["y"] = frame["x"] + rng.normal(size=50)[np.arange(n) % 50] + rng.normal(size=n)
+    formula = "y ~ x + (1 | g)"
+    result = fit_model(formula, frame).result
+    with pytest.raises(KenwardRogerTooLarge, match="ddf=Satterthwaite"):
+        lmm_anova(parse_formula(formula), frame, result, 3, "Kenward-Roger")
+    # Satterthwaite's cost does not grow with n² and answers
+    assert lmm_anova(parse_formula(formula), frame, result, 3, "Satterthwaite").rows

@@ -39,8 +39,8 @@ class FTest:
 
 def _f_test(f_unscaled: float, q: int, den_df: float, sigma: float,
             scale: float = 1.0) -> FTest:
-    mean_sq = f_unscaled * sigma**2
-    f_value = f_unscaled * scale
+    mean_sq = float(f_unscaled * sigma**2)
+    f_value = float(f_unscaled * scale)
     return FTest(sum_sq=mean_sq * q, mean_sq=mean_sq, num_df=q, den_df=float(den_df),
                  f_value=f_value, p_value=float(stats.f.sf(f_value, q, den_df)))
 
