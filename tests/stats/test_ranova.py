@@ -71,3 +71,16 @@ def test_ranova_refuses_a_least_squares_fit() -> None:
     lm = fit_model("Reaction ~ Days", data).result
     with pytest.raises(InferenceError, match="mixed models"):
         ranova(parse_formula("Reaction ~ Days"), data, lm)
+
+
+def test_double_bar_is_reduced_as_its_expansion() -> None:
+    # lme4 expands (Days || Subject) to (1 | Subject) + (0 + Days | Subject) before ranova
+    # sees it: R's table (printed by ranova on the || model) is sleepstudy_two_terms's
+    case = CASES["sleepstudy_two_terms"]
+    data = pd.read_csv(DATA / case["dataset"])
+    formula = "Reaction ~ Days + (Days || Subject)"
+    table = ranova(parse_formula(formula), data, fit_model(formula, data).result)
+    assert [r.term for r in table.rows] == [r["term"] for r in case["ranova"]]
+    assert [r.npar for r in table.rows] == [r["npar"] for r in case["ranova"]]
+    for row, want in zip(table.rows, case["ranova"], strict=True):
+        assert abs(row.loglik - want["logLik"]) <= 1e-6
