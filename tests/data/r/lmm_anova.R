@@ -35,6 +35,9 @@ cases <- list(
   # an unbalanced factorial (the first 7 rows left out), where types 1, 2 and 3 differ
   list(case = "oats_factorial_unbalanced", dataset = "oats.csv", skip_rows = 7,
        formula = "yield ~ factor(nitro) * Variety + (1 | Block)", method = "REML"),
+  # an aliased column (x12 = x1 + x2 drops x2): lmerTest's NA row for its term
+  list(case = "aliased_reml", dataset = "aliased.csv",
+       formula = "y ~ x1 + x12 + x2 + (1 | g)", method = "REML"),
   list(case = "penicillin_crossed", dataset = "penicillin.csv",
        formula = "diameter ~ 1 + (1 | plate) + (1 | sample)", method = "REML", ranova = TRUE)
 )
