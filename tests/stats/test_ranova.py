@@ -84,3 +84,14 @@ def test_double_bar_is_reduced_as_its_expansion() -> None:
     assert [r.npar for r in table.rows] == [r["npar"] for r in case["ranova"]]
     for row, want in zip(table.rows, case["ranova"], strict=True):
         assert abs(row.loglik - want["logLik"]) <= 1e-6
+
+
+def test_a_reduction_that_changes_the_rows_is_refused() -> None:
+    # z is missing on some rows: the full model drops them, the model without z would not
+    # (lmerTest stops: "number of rows in use has changed: remove missing values?")
+    data = pd.read_csv(DATA / "sleepstudy.csv")
+    data["z"] = data["Days"].where(data.index % 7 != 0)
+    formula = "Reaction ~ Days + (1 | Subject) + (0 + z | Subject)"
+    fit = fit_model(formula, data)
+    with pytest.raises(InferenceError, match="changes the rows used"):
+        ranova(parse_formula(formula), data, fit.result)
