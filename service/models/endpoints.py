@@ -50,6 +50,7 @@ from service.models.schemas import (
     Predictions,
     RandomEffects,
 )
+from service.models.signature import Signature, signature
 from service.models.watch import FinishWatch
 from service.settings import Settings
 
@@ -221,6 +222,16 @@ def _fitted_unless_current(request: Request, response: Response, session: Sessio
     row = service.get_fitted_model(session, model_id)
     fresh.apply(response)
     return row
+
+
+@router.get("/{model_id}/signature", response_model=Signature,
+            responses=problem_responses(404, 409))
+def get_signature(model_id: ModelIdDep, request: Request, session: SessionDep) -> Signature:
+    """The input columns a prediction reads (types, a factor's levels, the grouping
+    factors' levels with effects) and the output."""
+    cache: PredictorCache | None = getattr(request.app.state, "predictor_cache", None)
+    model = service.predictable_model(session, model_id, cache, get_principal(request))
+    return signature(model.model_id, model.predictor)
 
 
 @router.post("/{model_id}/predictions", response_model=Predictions,

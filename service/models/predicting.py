@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from service.datasets.ingest import frame_from_columns, frame_from_records, read_csv
 from service.errors import InvalidInput, PayloadTooLarge, field_errors
 from service.models.schemas import NewLevels, PredictionRequest
+from service.models.signature import check_frame
 from service.stats.predict import Predictor
 
 CSV = "text/csv"
@@ -58,8 +59,9 @@ def predict_rows(predictor: Predictor, categorical: list[str], request: Predicti
                  max_rows: int) -> list[float | None]:
     """Predictions for the rows of a checked body from a compiled model, whose
     ``categorical`` columns are read as text."""
-    values = predictor.predict(_as_frame(_frame(request, categorical, max_rows), max_rows),
-                               include_random_effects=request.include_random_effects,
+    frame = _as_frame(_frame(request, categorical, max_rows), max_rows)
+    check_frame(predictor, frame, request.include_random_effects)
+    values = predictor.predict(frame, include_random_effects=request.include_random_effects,
                                new_levels=request.new_levels)
     return _floats(values)
 

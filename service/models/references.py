@@ -12,26 +12,34 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from starlette.concurrency import run_in_threadpool
 
-from service.db.session import end_reads
-from service.dependencies import ReadSessionDep
+from service.db.tenancy import scope_session
+from service.dependencies import get_principal, get_read_session_factory
 from service.models import service
 from service.models.caching import MOVING_REFERENCE
+from service.registry.names import parse_reference
 
 MODEL_PATH = Path(description=(
     "A model's id, or a registered name with a version (mood-by-state@3) or an alias "
     "(mood-by-state@champion)"))
 
 
-def model_id_of(model_id: Annotated[str, MODEL_PATH], request: Request,
-                session: ReadSessionDep) -> str:
-    """Resolve the path's model reference in the caller's tenant (404 if it names none)."""
-    reference = service.resolve_model_ref(session, model_id)
+async def model_id_of(model_id: Annotated[str, MODEL_PATH], request: Request) -> str:
+    """Resolve the path's model reference in the caller's tenant (404 if it names none).
+    An id is answered on the event loop: no session, no trip to the threadpool."""
+    if parse_reference(model_id) is None:
+        return model_id
+    reference = await run_in_threadpool(_resolve, request, model_id)
     if reference.moves:
         setattr(request.state, MOVING_REFERENCE, True)
-    if reference.model_id != model_id:
-        end_reads(session)  # the route's own reads start afresh
     return reference.model_id
+
+
+def _resolve(request: Request, segment: str) -> service.ModelRef:
+    # a read of its own, ended before the route's reads begin
+    with scope_session(get_read_session_factory(request)(), get_principal(request)) as session:
+        return service.resolve_model_ref(session, segment)
 
 
 ModelIdDep = Annotated[str, Depends(model_id_of)]
