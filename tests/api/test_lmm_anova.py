@@ -152,3 +152,11 @@ def test_tables_are_the_tenants_own(tenants: tuple[As, As, As]) -> None:  # noqa
     for path in ("anova", "ranova"):
         assert a.get(f"/v1/models/{model_id}/{path}").status_code == 200
         assert_problem(b.get(f"/v1/models/{model_id}/{path}"), 404)
+
+
+def test_a_deleted_dataset_leaves_no_rows_to_compute_from(worker_client: TestClient) -> None:
+    model = fit_case(worker_client, "sleepstudy_reml")
+    assert worker_client.delete(f"/v1/datasets/{model['dataset_id']}").status_code == 204
+    for path in ("anova", "ranova"):
+        problem = assert_problem(worker_client.get(f"/v1/models/{model['id']}/{path}"), 409)
+        assert "deleted" in problem["detail"]
