@@ -15,6 +15,7 @@ from service.inference.endpoints import router as inference_router
 from service.inspection.endpoints import router as inspection_router
 from service.models.endpoints import router as models_router
 from service.ops.endpoints import router as ops_router
+from service.portability.endpoints import router as portability_router
 from service.registry.endpoints import router as registry_router
 
 # The /v1 routes declare the bearer scheme, so /docs has an Authorize button that sends the
@@ -28,6 +29,8 @@ V1: dict[str, Any] = {"dependencies": [Security(bearer_scheme)],
 
 api_router = APIRouter()
 api_router.include_router(datasets_router, **V1)
+# before the models router: POST /v1/models/import is no model's path
+api_router.include_router(portability_router, **V1)
 api_router.include_router(models_router, **V1)
 api_router.include_router(batches_router, **V1)
 api_router.include_router(inspection_router, **V1)

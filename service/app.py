@@ -24,6 +24,8 @@ from service.auth.middleware import AuthMiddleware
 from service.batches import repository as batches
 from service.compute import ComputePool
 from service.db import notify
+from service.db.changes import CHANNEL as changes_channel
+from service.db.changes import ChangeToken, NotifiedChanges, change_token_for
 from service.db.migrate import SchemaGate
 from service.db.notify import start_listener
 from service.errors import (
@@ -102,9 +104,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         batch_watch = FinishWatch(lambda: app.state.read_session_factory,
                                   batches.finished_among)
         app.state.batch_watch = batch_watch
-        # PostgreSQL: a finished fit notifies (migration 0009), waiters are answered at once
-        listener = start_listener(settings.database_url, [notify.FINISHED],
-                                  lambda _channel: watch.wake())
+        changes: ChangeToken = app.state.changes
+
+        def heard(channel: str) -> None:
+            if channel == changes_channel:
+                changes.heard()
+            else:
+                watch.wake()
+
+        # PostgreSQL: a finished fit notifies (migration 0009), waiters are answered at once;
+        # a key written or a model deleted (0013), the caches of both check again
+        listener = start_listener(settings.database_url, [notify.FINISHED, changes_channel],
+                                  heard)
+        if listener is not None and isinstance(changes, NotifiedChanges):
+            changes.connected = listener.connected
         worker = None
         if settings.embedded_worker:
             from service.jobs import start_embedded_worker
@@ -125,12 +138,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await run_in_threadpool(listener.stop)
             await watch.close()
             await batch_watch.close()
+            changes.close()
             engine.dispose()
 
     app = FastAPI(title=TITLE, version=_version(), description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.settings = settings
-    app.state.predictor_cache = PredictorCache(settings.prediction_cache_bytes)
+    # tells the caches of key lookups and of models whether the database was written
+    changes = change_token_for(settings.database_url)
+    app.state.changes = changes
+    app.state.predictor_cache = PredictorCache(settings.prediction_cache_bytes, changes)
     app.state.model_documents = ModelDocuments(settings.document_cache_bytes)
     app.state.compute_pool = ComputePool(
         settings.compute_processes, settings.compute_queue, settings.compute_timeout_seconds,
@@ -172,7 +189,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        session_factory=lambda: app.state.read_session_factory,
                        gate=lambda: app.state.schema_gate, protect_docs=settings.protect_docs,
                        protect_metrics=settings.protect_metrics,
-                       cache_seconds=settings.auth_cache_seconds)
+                       cache_seconds=settings.auth_cache_seconds, changes=changes)
     app.add_middleware(SchemaGateMiddleware, gate=lambda: app.state.schema_gate)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 

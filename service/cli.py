@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from service.ops.logs import configure_logging
 from service.settings import Settings, get_settings
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.add_argument("--no-worker", action="store_true",
                        help="do not fit in this process (run `mixedfit worker` elsewhere)")
+    serve.add_argument("--processes", type=int, default=None, metavar="N",
+                       help="API processes sharing the port (default MIXEDFIT_API_PROCESSES, "
+                            "1); each runs its own worker unless --no-worker")
 
     worker = commands.add_parser("worker", help="run a worker that claims and fits queued models")
     worker.add_argument("--check", action="store_true",
@@ -149,7 +153,8 @@ def _print_keys(listed: list[dict[str, object]]) -> None:
               .rstrip())
 
 
-def _serve(settings: Settings, host: str, port: int, no_worker: bool) -> int:
+def _serve(settings: Settings, host: str, port: int, no_worker: bool,
+           processes: int | None) -> int:
     import uvicorn
 
     from service.app import create_app
@@ -164,8 +169,20 @@ def _serve(settings: Settings, host: str, port: int, no_worker: bool) -> int:
         upgrade(settings.database_url)
     # no `server: uvicorn` header; logging as configured in main (log_config=None), with the
     # app's access line (request id, route template, duration) instead of uvicorn's
-    uvicorn.run(create_app(settings), host=host, port=port, server_header=False,
-                log_config=None, access_log=False)
+    options: dict[str, Any] = {"host": host, "port": port, "server_header": False,
+                               "log_config": None, "access_log": False}
+    processes = processes or settings.api_processes
+    if processes > 1:
+        # uvicorn's supervisor starts the processes, each building the app from the
+        # environment (service.asgi), which therefore carries --no-worker
+        if no_worker:
+            os.environ["MIXEDFIT_EMBEDDED_WORKER"] = "false"
+        from service.asgi import serve_processes
+
+        serve_processes(uvicorn.Config("service.asgi:create_served_app", factory=True,
+                                       workers=processes, **options))
+        return 0
+    uvicorn.run(create_app(settings), **options)
     return 0
 
 
@@ -174,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = get_settings()
     configure_logging(settings.log_format)
     if args.command == "serve":
-        return _serve(settings, args.host, args.port, args.no_worker)
+        return _serve(settings, args.host, args.port, args.no_worker, args.processes)
     if args.command == "worker" and args.check:
         from service.ops.check import check_worker_database
 

@@ -88,6 +88,14 @@ def committed_unit_of_work(request: Request) -> Iterator[Session]:
     yield from _unit_of_work(request, get_session_factory(request))
 
 
+@contextmanager
+def read_unit_of_work(request: Request) -> Iterator[Session]:
+    """A read-only unit of work for the caller, opened where it is needed (on a request
+    thread) rather than as a dependency, whose set-up and tear-down are two more trips to
+    the threadpool."""
+    yield from _unit_of_work(request, get_read_session_factory(request))
+
+
 def _unit_of_work(request: Request, factory: sessionmaker[Session]) -> Iterator[Session]:
     with scope_session(factory(), get_principal(request)) as session:
         try:
@@ -98,12 +106,30 @@ def _unit_of_work(request: Request, factory: sessionmaker[Session]) -> Iterator[
             raise
 
 
-SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+# FastAPI runs a plain function dependency on the threadpool: for what only reads the app's
+# state, a coroutine answers on the event loop and spares each request a trip there and back
+async def _settings(request: Request) -> Settings:
+    return get_app_settings(request)
+
+
+async def _session_factory(request: Request) -> sessionmaker[Session]:
+    return get_session_factory(request)
+
+
+async def _compute_pool(request: Request) -> ComputePool:
+    return get_compute_pool(request)
+
+
+async def _principal(request: Request) -> Principal:
+    return get_principal(request)
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
 # scope="function": the commit happens before the response is sent, so a client that
 # reads what it just created finds it, and a failed commit is an error response.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 WriteSessionDep = Annotated[Session, Depends(get_write_session, scope="function")]
-SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
-ComputeDep = Annotated[ComputePool, Depends(get_compute_pool)]
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
+SessionFactoryDep = Annotated[sessionmaker[Session], Depends(_session_factory)]
+ComputeDep = Annotated[ComputePool, Depends(_compute_pool)]
+PrincipalDep = Annotated[Principal, Depends(_principal)]

@@ -9,7 +9,7 @@ import json
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -64,10 +64,12 @@ class Settings(BaseSettings):
     # once an API key exists (`mixedfit keys create`), /v1 always needs one; these put the
     # docs (/docs, /openapi.json, /static) and /metrics behind a key too (default: open)
     protect_docs: bool = False
-    # how long a key lookup's outcome is reused, saving a query and a thread per request;
-    # a new or revoked key then takes effect within this many seconds on every API process.
-    # 0 (the default): every request looks its key up, and a revocation holds at once
+    # a key lookup's outcome is reused while the database reports no change (SQLite's
+    # data_version, PostgreSQL's notifications: a revocation holds at once); where no
+    # change can be told, for this many seconds (0, the default: looked up every request)
     auth_cache_seconds: float = 0.0
+    # API processes sharing the port (`mixedfit serve --processes`; uvicorn's workers)
+    api_processes: int = Field(default=1, ge=1, le=64)
     protect_metrics: bool = False
     # origins whose pages may call the API (CORS), e.g. "https://app.example.com"; comma-
     # separated or a JSON list; empty: no cross-origin access

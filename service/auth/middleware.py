@@ -7,8 +7,9 @@ answered 401 (a problem document with ``WWW-Authenticate: Bearer``) and go no fu
 ``/healthz`` and ``/readyz`` never need one; ``/metrics`` and the docs (``/docs``,
 ``/openapi.json``, ``/static/``) need one when ``MIXEDFIT_PROTECT_METRICS`` or
 ``MIXEDFIT_PROTECT_DOCS`` is set. The key lookup is SQL in a short session of its own, run
-on the threadpool so it never blocks the event loop; its outcome is kept for a moment
-(``service.auth.cache``), so a key in use costs neither a query nor a thread per request.
+on the threadpool so it never blocks the event loop; its outcome is kept until the
+database changes (``service.auth.cache``), so a key in use costs neither a query nor a
+thread per request.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.auth.cache import AuthCache
 from service.auth.keys import Refusal, authenticate
 from service.auth.principal import ANONYMOUS, STATE_KEY, Principal
+from service.db.changes import ChangeToken
 from service.db.migrate import SchemaGate
 from service.db.session import is_database_unavailable
 from service.db.storage import is_storage_full
@@ -64,9 +66,10 @@ class AuthMiddleware:
 
     def __init__(self, app: ASGIApp, session_factory: Callable[[], sessionmaker[Session] | None],
                  gate: Callable[[], SchemaGate | None], protect_docs: bool = False,
-                 protect_metrics: bool = False, cache_seconds: float = 0.0) -> None:
+                 protect_metrics: bool = False, cache_seconds: float = 0.0,
+                 changes: ChangeToken | None = None) -> None:
         self.app = app
-        self.cache = AuthCache(cache_seconds)
+        self.cache = AuthCache(cache_seconds, changes=changes)
         self.session_factory = session_factory
         self.gate = gate
         self.protect_docs = protect_docs
@@ -89,9 +92,10 @@ class AuthMiddleware:
         authorization = request.headers.get("authorization")
         outcome: Principal | Refusal | ServiceError | None = self.cache.get(authorization)
         if outcome is None:
+            token = self.cache.token()  # before the lookup: a change during it is seen
             outcome = await run_in_threadpool(self._check, authorization)
             if isinstance(outcome, Principal | Refusal):  # never a database error
-                self.cache.put(authorization, outcome)
+                self.cache.put(authorization, outcome, token)
         if isinstance(outcome, ServiceError):
             await service_error_response(request, outcome)(scope, receive, send)
             return

@@ -16,12 +16,12 @@ from service.db.models import ModelRow
 from service.db.tenancy import scope_session
 from service.dependencies import (
     ComputeDep,
-    ReadSessionDep,
     SessionDep,
     SettingsDep,
     committed_unit_of_work,
     get_principal,
     get_read_session_factory,
+    read_unit_of_work,
 )
 from service.errors import problem_responses
 from service.models import effects, service
@@ -36,7 +36,7 @@ from service.models.predicting import (
     read_body_shape,
 )
 from service.models.prediction_output import OPENAPI_CONTENT, answer_type, predictions_response
-from service.models.predictors import PredictorCache
+from service.models.predictors import CachedModel, PredictorCache
 from service.models.references import ModelIdDep
 from service.models.schemas import (
     Coefficients,
@@ -56,6 +56,9 @@ from service.settings import Settings
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 PREDICTION_SETTING = "MIXEDFIT_MAX_PREDICTION_BYTES"
+# a JSON or CSV body this small (some tens of rows) from a current cached model is
+# predicted on the event loop
+LOOP_PREDICTION_BYTES = 2048
 
 _PREDICTION_BODY: dict[str, Any] = {
     "requestBody": {
@@ -242,7 +245,6 @@ def get_signature(model_id: ModelIdDep, request: Request, session: SessionDep) -
 async def predict(
     model_id: ModelIdDep,
     request: Request,
-    session: ReadSessionDep,
     settings: SettingsDep,
     pool: ComputeDep,
     include_random_effects: Annotated[bool, Query(
@@ -268,26 +270,38 @@ async def predict(
     max_rows = settings.max_prediction_rows
     cache: PredictorCache | None = getattr(request.app.state, "predictor_cache", None)
     principal = get_principal(request)
+    options = (include_random_effects, new_levels, max_rows)
+    current = (cache.current(model_id, principal)
+               if cache is not None and len(body) <= LOOP_PREDICTION_BYTES else None)
+    if current is not None and media != PARQUET:
+        # a few rows from a model in memory that nothing has changed since it was last
+        # seen: the arithmetic of a fraction of a millisecond, on the event loop (a trip
+        # to the threadpool would cost more than the prediction)
+        shape = read_body_shape(body, media, *options)
+        values = predict_rows(current.predictor, current.categorical, shape, max_rows)
     # Parquet always goes to a child: a small compressed file can decode to gigabytes
-    if len(body) <= settings.inline_prediction_bytes and media != PARQUET:
-        values = await run_in_threadpool(_predict_inline, session, model_id, cache, principal,
-                                         body, media, include_random_effects, new_levels,
-                                         max_rows)
+    elif len(body) <= settings.inline_prediction_bytes and media != PARQUET:
+        values = await run_in_threadpool(_predict_inline, request, model_id, cache, principal,
+                                         body, media, *options)
     else:  # parsing and predicting grow with the body: in a compute child
-        model = await run_in_threadpool(service.predictable_model, session, model_id, cache,
-                                        principal)
+        model = await run_in_threadpool(_predictable, request, model_id, cache, principal)
         values = await pool.run("predicting", predict_body, model.state, body, media,
-                                include_random_effects, new_levels, max_rows,
-                                gone=request.is_disconnected)
+                                *options, gone=request.is_disconnected)
     return predictions_response(model_id, values, answer)
 
 
-def _predict_inline(session: Session, model_id: str, cache: PredictorCache | None,
+def _predictable(request: Request, model_id: str, cache: PredictorCache | None,
+                 principal: Principal) -> CachedModel:
+    with read_unit_of_work(request) as session:
+        return service.predictable_model(session, model_id, cache, principal)
+
+
+def _predict_inline(request: Request, model_id: str, cache: PredictorCache | None,
                     principal: Principal, body: bytes, media: str,
                     include_random_effects: bool, new_levels: NewLevels,
                     max_rows: int) -> list[float | None]:
     """A small prediction, all on one request thread: the body's shape is checked before
     the model is read (a 422 before a 409); a cached model needs no database read."""
     shape = read_body_shape(body, media, include_random_effects, new_levels, max_rows)
-    model = service.predictable_model(session, model_id, cache, principal)
+    model = _predictable(request, model_id, cache, principal)
     return predict_rows(model.predictor, model.categorical, shape, max_rows)

@@ -49,6 +49,12 @@ class ImmutableCache(Generic[T]):
             self._entries.move_to_end(model_id)
             return entry[1]
 
+    def peek(self, model_id: str) -> T | None:
+        """The cached value whoever asks (for bookkeeping, never to answer a request)."""
+        with self._lock:
+            entry = self._entries.get(model_id)
+            return None if entry is None else entry[1]
+
     def put(self, model_id: str, tenant: str | None, value: T, size: int) -> None:
         if size > self.max_bytes:
             return

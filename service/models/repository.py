@@ -237,11 +237,16 @@ def store_fit_result(session: Session, model_id: str, fitted: FittedModel) -> bo
     model.status = "succeeded"
     model.error = None
     model.finished_at = utcnow()
+    add_result_rows(session, model_id, result)
+    return True
+
+
+def add_result_rows(session: Session, model_id: str, result: FitResult) -> None:
+    """The queryable rows of a stored result: fixed effects, variance components, metrics."""
     session.add_all(_fixed_effect_rows(model_id, result))
     session.add_all(variance_component_rows(model_id, result))
     session.add_all(_metric_rows(model_id, result.metrics))
     session.flush()
-    return True
 
 
 def _fixed_effect_rows(model_id: str, result: FitResult) -> list[FixedEffectRow]:

@@ -24,6 +24,8 @@ from service.ops.routes import name_route
 
 _PREDICTIONS = re.compile(r"^/v1/models/[^/]+/predictions/?$")
 _UPLOADS = re.compile(r"^/v1/datasets/?$")
+# an exported model is a file like an upload (its prediction state grows with the levels)
+_IMPORTS = re.compile(r"^/v1/models/import/?$")
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class BodyLimits:
 
     def of(self, method: str, path: str) -> tuple[int, str]:
         """The limit on the body of ``method path`` and the setting that holds it."""
-        if method == "POST" and _UPLOADS.match(path):
+        if method == "POST" and (_UPLOADS.match(path) or _IMPORTS.match(path)):
             return self.upload_bytes, "MIXEDFIT_MAX_UPLOAD_BYTES"
         if method == "POST" and _PREDICTIONS.match(path):
             return self.prediction_bytes, "MIXEDFIT_MAX_PREDICTION_BYTES"

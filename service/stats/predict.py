@@ -133,7 +133,8 @@ class Predictor:
         if new_levels == "error":
             _refuse_missing_groups(specs, no_group)
         design = encoder.transform(_with_placeholders(encoder, frame, specs),
-                                   new_levels=new_levels, random=with_random)
+                                   new_levels=new_levels, random=with_random,
+                                   values_checked=True)
         absent = [name for name in design.fixed_names if name not in self.fixed]
         if absent:
             raise PredictionError(f"the stored model has no estimate for {', '.join(absent)}")

@@ -1,15 +1,17 @@
 """Predictions from a model already used read no model from the database (the compiled
-predictor is cached; only the model's existence is asked, by its primary key, since it may
-have been deleted, in another API process too), give the same numbers, and the cache never
-shows a model to another tenant."""
+predictor is cached; while nothing was written since the model was last seen nothing is
+asked at all, else only the model's existence, by its primary key, since it may have been
+deleted, in another API process too), give the same numbers, and the cache never shows a
+model to another tenant nor serves a deleted one."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import create_engine, event, text
 
 from tests.api.conftest import ClientFactory
 from tests.api.fitting import fit
@@ -45,7 +47,7 @@ def existence_checks_only(statements: list[str]) -> bool:
 
 
 def test_a_used_model_predicts_without_reading_the_database(
-        tenants: tuple[As, As, As]) -> None:  # noqa: F811 - the fixture
+        tenants: tuple[As, As, As], database_url: str) -> None:  # noqa: F811 - the fixture
     a, _, _ = tenants
     model_id = a.fit(a.upload(), MOOD_LMM)
     url = f"/v1/models/{model_id}/predictions"
@@ -57,9 +59,41 @@ def test_a_used_model_predicts_without_reading_the_database(
         later = [a.post(url, json=ROWS) for _ in range(3)]
         csv = a.post(url, content=b"Exercise,State\n2.3,B\n1.0,A\n4.0,nowhere\n",
                      headers={"Content-Type": "text/csv"})
-    assert len(later_reads) == 4 and existence_checks_only(later_reads), later_reads
+    # nothing was written meanwhile: not even the model's existence is asked
+    assert later_reads == [], later_reads
     assert [r.json() for r in later] == [first.json()] * 3
     assert csv.json()["predictions"] == first.json()["predictions"]
+    # a write: on SQLite (any commit changes data_version) the next hit asks whether the
+    # model still exists, by id only; PostgreSQL is told only of deletes and key changes
+    a.upload()
+    with model_reads(a.client.app) as after_write:
+        assert a.post(url, json=ROWS).json() == first.json()
+    checks = 1 if database_url.startswith("sqlite") else 0
+    assert len(after_write) == checks and existence_checks_only(after_write), after_write
+
+
+def test_a_model_deleted_by_another_process_is_not_served_from_the_cache(
+        tenants: tuple[As, As, As], database_url: str) -> None:  # noqa: F811
+    a, _, _ = tenants
+    model_id = a.fit(a.upload(), MOOD_LMM)
+    url = f"/v1/models/{model_id}/predictions"
+    assert a.post(url, json=ROWS).status_code == 200  # cached now
+    # another API process (here: another engine) deletes the model behind this one's back
+    other = create_engine(database_url)
+    try:
+        with other.begin() as connection:
+            for table in ("fixed_effects", "variance_components", "model_metrics", "jobs"):
+                column = "target_id" if table == "jobs" else "model_id"
+                connection.execute(text(f"DELETE FROM {table} WHERE {column} = :id"),
+                                   {"id": model_id})
+            connection.execute(text("DELETE FROM models WHERE id = :id"), {"id": model_id})
+    finally:
+        other.dispose()
+    # SQLite's data_version tells at once; PostgreSQL's notification within milliseconds
+    deadline = time.monotonic() + 5
+    while (answer := a.post(url, json=ROWS)).status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert answer.status_code == 404, answer.text
 
 
 def test_the_cache_shows_a_model_to_its_tenant_and_admins_only(

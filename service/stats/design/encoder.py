@@ -81,7 +81,7 @@ class DesignEncoder:
         return encoder_from_json(cls, RandomSpec, data)
 
     def transform(self, data: pd.DataFrame, *, new_levels: NewLevels = "population",
-                  random: bool = True) -> Design:
+                  random: bool = True, values_checked: bool = False) -> Design:
         """Encode new rows as the fitting rows were encoded.
 
         Parameters
@@ -93,6 +93,8 @@ class DesignEncoder:
             gets code -1 (population-level prediction); ``"error"``: raise instead.
         random
             Whether to build the random-effects blocks (False needs no group columns).
+        values_checked
+            The caller has refused missing values already (``refuse_missing_values``).
 
         Raises
         ------
@@ -102,7 +104,8 @@ class DesignEncoder:
         """
         frame = data.reset_index(drop=True)
         self._require_columns(frame, random)
-        self.refuse_missing_values(frame, random)
+        if not values_checked:
+            self.refuse_missing_values(frame, random)
         specs = self.random if random else ()
         values = evaluate_variables(self, frame, self._needed_variables(random),
                                     params=dict(self.params), error=PredictionError,

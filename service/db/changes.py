@@ -1,0 +1,98 @@
+"""Whether the database may have changed since a moment, told without a query.
+
+Caches of what rarely changes and must never be stale (the outcome of an API key lookup,
+that a cached model still exists) keep an answer while the database's change token is the
+one they saw when they last checked, and check again once it differs. So a request that
+presents a key used a moment ago, or predicts from a cached model, needs no session, no
+query and no thread while nothing was written, and a revocation or a delete in any process
+is seen by the next request.
+
+- SQLite: ``PRAGMA data_version`` on a connection of its own, which changes whenever
+  another connection (of any process) has committed a change: exact, and microseconds.
+- PostgreSQL: a count of the notifications on ``mixedfit_changes`` (migration 0013's
+  triggers: API keys written, models or datasets deleted), heard by this process's
+  listener; while the listener is not connected nothing can be told (None: check every
+  time). A notification arrives within milliseconds of its commit.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Hashable
+
+from sqlalchemy.engine import make_url
+
+from service.db.session import is_sqlite
+
+CHANNEL = "mixedfit_changes"
+
+
+class ChangeToken:
+    """No way to tell (an in-memory database): every token is None, so caches check."""
+
+    def token(self) -> Hashable | None:
+        return None
+
+    def heard(self) -> None:
+        """A notification of a change arrived (PostgreSQL's listener calls this)."""
+
+    def close(self) -> None:
+        return None
+
+
+class SQLiteChanges(ChangeToken):
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def token(self) -> Hashable | None:
+        with self._lock:
+            try:
+                if self._connection is None:
+                    if not os.path.exists(self.path):
+                        return None
+                    # read-only and never creating the file; autocommit, so each PRAGMA
+                    # sees the newest commit
+                    self._connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
+                                                       check_same_thread=False,
+                                                       isolation_level=None)
+                row = self._connection.execute("PRAGMA data_version").fetchone()
+                return int(row[0]) if row else None
+            except sqlite3.Error:
+                return None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+
+class NotifiedChanges(ChangeToken):
+    """PostgreSQL: ``heard`` counts notifications; ``connected`` is the listener's state."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+        self.connected: threading.Event | None = None
+
+    def heard(self) -> None:
+        with self._lock:
+            self._count += 1
+
+    def token(self) -> Hashable | None:
+        if self.connected is None or not self.connected.is_set():
+            return None
+        return self._count
+
+
+def change_token_for(url: str) -> ChangeToken:
+    if is_sqlite(url):
+        database = make_url(url).database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return ChangeToken()
+        return SQLiteChanges(os.path.abspath(database))
+    return NotifiedChanges()
