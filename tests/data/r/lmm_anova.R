@@ -38,6 +38,11 @@ cases <- list(
   # an aliased column (x12 = x1 + x2 drops x2): lmerTest's NA row for its term
   list(case = "aliased_reml", dataset = "aliased.csv",
        formula = "y ~ x1 + x12 + x2 + (1 | g)", method = "REML"),
+  # a poly() basis (a matrix to R, so not "numeric" in lmerTest's containment) and two
+  # aliased columns
+  list(case = "orthodont_poly", dataset = "orthodont.csv",
+       formula = "distance ~ poly(age, 2) * Sex + I(age^2):Sex + (1 | Subject)",
+       method = "REML"),
   list(case = "penicillin_crossed", dataset = "penicillin.csv",
        formula = "diameter ~ 1 + (1 | plate) + (1 | sample)", method = "REML", ranova = TRUE)
 )
