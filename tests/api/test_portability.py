@@ -68,6 +68,9 @@ def _import_and_compare(worker_client: TestClient, elsewhere: TestClient, key: K
                            headers=key.headers).json()
     assert there["predictions"] == here["predictions"]
     assert there["model_id"] == model["id"]
+    # the data did not come along: what is computed from its rows cannot be
+    assert_problem(elsewhere.get(f"/v1/models/{model['id']}/residuals",
+                                 headers=key.headers), 409)
     if "(" in formula:  # a mixed model's conditional modes came along
         effects = elsewhere.get(f"/v1/models/{model['id']}/random-effects",
                                 headers=key.headers)
