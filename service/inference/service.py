@@ -127,7 +127,8 @@ def prepare_ranova(session: Session, model_id: str) -> StoredModel:
     if row.kind != "lmm":
         raise InvalidInput(
             f"Model {row.id} is a least squares model: it has no random effects for ranova "
-            "to test. GET /v1/models/{id}/anova tests its fixed terms.", model_kind=row.kind)
+            f"to test. GET /v1/models/{row.id}/anova tests its fixed terms.",
+            model_kind=row.kind)
     return stored_model(session, row)
 
 
