@@ -143,7 +143,7 @@ def _layout(blocks: tuple[RandomBlock, ...]) -> tuple[TermLayout, ...]:
     return tuple(layouts)
 
 
-def _sparse_z(block: RandomBlock) -> sp.csr_matrix:
+def sparse_z(block: RandomBlock) -> sp.csr_matrix:
     """Z for one term as an n × (l q) sparse matrix, level-major columns."""
     n, q = block.covariates.shape
     rows = np.repeat(np.arange(n), q)
@@ -249,10 +249,10 @@ def cross_products(design: Design) -> CrossProducts:
     ztz_first = _per_level_products(first, first.covariates)
     zxy_first = _per_level_products(first, xy)
     if n_rest:
-        z_rest = sp.hstack([_sparse_z(b) for b in blocks[1:]], format="csr")
+        z_rest = sp.hstack([sparse_z(b) for b in blocks[1:]], format="csr")
         z_rest_t = z_rest.T.tocsr()
         ztz_rest = np.asarray((z_rest_t @ z_rest).toarray())
-        zrest_zfirst = sp.csr_matrix(z_rest_t @ _sparse_z(first))
+        zrest_zfirst = sp.csr_matrix(z_rest_t @ sparse_z(first))
         zrest_zfirst.sum_duplicates()  # canonical CSR: the factor rescales .data in place
         zxy_rest = np.asarray(z_rest_t @ xy)
     else:
