@@ -6,7 +6,10 @@ body streams in (chunked uploads have no length), stopping at the first chunk pa
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
@@ -53,6 +56,63 @@ async def read_body(request: Request, limit: int, setting: str = UPLOAD_SETTING)
         raise ClientClosedRequest("The client closed the connection before the request "
                                   "body had been sent.") from None
     return b"".join(chunks)
+
+
+@dataclass(frozen=True)
+class Body:
+    """A request body read under its limit: in memory when small (``data``), else spooled
+    to a temporary file (``path``, which the caller removes with ``discard``)."""
+
+    data: bytes
+    path: str | None = None
+    size: int = 0
+
+    def discard(self) -> None:
+        if self.path is not None:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+
+async def read_body_spooled(request: Request, limit: int, memory_bytes: int,
+                            setting: str = UPLOAD_SETTING) -> Body:
+    """As ``read_body``, but once the body passes ``memory_bytes`` its chunks go to a
+    temporary file as they arrive: a large upload is never joined into one object in this
+    process (a copy of hundreds of MB, holding the GIL, would stall every other request),
+    and only its path goes to the compute child that reads it."""
+    check_declared_length(request, limit, setting)
+    chunks: list[bytes] = []
+    size = 0
+    spool: Any = None
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit, setting)
+            if spool is None and size > memory_bytes:
+                spool = tempfile.NamedTemporaryFile(prefix="mixedfit-upload-", delete=False)
+                spool.writelines(chunks)
+                chunks = []
+            if spool is not None:
+                spool.write(chunk)  # to the page cache: microseconds per chunk
+            else:
+                chunks.append(chunk)
+    except ClientDisconnect:
+        if spool is not None:
+            spool.close()
+            Body(b"", spool.name).discard()
+        raise ClientClosedRequest("The client closed the connection before the request "
+                                  "body had been sent.") from None
+    except BaseException:
+        if spool is not None:
+            spool.close()
+            Body(b"", spool.name).discard()
+        raise
+    if spool is None:
+        return Body(b"".join(chunks), None, size)
+    spool.close()
+    return Body(b"", spool.name, size)
 
 
 def replayed_receive(body: bytes, then: Receive | None = None) -> Receive:

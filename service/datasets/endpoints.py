@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.body import media_type, read_body, replay, unsupported
+from service.body import Body, media_type, read_body, read_body_spooled, replay, unsupported
 from service.datasets import service
 from service.datasets.ingest import Limits
 from service.datasets.schemas import MAX_OFFSET, Dataset, DatasetList, DatasetRecords
@@ -58,19 +58,20 @@ def upload_limits(settings: Settings) -> Limits:
 
 
 async def _read_upload(request: Request, limits: Limits, name: str | None,
-                       categorical: tuple[str, ...]) -> service.Upload:
+                       categorical: tuple[str, ...], memory_bytes: int) -> service.Upload:
+    """The upload; a raw body over ``memory_bytes`` is spooled to a temporary file (its
+    ``path``), which the caller removes (``_discard``)."""
     media = media_type(request)
     limit = limits.upload_bytes
     assert limit is not None
-    if media in CSV_TYPES:
-        return service.Upload(await read_body(request, limit), "csv", name, limits=limits,
-                              categorical=categorical)
-    if media in PARQUET_TYPES:
-        return service.Upload(await read_body(request, limit), "sniff", name,
-                              limits=limits, categorical=categorical)
+    kinds = {**dict.fromkeys(CSV_TYPES, "csv"), **dict.fromkeys(PARQUET_TYPES, "sniff")}
     if media == "application/json" or media.endswith("+json"):
-        return service.Upload(await read_body(request, limit), "records", name,
-                              limits=limits, categorical=categorical)
+        kinds[media] = "records"
+    if media in kinds:
+        spooled = await read_body_spooled(request, limit, memory_bytes)
+        return service.Upload(spooled.data, kinds[media], name, limits=limits,
+                              categorical=categorical, path=spooled.path,
+                              spooled_bytes=spooled.size)
     if media == "multipart/form-data":
         body = await read_body(request, limit)
         try:
@@ -99,7 +100,7 @@ def _parse_inline(upload: service.Upload, settings: Settings) -> bool:
     """Whether to parse an upload on the request thread: a small text body (CSV or JSON),
     whose parse costs less than starting a child. Parquet always goes to a compute child:
     a small compressed file can decode to far more than it weighs."""
-    return (upload.kind in ("csv", "records")
+    return (upload.kind in ("csv", "records") and upload.path is None
             and len(upload.data) <= settings.inline_upload_bytes)
 
 
@@ -121,14 +122,20 @@ async def create_dataset(
 ) -> Dataset:
     """Upload a dataset as CSV, Parquet (raw or multipart) or JSON records."""
     upload = await _read_upload(request, upload_limits(settings), name,
-                                service.declared_columns(categorical))
-    if _parse_inline(upload, settings):
-        parsed = await run_in_threadpool(service.read_upload, upload)
-    else:
-        # what the file's footer or header line shows too large is refused before a child
-        await run_in_threadpool(service.precheck_upload, upload)
-        parsed = await pool.run("reading the upload", service.read_upload, upload,
-                                gone=request.is_disconnected)
+                                service.declared_columns(categorical),
+                                settings.inline_upload_bytes)
+    try:
+        if _parse_inline(upload, settings):
+            parsed = await run_in_threadpool(service.read_upload, upload)
+        else:
+            # what the file's footer or header line shows too large is refused before a
+            # child; the child reads a spooled body from its file
+            await run_in_threadpool(service.precheck_upload, upload)
+            parsed = await pool.run("reading the upload", service.read_upload, upload,
+                                    gone=request.is_disconnected)
+    finally:
+        if upload.path is not None:
+            Body(b"", upload.path).discard()
     row = await run_in_threadpool(service.store_dataset, session, upload, parsed)
     response.headers["Location"] = f"/v1/datasets/{row.id}"
     return Dataset.from_row(row)

@@ -18,6 +18,7 @@ import warnings
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
@@ -333,26 +334,42 @@ def check_parquet_metadata(metadata: pq.FileMetaData, limits: Limits,
             raise too_large_decoded(estimate, limits.decoded_bytes, "about")
 
 
-def precheck(data: bytes, fmt: Format, limits: Limits) -> None:
+# the longest header line looked for before a CSV's rows are read
+HEADER_SCAN_BYTES = 16 * 2**20
+
+
+def precheck(data: bytes | Path, fmt: Format, limits: Limits) -> None:
     """The limits an upload can be held to without decoding it (a Parquet file's footer, a
-    CSV's header line), checked before a compute child is started to read it."""
+    CSV's header line), checked before a compute child is started to read it. ``data`` is
+    the body, or the file it was spooled to (only the footer or the first line is read)."""
     if fmt == "parquet":
         try:
-            metadata = pq.ParquetFile(io.BytesIO(data)).metadata
+            source = data if isinstance(data, Path) else io.BytesIO(data)
+            metadata = pq.ParquetFile(source).metadata
         except (pa.ArrowException, OSError, ValueError):
             return  # unreadable: the reader's own message says why
         upload = limits.upload_bytes
         check_parquet_metadata(metadata, limits, None if upload is None else upload // 2)
         return
-    if limits.decoded_bytes is not None and len(data) > limits.decoded_bytes:
-        raise too_large_decoded(len(data), limits.decoded_bytes, "")
-    first_line = data[:data.find(b"\n", 0, 16 * 2**20) + 1 or 16 * 2**20]
+    size = data.stat().st_size if isinstance(data, Path) else len(data)
+    if limits.decoded_bytes is not None and size > limits.decoded_bytes:
+        raise too_large_decoded(size, limits.decoded_bytes, "")
+    head = head_of(data, HEADER_SCAN_BYTES)
+    first_line = head[:head.find(b"\n") + 1 or len(head)]
     try:
         text = first_line.decode("utf-8-sig")
     except UnicodeDecodeError:
         return  # the reader says where
     if text.strip():
         _check_header(text, delimiter(text), limits.columns)
+
+
+def head_of(data: bytes | Path, size: int) -> bytes:
+    """The first ``size`` bytes of a body or of the file it was spooled to."""
+    if isinstance(data, bytes):
+        return data[:size]
+    with data.open("rb") as file:
+        return file.read(size)
 
 
 _FIXED_WIDTH = {"BOOLEAN": 1, "INT32": 4, "INT64": 8, "INT96": 12, "FLOAT": 4, "DOUBLE": 8}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -16,6 +17,7 @@ from service.datasets.ingest import (
     Table,
     check_shape,
     frame_from_records,
+    head_of,
     normalize,
     precheck,
     read_table,
@@ -38,10 +40,24 @@ class Upload:
     filename: str | None = None
     limits: Limits = Limits()  # what the upload may hold (the upload limit bounds Parquet too)
     categorical: tuple[str, ...] = ()  # columns declared categorical (``?categorical=``)
+    # a large body spooled to this file (``data`` then empty): read in the compute child
+    path: str | None = None
+    spooled_bytes: int = 0  # the size of that file
+
+    @property
+    def size(self) -> int:
+        return self.spooled_bytes if self.path is not None else len(self.data)
+
+    def loaded(self) -> Upload:
+        """This upload with its body in memory (in the child that parses it)."""
+        if self.path is None:
+            return self
+        return replace(self, data=Path(self.path).read_bytes(), path=None, spooled_bytes=0)
 
 
 def parse_upload(upload: Upload) -> tuple[Table, str | None]:
     """Read an upload into a normalized table; also return a name found in the body."""
+    upload = upload.loaded()
     if upload.kind == "records":
         try:
             payload = DatasetRecords.model_validate_json(upload.data)
@@ -87,13 +103,16 @@ class ParsedUpload:
 
 def precheck_upload(upload: Upload) -> None:
     """Refuse what the upload's header or footer shows too large, before it is read."""
-    if upload.kind in ("csv", "sniff") and upload.data:
-        fmt = sniff_format(upload.data, upload.filename) if upload.kind == "sniff" else "csv"
-        precheck(upload.data, "parquet" if fmt == "parquet" else "csv", upload.limits)
+    if upload.kind in ("csv", "sniff") and upload.size:
+        source = Path(upload.path) if upload.path is not None else upload.data
+        fmt = (sniff_format(head_of(source, 4), upload.filename) if upload.kind == "sniff"
+               else "csv")
+        precheck(source, "parquet" if fmt == "parquet" else "csv", upload.limits)
 
 
 def read_upload(upload: Upload) -> ParsedUpload:
     """Parse and type an upload (CPU and memory grow with it: run in a compute child)."""
+    upload = upload.loaded()
     table, body_name = parse_upload(upload)
     return ParsedUpload(n_rows=table.n_rows, columns=[c.to_dict() for c in table.columns],
                         parquet=table.parquet, sha256=hashlib.sha256(upload.data).hexdigest(),
@@ -109,7 +128,7 @@ def store_dataset(session: Session, upload: Upload, parsed: ParsedUpload) -> Dat
         n_rows=parsed.n_rows,
         columns=parsed.columns,
         sha256=parsed.sha256,
-        size_bytes=len(upload.data),
+        size_bytes=upload.size,
         content=parsed.parquet,
         created_at=utcnow(),
     )
