@@ -57,8 +57,9 @@ def check_comparable(rows: list[ModelRow]) -> None:
             raise InvalidInput(
                 f"Model {row.id} ({row.formula}) is a set of per-group regressions, which has "
                 "no single likelihood to test; compare lm and lmm models.", model_id=row.id)
-        if row.status == "failed":
-            raise InvalidInput(f"Model {row.id} ({row.formula}) failed to fit, so it has no "
+        if row.status in ("failed", "cancelled"):
+            how = "failed to fit" if row.status == "failed" else "had its fit cancelled"
+            raise InvalidInput(f"Model {row.id} ({row.formula}) {how}, so it has no "
                                "likelihood to compare.", model_id=row.id)
     if len({row.dataset_id for row in rows}) > 1:
         raise InvalidInput(
@@ -139,8 +140,9 @@ def settle(session: Session, comparison_id: str) -> tuple[ComparisonRow, str, bo
     if row.status in FINISHED:
         return row, row.status, False
     members = repository.get_models(session, [*row.model_ids, *row.refits.values()])
-    statuses = [members[i].status if i in members else "failed"
-                for i in [*row.model_ids, *row.refits.values()]]
+    # a cancelled member fit ends the comparison as a failed one would
+    statuses = [members[i].status.replace("cancelled", "failed") if i in members
+                else "failed" for i in [*row.model_ids, *row.refits.values()]]
     if all(status in FINISHED for status in statuses):
         _finish(row, members)
         return row, row.status, True
@@ -174,7 +176,7 @@ def _failed_member(row: ComparisonRow, members: dict[str, ModelRow]) -> dict[str
                     else f"The ML refit {member_id} of model {model_id}")
             if member is None:
                 return _problem(f"{what} no longer exists.", model_id=member_id)
-            if member.status == "failed":
+            if member.status in ("failed", "cancelled"):
                 reason = (member.error or {}).get("detail") or "no reason was recorded"
                 return _problem(f"{what} ({member.formula}) failed to fit: {reason}",
                                 model_id=member_id)

@@ -9,6 +9,7 @@ import time
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.models import JobRow
+from service.db.session import READS_ONLY
 from service.jobs import repository as jobs
 
 log = logging.getLogger("service.jobs.tasks")
@@ -39,7 +40,24 @@ class LeaseKeeper:
         if self.stop.is_set():
             return False
         if time.monotonic() - self._last_renewal < self.renew_every:
-            return True
+            # between renewals, a read: a cancelled job (POST /v1/models/{id}/cancel) has
+            # lost its owner, and its fit is stopped at this tick, within a second
+            return self._still_held()
+        return self._renew()
+
+    def _still_held(self) -> bool:
+        try:
+            with self.session_factory() as session:
+                # read-only: on SQLite a deferred BEGIN, never the write lock
+                session.connection(execution_options={READS_ONLY: True})
+                held = jobs.is_held(session, self.job.id, self.worker_id)
+        except Exception:
+            return True  # an outage: the renewal says so, and the write at the end decides
+        if not held:
+            self.lost.set()
+        return held
+
+    def _renew(self) -> bool:
         try:
             with self.session_factory.begin() as session:
                 held = jobs.renew_lease(session, self.job.id, self.worker_id,

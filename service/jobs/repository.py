@@ -186,6 +186,13 @@ def lock_if_held(session: Session, job_id: str, worker_id: str) -> JobRow | None
     return session.scalars(statement).one_or_none()
 
 
+def is_held(session: Session, job_id: str, worker_id: str) -> bool:
+    """Whether ``worker_id`` still holds the job (a read: no lock, no write)."""
+    statement = select(JobRow.id).where(JobRow.id == job_id, JobRow.status == "running",
+                                        JobRow.lease_owner == worker_id)
+    return session.scalar(statement) is not None
+
+
 def renew_lease(session: Session, job_id: str, worker_id: str, lease_seconds: float) -> bool:
     """Extend the lease; False when this worker no longer holds the job."""
     result = session.execute(

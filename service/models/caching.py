@@ -31,7 +31,7 @@ IMMUTABLE = "private, max-age=31536000, immutable"
 REVALIDATE = "private, no-cache"
 UNFINISHED = "no-cache"
 MOVING_REFERENCE = "model_ref_moves"
-FINISHED = ("succeeded", "failed")
+FINISHED = ("succeeded", "failed", "cancelled")
 # the OpenAPI entry of the answer to a current If-None-Match
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not modified: the client's copy (If-None-Match) is current"}}

@@ -174,6 +174,19 @@ def patch_model(model_id: ModelIdDep, patch: ModelPatch, session: SessionDep) ->
     return Model.from_row(service.patch_tags(session, model_id, patch))
 
 
+@router.post("/{model_id}/cancel", response_model=Model, responses=problem_responses(404, 409))
+def cancel_model(model_id: ModelIdDep, request: Request) -> Model:
+    """Cancel a queued or running fit: the model is ``cancelled`` at once, and a running
+    fit's process is stopped within a second; 409 once the fit has ended."""
+    with committed_unit_of_work(request) as session:
+        model = Model.from_row(service.cancel_model(session, model_id))
+    # long polls on the model (in this process) answer now
+    watch: FinishWatch | None = getattr(request.app.state, "finish_watch", None)
+    if watch is not None:
+        watch.wake()
+    return model
+
+
 @router.delete("/{model_id}", status_code=204, responses=problem_responses(404, 409))
 def delete_model(model_id: ModelIdDep, request: Request) -> Response:
     """Delete a model and what is stored about it; 409 while an alias points at it or its

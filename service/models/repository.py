@@ -13,7 +13,7 @@ from collections.abc import Collection
 from dataclasses import asdict, replace
 from typing import Any, overload
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, defer, load_only
 
 from service.db.batches import PredictionBatchRow
@@ -69,6 +69,17 @@ def has_unfinished_batches(session: Session, model_id: str) -> bool:
         PredictionBatchRow.model_id == model_id,
         PredictionBatchRow.status.in_(("queued", "running"))).limit(1)
     return session.scalar(statement) is not None
+
+
+def cancel_fit_jobs(session: Session, model_id: str) -> int:
+    """Cancel the model's queued or running fit job: never claimed again, and the worker
+    running it finds its lease gone at its next tick (``service.jobs.lease``)."""
+    statement = (update(JobRow)
+                 .where(JobRow.target_id == model_id, JobRow.status.in_(("queued", "running")))
+                 .values(status="cancelled", lease_owner=None, lease_expires_at=None,
+                         finished_at=utcnow())
+                 .execution_options(synchronize_session=False))
+    return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
 
 
 def delete_model(session: Session, row: ModelRow) -> None:
@@ -198,7 +209,7 @@ def find_same_fit(session: Session, dataset_id: str, formula: str, method: str
 
 def mark_running(session: Session, model_id: str) -> None:
     model = get_model(session, model_id)
-    if model is not None and model.status != "succeeded":
+    if model is not None and model.status in ("queued", "running"):
         model.status = "running"
         model.started_at = utcnow()
         model.error = None

@@ -33,7 +33,7 @@ from service.registry.names import (
     check_name,
 )
 
-Status = Literal["queued", "running", "succeeded", "failed"]
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 Kind = Literal["lm", "lmm", "lm_by_group"]
 Number = float | None
 

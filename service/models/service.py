@@ -19,7 +19,7 @@ from service.datasets import repository as datasets
 from service.datasets.service import clean_name
 from service.db.models import DatasetRow, ModelRow, utcnow
 from service.db.session import end_reads
-from service.errors import Conflict, InvalidInput, NotFound
+from service.errors import PROBLEM_TYPE_PREFIX, Conflict, InvalidInput, NotFound
 from service.jobs import repository as jobs
 from service.models import repository
 from service.models.listing import ModelFilter, decode_cursor, encode_cursor, parse_tags
@@ -37,7 +37,8 @@ from service.stats.formula.columns import bind_constants
 from service.stats.formula.tree import Formula
 from service.stats.lmm.structure import MAX_DENSE_COLUMNS
 
-FINISHED = ("succeeded", "failed")
+# a model in one of these never changes again (but for its tags)
+FINISHED = ("succeeded", "failed", "cancelled")
 FIT_JOB = "fit"
 # Long-poll re-reads start quick (small fits finish in milliseconds) and slow down.
 
@@ -201,6 +202,33 @@ def patch_tags(session: Session, model_id: str, patch: ModelPatch) -> ModelRow:
     return row
 
 
+def cancel_model(session: Session, model_id: str) -> ModelRow:
+    """Cancel a queued or running fit: its job is cancelled (a worker running it learns so
+    at its next lease tick, within a second, and stops the fit's process) and the model
+    is ``cancelled``; a cancelled model stays so. 409 once the fit has finished."""
+    if model_version(session, model_id).status not in ("queued", "running", "cancelled"):
+        raise Conflict(_finished(get_model(session, model_id)))
+    # the job first, then the model: the order in which a worker's claim locks them
+    repository.cancel_fit_jobs(session, model_id)
+    row = get_model(session, model_id, for_update=True)
+    if row.status == "cancelled":
+        return row
+    if row.status not in ("queued", "running"):  # its fit ended meanwhile
+        raise Conflict(_finished(row))
+    row.status = "cancelled"
+    row.finished_at = utcnow()
+    row.error = {"type": f"{PROBLEM_TYPE_PREFIX}fit-cancelled", "title": "Fit cancelled",
+                 "status": 409, "detail": f"The fit was cancelled (POST "
+                 f"/v1/models/{model_id}/cancel) before it finished."}
+    session.flush()
+    return row
+
+
+def _finished(row: ModelRow) -> str:
+    return (f"Model {row.id}'s fit has ended ({row.status}): only a queued or running fit "
+            "can be cancelled.")
+
+
 def delete_model(session: Session, model_id: str) -> None:
     """Delete a model and what is stored about it (its job, result rows, intervals). 409
     while an alias points at it or its fit is running."""
@@ -332,6 +360,8 @@ def get_fitted_model(session: Session, model_id: str) -> ModelRow:
 
 
 def _not_ready(row: ModelRow) -> str:
+    if row.status == "cancelled":
+        return f"Model {row.id} has no fit to predict from: its fit was cancelled."
     if row.status == "failed":
         return f"Model {row.id} has no fit to predict from: its fit failed (see its 'error')."
     return (f"Model {row.id} is {row.status}; predictions need a finished fit. "

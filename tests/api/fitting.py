@@ -12,10 +12,11 @@ MAX_POLLS = 60  # each poll waits up to 5 s: small fits have minutes to finish
 
 
 def wait_for_model(client: TestClient, location: str, what: object) -> dict[str, Any]:
-    """Long-poll ``location`` until the model's fit has succeeded or failed."""
+    """Long-poll ``location`` until the model's fit has ended (succeeded, failed or
+    cancelled)."""
     for _ in range(MAX_POLLS):
         model: dict[str, Any] = client.get(f"{location}?wait=5").json()
-        if model["status"] in ("succeeded", "failed"):
+        if model["status"] in ("succeeded", "failed", "cancelled"):
             return model
     pytest.fail(f"{what}: still {model['status']} after {MAX_POLLS} polls")
 
