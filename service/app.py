@@ -139,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await watch.close()
             await batch_watch.close()
             changes.close()
+            await run_in_threadpool(app.state.compute_pool.close)
             engine.dispose()
 
     app = FastAPI(title=TITLE, version=_version(), description=DESCRIPTION, lifespan=lifespan,

@@ -106,3 +106,39 @@ def test_a_full_queue_is_refused_at_once() -> None:
     refused = [o for o in outcomes if isinstance(o, ComputeBusy)]
     assert len(refused) == 1
     assert refused[0].status == 503 and refused[0].retry_after_seconds
+
+
+def test_a_child_stays_warm_for_the_next_task_unless_it_was_stopped() -> None:
+    pool = _pool(processes=1, timeout_seconds=1.0)
+
+    async def scenario() -> tuple[int, int, int, int]:
+        _, first = await pool.run("squaring", _square, 2)
+        _, second = await pool.run("squaring", _square, 3)
+        with pytest.raises(InvalidInput):  # a refusal leaves the child sound: kept
+            await pool.run("grouping", _refuse, "Stat")
+        _, third = await pool.run("squaring", _square, 4)
+        with pytest.raises(ComputeLimitExceeded):  # stopped at its time limit: killed
+            await pool.run("sleeping", _sleep, 5.0)
+        _, fourth = await pool.run("squaring", _square, 5)
+        return first, second, third, fourth
+
+    try:
+        first, second, third, fourth = asyncio.run(scenario())
+    finally:
+        pool.close()
+    assert first == second == third  # one warm child served them all
+    assert fourth != third  # the stopped child was never reused
+    with pytest.raises(ProcessLookupError):
+        os.kill(third, 0)
+
+
+def test_an_idle_child_killed_meanwhile_is_replaced_without_failing_the_task() -> None:
+    pool = _pool(processes=1)
+    try:
+        _, first = asyncio.run(pool.run("squaring", _square, 2))
+        os.kill(first, 9)
+        time.sleep(0.2)
+        value, second = asyncio.run(pool.run("squaring", _square, 3))
+    finally:
+        pool.close()
+    assert value == 9 and second != first

@@ -1,4 +1,5 @@
-"""What runs in a compute child: its limits, then one function of the API's data.
+"""What runs in a compute child: its limits, then one function of the API's data after
+another (a warm child serves many tasks, as the fits' warm processes do).
 
 As for fits (``service.jobs.child``), the address-space limit comes first, so work that
 needs more memory fails here and never takes the API down, and the child ends as soon as
@@ -7,6 +8,7 @@ the process that started it is gone.
 
 from __future__ import annotations
 
+import os
 import pickle
 import traceback
 from collections.abc import Callable
@@ -15,22 +17,56 @@ from typing import Any
 
 from service.jobs.child import die_with_parent, limit_memory
 
+# the scheduler's niceness of a compute child: its work yields the CPU to the API's event
+# loop (a plot of 100,000 rows beside /healthz on two cores), and still gets all of an idle
+# machine
+CHILD_NICENESS = 10
 
-def run_task(connection: Connection, lifeline: Connection, task: Callable[..., Any],
-             args: tuple[Any, ...], memory_bytes: int) -> None:
-    """Entry point of the child: ``task(*args)``, its outcome sent back as a tuple:
-    ("ok", value), ("raised", exception) for an exception the API answers (a refusal of the
-    input), ("memory",) or ("error", traceback)."""
+
+def lower_priority() -> None:
+    try:
+        os.nice(CHILD_NICENESS)
+    except OSError:
+        pass  # not allowed here: the work runs at the API's priority
+
+
+def serve_tasks(connection: Connection, lifeline: Connection, memory_bytes: int,
+                max_tasks: int) -> None:
+    """Entry point of a warm compute child: ``task(*args)`` for each ``(task, args)``
+    received, its outcome sent back as a tuple: ("ok", value), ("raised", exception) for an
+    exception the API answers (a refusal of the input), ("memory",) or ("error",
+    traceback). After ``max_tasks``, an outcome other than a value or a refusal (its state
+    is no longer to be trusted), or a task that left the process large, it ends (and the
+    pool starts another when it needs one)."""
     die_with_parent(lifeline)
     limit_memory(memory_bytes)
-    try:
+    lower_priority()
+    for _ in range(max_tasks):
+        try:
+            task, args = connection.recv()
+        except (EOFError, OSError):
+            return  # the API closed the connection: nothing more to do
         outcome = _call(task, args)
         try:
             connection.send(outcome)
         except MemoryError:
             connection.send(("memory",))
-    finally:
-        connection.close()
+            return
+        if outcome[0] not in ("ok", "raised") or resident_bytes() > RECYCLE_RESIDENT_BYTES:
+            return
+
+
+# a child that a task left larger than this ends rather than keep the memory while idle
+RECYCLE_RESIDENT_BYTES = 512 * 2**20
+
+
+def resident_bytes() -> int:
+    """This process's resident set (Linux; elsewhere 0)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _call(task: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -3,11 +3,13 @@
 Residuals, plots, the parsing of uploads and of large prediction bodies never run in the
 event loop or on the request threadpool: each runs in a child process forked from the warm
 fork server, under a time limit and an address-space limit, at most ``processes`` at a
-time. The API process only waits (on a thread of the pool's own, not the request
-threadpool), so however heavy the work, /healthz, predictions and reads are answered
-meanwhile, and a child that runs away is killed without touching the API. A task whose
-client leaves is stopped. When every child is busy and ``queue`` more tasks wait, the next
-is refused at once (503 with Retry-After) instead of piling up.
+time. A child that ends its task cleanly stays warm for the next (a fork costs tens of
+milliseconds, more on a busy machine); one stopped for its limits, its client's leaving or
+a failure is killed and never reused. The API process only waits (on a thread of the
+pool's own, not the request threadpool), so however heavy the work, /healthz, predictions
+and reads are answered meanwhile, and a child that runs away is killed without touching the
+API. A task whose client leaves is stopped. When every child is busy and ``queue`` more
+tasks wait, the next is refused at once (503 with Retry-After) instead of piling up.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 from anyio import CapacityLimiter
 
-from service.compute.child import run_task
+from service.compute.child import serve_tasks
 from service.compute.forkserver import Child
 from service.errors import ClientClosedRequest, ServiceError, ServiceUnavailable
 
@@ -31,6 +33,8 @@ T = TypeVar("T")
 # how often the waiting thread checks for a cancelled task, and the API for a gone client
 TICK_SECONDS = 0.1
 GONE_CHECK_SECONDS = 0.5
+# tasks a warm child serves before it is replaced (as the fits' warm processes)
+MAX_TASKS_PER_CHILD = 200
 
 
 class ComputeBusy(ServiceUnavailable):
@@ -61,6 +65,9 @@ class ComputePool:
         self.memory_bytes = memory_bytes
         self._limiter = CapacityLimiter(self.processes)
         self._admitted = 0
+        # warm children between tasks, at most one per process slot
+        self._idle: list[Child] = []
+        self._idle_lock = threading.Lock()
 
     @property
     def admitted(self) -> int:
@@ -94,13 +101,50 @@ class ComputePool:
                 watcher.cancel()
         return self._result(what, outcome)
 
+    def close(self) -> None:
+        """End the idle children (at the app's shutdown; they would end with it anyway)."""
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for child in idle:
+            child.close()
+
+    def _take(self) -> tuple[Child, bool]:
+        """An idle warm child (True: reused) or a new one."""
+        with self._idle_lock:
+            while self._idle:
+                child = self._idle.pop()
+                # an idle child never sends: its connection readable means it has ended
+                if child.process.is_alive() and not child.reader.poll(0):
+                    return child, True
+                child.close()
+        return Child("mixedfit-compute", serve_tasks, self.memory_bytes,
+                     MAX_TASKS_PER_CHILD, duplex=True), False
+
+    def _give_back(self, child: Child) -> None:
+        with self._idle_lock:
+            if len(self._idle) < self.processes:
+                self._idle.append(child)
+                return
+        child.close()
+
     def _run_child(self, task: Callable[..., Any], args: tuple[Any, ...],
                    cancel: threading.Event) -> tuple[Any, ...]:
         if cancel.is_set():
             return ("cancelled",)
-        child = Child("mixedfit-compute", run_task, task, args, self.memory_bytes)
         deadline = time.monotonic() + self.timeout_seconds
+        child, reused = self._take()
+        outcome = self._run_in(child, task, args, cancel, deadline)
+        if outcome[0] == "died" and reused:
+            # an idle child found dead when handed the task (killed while it waited) is no
+            # failure of the task: a new child runs it
+            outcome = self._run_in(self._take()[0], task, args, cancel, deadline)
+        return outcome
+
+    def _run_in(self, child: Child, task: Callable[..., Any], args: tuple[Any, ...],
+                cancel: threading.Event, deadline: float) -> tuple[Any, ...]:
+        keep = False
         try:
+            child.reader.send((task, args))
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -113,9 +157,15 @@ class ComputePool:
                 outcome: tuple[Any, ...] = child.reader.recv()
             except EOFError:
                 return ("died", child.exit_code())
+            keep = outcome[0] in ("ok", "raised")
             return outcome
+        except (BrokenPipeError, ConnectionResetError):
+            return ("died", child.exit_code())
         finally:
-            child.close()
+            if keep:
+                self._give_back(child)
+            else:  # stopped (time, cancel), failed or dead: killed, never reused
+                child.close()
 
     def _result(self, what: str, outcome: tuple[Any, ...]) -> Any:
         kind = outcome[0]
