@@ -19,7 +19,8 @@ class ComparisonCreate(BaseModel):
 
     model_ids: list[str] = Field(
         min_length=2, max_length=20,
-        description="Two or more models fitted to the same dataset, with nested fixed effects")
+        description="Two or more models fitted to the same dataset, with nested fixed "
+                    "effects: ids, or name@version and name@alias")
 
 
 class ComparisonTableRow(BaseModel):

@@ -35,17 +35,19 @@ FINISHED = ("succeeded", "failed")
 
 def create_comparison(session: Session, spec: ComparisonCreate,
                       max_attempts: int) -> ComparisonRow:
-    """Check the models can be compared, queue ML refits of REML mixed models, store."""
-    repeated = sorted({i for i in spec.model_ids if spec.model_ids.count(i) > 1})
+    """Check the models can be compared, queue ML refits of REML mixed models, store.
+    A model may be named by id, ``name@version`` or ``name@alias`` (stored by its id)."""
+    model_ids = [models.resolve_model_ref(session, ref).model_id for ref in spec.model_ids]
+    repeated = sorted({i for i in model_ids if model_ids.count(i) > 1})
     if repeated:
         raise InvalidInput(f"Each model can appear once; repeated: {', '.join(repeated)}.")
-    rows = [models.get_model(session, model_id) for model_id in spec.model_ids]
+    rows = [models.get_model(session, model_id) for model_id in model_ids]
     check_comparable(rows)
     refits: dict[str, str] = {}
     for row in rows:
         if row.kind == "lmm" and row.method == "REML":
             refits[row.id] = _queue_refit(session, row, max_attempts).id
-    comparison = ComparisonRow(id=str(uuid.uuid4()), model_ids=list(spec.model_ids),
+    comparison = ComparisonRow(id=str(uuid.uuid4()), model_ids=model_ids,
                                refits=refits, status="queued", created_at=utcnow())
     return repository.add_comparison(session, comparison)
 

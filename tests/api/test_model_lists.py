@@ -120,10 +120,14 @@ def test_a_cursor_of_another_sort_is_422(client: TestClient, stored: list[ModelR
 
 def test_comparisons_are_listed_as_summaries_and_deleted(client: TestClient,
                                                          mood_id: str) -> None:
-    ids = [client.post("/v1/models", json={"dataset_id": mood_id, "formula": formula}).json()
-           ["id"] for formula in ("Mood ~ 1", "Mood ~ Exercise")]
-    created = [client.post("/v1/comparisons", json={"model_ids": ids}) for _ in range(3)]
+    ids = [client.post("/v1/models", json={"dataset_id": mood_id, "formula": formula,
+                                            "name": "nested"}).json()["id"]
+           for formula in ("Mood ~ 1", "Mood ~ Exercise")]
+    client.put("/v1/registry/nested/aliases/bigger", json={"version": 2})
+    created = [client.post("/v1/comparisons", json={"model_ids": refs})
+               for refs in (ids, ids, ["nested@1", "nested@bigger"])]
     assert all(c.status_code == 202 for c in created), created[0].text
+    assert created[2].json()["model_ids"] == ids  # references are stored as the ids
     listed = client.get("/v1/comparisons?limit=2").json()
     assert (listed["total"], len(listed["items"])) == (3, 2)
     assert {c["id"] for c in client.get("/v1/comparisons").json()["items"]} == {
