@@ -88,6 +88,13 @@ def committed_unit_of_work(request: Request) -> Iterator[Session]:
     yield from _unit_of_work(request, get_session_factory(request))
 
 
+def read_session(request: Request) -> Session:
+    """A read-only session of the caller, made on the event loop (it connects at its first
+    query, on a request thread); for an endpoint whose reads each end their transaction,
+    so that closing it costs nothing (a long poll: no dependency's two threadpool trips)."""
+    return scope_session(get_read_session_factory(request)(), get_principal(request))
+
+
 @contextmanager
 def read_unit_of_work(request: Request) -> Iterator[Session]:
     """A read-only unit of work for the caller, opened where it is needed (on a request

@@ -21,6 +21,7 @@ from service.dependencies import (
     committed_unit_of_work,
     get_principal,
     get_read_session_factory,
+    read_session,
     read_unit_of_work,
 )
 from service.errors import problem_responses
@@ -144,7 +145,6 @@ async def get_model(
     model_id: ModelIdDep,
     request: Request,
     response: Response,
-    session: SessionDep,
     settings: SettingsDep,
     wait: Annotated[float, Query(ge=0, description=(
         "Seconds to wait for the fit to finish before answering (long poll); capped at the "
@@ -152,15 +152,21 @@ async def get_model(
 ) -> Any:
     """Read a model; with ``wait``, answer as soon as its fit has finished. A finished
     model carries an ETag (If-None-Match gives 304) and is revalidated: its tags change."""
-    row = await service.wait_for_model(session, model_id, min(wait, settings.max_wait_seconds),
-                                       gone=request.is_disconnected,
-                                       watch=getattr(request.app.state, "finish_watch", None))
-    fresh = freshness(request, row)
-    if fresh.not_modified:
-        return fresh.not_modified_response()
-    body = await _documents(request).document(session, get_principal(request), row.id,
-                                              row.status in service.FINISHED,
-                                              row.tags_revision)
+    # each read below ends its own transaction: hundreds of long polls arriving at once
+    # each cost their reads' threadpool trips only
+    session = read_session(request)
+    try:
+        row = await service.wait_for_model(
+            session, model_id, min(wait, settings.max_wait_seconds),
+            gone=request.is_disconnected, watch=request.app.state.finish_watch)
+        fresh = freshness(request, row)
+        if fresh.not_modified:
+            return fresh.not_modified_response()
+        body = await _documents(request).document(session, get_principal(request), row.id,
+                                                  row.status in service.FINISHED,
+                                                  row.tags_revision)
+    finally:
+        session.close()
     return fresh.apply(Response(body, media_type="application/json"))
 
 
