@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # workers keep dying fails after this many
     max_recoveries: int = 10
     worker_poll_seconds: float = 0.25
+    # failed and cancelled models are deleted this many days after they ended, unless an
+    # alias points at them (the workers sweep once a minute); 0: kept for ever
+    failed_model_retention_days: float = 0.0
     max_wait_seconds: float = 60.0
     embedded_worker: bool = True
     # once an API key exists (`mixedfit keys create`), /v1 always needs one; these put the

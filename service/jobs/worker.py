@@ -28,6 +28,7 @@ from service.jobs.kinds import job_kind
 from service.jobs.runner import warm_up
 from service.jobs.tasks import TaskContext, fail_abandoned
 from service.jobs.wake import WakeableStop
+from service.models import retention
 from service.ops.logs import configure_logging
 from service.settings import Settings, get_settings
 
@@ -61,6 +62,7 @@ class Worker:
 
     def run_once(self) -> bool:
         """Claim one job and run it to its end; False when the queue had nothing to claim."""
+        retention.maybe_prune(self.session_factory, self.settings)  # once a minute at most
         with self.session_factory.begin() as session:
             fail_abandoned(session, self.settings.max_recoveries)
             job = jobs.claim_next(session, self.worker_id, self.settings.lease_seconds,

@@ -11,6 +11,7 @@ import math
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import asdict, replace
+from datetime import datetime
 from typing import Any, overload
 
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
@@ -27,6 +28,7 @@ from service.db.models import (
     VarianceComponentRow,
     utcnow,
 )
+from service.db.registry import ModelAliasRow
 from service.models.listing import Cursor, ModelFilter, Sort
 from service.stats.fit import FittedModel
 from service.stats.results import FitResult, Metrics, RandomEffectsTerm
@@ -69,6 +71,19 @@ def has_unfinished_batches(session: Session, model_id: str) -> bool:
         PredictionBatchRow.model_id == model_id,
         PredictionBatchRow.status.in_(("queued", "running"))).limit(1)
     return session.scalar(statement) is not None
+
+
+def ended_before(session: Session, statuses: Collection[str], cutoff: datetime,
+                 limit: int) -> list[ModelRow]:
+    """Models of ``statuses`` that finished before ``cutoff`` and that no alias points at
+    (their results not loaded), oldest first."""
+    aliased = select(ModelAliasRow.model_id)
+    statement = (select(ModelRow)
+                 .where(ModelRow.status.in_(statuses), ModelRow.finished_at < cutoff,
+                        ModelRow.id.not_in(aliased))
+                 .order_by(ModelRow.finished_at).limit(limit)
+                 .options(load_only(ModelRow.id, ModelRow.status, raiseload=True)))
+    return list(session.scalars(statement))
 
 
 def cancel_fit_jobs(session: Session, model_id: str) -> int:
