@@ -88,6 +88,8 @@ def model_routes(model_id: str) -> list[tuple[str, str, dict[str, Any]]]:
         ("GET", f"{base}/plots", {}),
         ("GET", f"{base}/plots/residuals_vs_fitted?format=png", {}),
         ("GET", f"{base}/plots/caterpillar?format=svg", {}),
+        ("GET", f"{base}/signature", {}),
+        ("GET", f"{base}/export", {}),
     ]
 
 
@@ -136,6 +138,10 @@ def test_each_tenant_sees_only_its_own_resources(tenants: tuple[As, As, As],
                 f"/v1/comparisons/{comparison_a['id']}?wait=1"):
         assert_problem(b.get(url), 404)
     assert_problem(b.delete(f"/v1/datasets/{data_a}"), 404)
+    assert_problem(b.delete(f"/v1/comparisons/{comparison_a['id']}"), 404)
+    for method, path, body in [("DELETE", "", None), ("POST", "/cancel", None),
+                               ("PATCH", "", {"tags": {"mine": "now"}})]:
+        assert_problem(b.request(method, f"/v1/models/{lm_a}{path}", json=body), 404)
     assert a.get(f"/v1/datasets/{data_a}").status_code == 200  # still there
     # nor can another tenant's dataset be fitted, or another tenant's model compared
     assert_problem(b.post("/v1/models", json={"dataset_id": data_a,
@@ -153,6 +159,8 @@ def test_each_tenant_sees_only_its_own_resources(tenants: tuple[As, As, As],
     assert ids(a, "/v1/models") == ({lmm_a, lm_a}, 2)
     assert ids(b, "/v1/models") == ({lm_b}, 1)
     assert ids(b, f"/v1/models?dataset_id={data_a}") == (set(), 0)
+    assert ids(a, "/v1/comparisons") == ({comparison_a["id"]}, 1)
+    assert ids(b, "/v1/comparisons") == (set(), 0)
 
     # an admin key sees every tenant's
     assert ids(admin, "/v1/datasets") == ({data_a, data_b}, 2)
