@@ -35,9 +35,9 @@ IfMatch = Annotated[str | None, Header(description=(
 def list_registered(session: SessionDep,
                     page: Annotated[PageQuery, Query()]) -> RegisteredModelList:
     """The caller's registered names, by name."""
-    rows = service.list_registered(session, page.limit, page.offset)
+    rows, total = service.list_registered(session, page.limit, page.offset)
     return RegisteredModelList(items=[RegisteredModelSummary.from_row(r) for r in rows],
-                               limit=page.limit, offset=page.offset)
+                               total=total, limit=page.limit, offset=page.offset)
 
 
 @router.get("/{name}", response_model=RegisteredModel, responses=problem_responses(404, 422))
@@ -88,6 +88,8 @@ def put_alias(
                                      if_none_match)
     response.status_code = 201 if created else 200
     response.headers["ETag"] = service.alias_etag(row)
+    if created:
+        response.headers["Location"] = f"/v1/registry/{name}/aliases/{alias}"
     return Alias.from_row(row, name)
 
 

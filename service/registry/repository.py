@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, load_only
 
@@ -15,9 +15,13 @@ def get_registered(session: Session, registered_id: str) -> RegisteredModelRow |
                            .where(RegisteredModelRow.id == registered_id)).one_or_none()
 
 
-def list_registered(session: Session, limit: int, offset: int) -> list[RegisteredModelRow]:
-    return list(session.scalars(select(RegisteredModelRow).order_by(RegisteredModelRow.name)
-                                .limit(limit).offset(offset)))
+def list_registered(session: Session, limit: int, offset: int
+                    ) -> tuple[list[RegisteredModelRow], int]:
+    """A page of registered names by name, and how many there are."""
+    total = session.scalar(select(func.count()).select_from(RegisteredModelRow)) or 0
+    rows = session.scalars(select(RegisteredModelRow).order_by(RegisteredModelRow.name)
+                           .limit(limit).offset(offset))
+    return list(rows), total
 
 
 def ensure_registered(session: Session, registered_id: str, name: str) -> None:

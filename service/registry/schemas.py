@@ -65,5 +65,6 @@ class RegisteredModel(RegisteredModelSummary):
 
 class RegisteredModelList(BaseModel):
     items: list[RegisteredModelSummary]
+    total: int
     limit: int
     offset: int

@@ -53,7 +53,8 @@ def read_registered(session: Session, name: str) -> Registered:
                       repository.aliases(session, row.id))
 
 
-def list_registered(session: Session, limit: int, offset: int) -> list[RegisteredModelRow]:
+def list_registered(session: Session, limit: int, offset: int
+                    ) -> tuple[list[RegisteredModelRow], int]:
     return repository.list_registered(session, limit, offset)
 
 
