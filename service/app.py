@@ -36,6 +36,7 @@ from service.errors import (
 )
 from service.idempotency import IdempotencyMiddleware
 from service.idempotency.openapi import document_idempotency_key
+from service.inference import repository as intervals
 from service.models import repository as models
 from service.models.documents import ModelDocuments
 from service.models.predictors import PredictorCache
@@ -104,6 +105,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         batch_watch = FinishWatch(lambda: app.state.read_session_factory,
                                   batches.finished_among)
         app.state.batch_watch = batch_watch
+        interval_watch = FinishWatch(lambda: app.state.read_session_factory,
+                                     intervals.finished_among)
+        app.state.interval_watch = interval_watch
         changes: ChangeToken = app.state.changes
 
         def heard(channel: str) -> None:
@@ -125,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             def finished_a_job() -> None:
                 watch.wake()
                 batch_watch.wake()
+                interval_watch.wake()
 
             worker = await run_in_threadpool(start_embedded_worker, settings, finished_a_job)
             # a queued fit is claimed at once, not at the worker's next poll
@@ -138,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await run_in_threadpool(listener.stop)
             await watch.close()
             await batch_watch.close()
+            await interval_watch.close()
             changes.close()
             await run_in_threadpool(app.state.compute_pool.close)
             engine.dispose()

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from service.jobs.child import read_parquet
+from service.jobs.child import Report, read_parquet
 from service.models.predicting import categorical_columns, label_categoricals
 from service.stats.predict import Predictor
 
@@ -40,7 +40,7 @@ class BatchPredictionWork:
     def label(self) -> str:
         return "batch prediction"
 
-    def run(self) -> BatchOutcome:
+    def run(self, report: Report) -> BatchOutcome:
         frame = label_categoricals(read_parquet(self.parquet), categorical_columns(self.state))
         values = Predictor(self.state).predict_available(
             frame, include_random_effects=self.include_random_effects,

@@ -12,47 +12,79 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from service.dependencies import ComputeDep, SessionDep, SettingsDep, WriteSessionDep
+from service.db.session import end_reads
+from service.dependencies import (
+    ComputeDep,
+    ReadSessionDep,
+    SessionDep,
+    SettingsDep,
+    committed_unit_of_work,
+)
 from service.errors import problem_responses
 from service.inference import service
+from service.inference.repository import FINISHED
 from service.inference.schemas import AnovaTableOut, Ddf, Interval, IntervalCreate, RanovaOut
 from service.inspection.service import StoredModel
 from service.models import service as models
 from service.models.caching import NOT_MODIFIED, Freshness, freshness
 from service.models.references import ModelIdDep
+from service.models.watch import FinishWatch
 
 router = APIRouter(prefix="/v1/models", tags=["inference"])
 
 
 @router.post("/{model_id}/intervals", status_code=202, response_model=Interval,
              responses=problem_responses(404, 409, 422))
-def create_interval(model_id: ModelIdDep, spec: IntervalCreate, response: Response,
-                    session: WriteSessionDep) -> Interval:
+async def create_interval(model_id: ModelIdDep, spec: IntervalCreate, request: Request,
+                          settings: SettingsDep) -> Response:
     """Confidence intervals of a fitted model (R's confint); poll the Location.
 
     Wald intervals (and an lm's t intervals) come from the stored result and are finished
-    when this answers; profile and bootstrap intervals are not yet available (422).
+    when this answers; profile and bootstrap intervals are queued as a job (status
+    queued, then running with progress, then succeeded or failed).
     """
-    row = service.create_interval(session, model_id, spec)
-    response.headers["Location"] = f"/v1/models/{model_id}/intervals/{row.id}"
-    return Interval.from_row(row)
+
+    def create() -> Interval:
+        # committed before the worker is woken, so that it finds the job
+        with committed_unit_of_work(request) as session:
+            return Interval.from_row(service.create_interval(session, model_id, spec,
+                                                             settings.max_attempts))
+
+    interval = await run_in_threadpool(create)
+    if interval.status == "queued":
+        request.app.state.wake_workers()
+    return Response(interval.model_dump_json(), status_code=202,
+                    media_type="application/json",
+                    headers={"Location": f"/v1/models/{model_id}/intervals/{interval.id}"})
 
 
 @router.get("/{model_id}/intervals/{interval_id}", response_model=Interval,
             responses=problem_responses(404, 422))
-def get_interval(
+async def get_interval(
     model_id: ModelIdDep,
     interval_id: str,
-    session: SessionDep,
+    request: Request,
+    session: ReadSessionDep,
     settings: SettingsDep,
     wait: Annotated[float, Query(ge=0, description=(
         "Seconds to wait for the intervals to be computed (long poll); capped at the "
         "server's MIXEDFIT_MAX_WAIT_SECONDS. Wald intervals are finished when created, so "
         "they answer at once"))] = 0,
 ) -> Interval:
-    """Read intervals: status, and once succeeded the table."""
-    del wait, settings  # every interval available today is finished when created
-    return Interval.from_row(service.get_interval(session, model_id, interval_id))
+    """Read intervals: status, progress, and once succeeded the table."""
+    interval = await run_in_threadpool(_read_interval, session, model_id, interval_id)
+    wait = min(wait, settings.max_wait_seconds)
+    if interval.status not in FINISHED and wait > 0:
+        watch: FinishWatch = request.app.state.interval_watch
+        await watch.wait(interval.id, wait, request.is_disconnected)
+        interval = await run_in_threadpool(_read_interval, session, model_id, interval_id)
+    return interval
+
+
+def _read_interval(session: Session, model_id: str, interval_id: str) -> Interval:
+    interval = Interval.from_row(service.get_interval(session, model_id, interval_id))
+    end_reads(session)  # a long poll holds no transaction while it waits
+    return interval
 
 
 @router.get("/{model_id}/anova", response_model=AnovaTableOut,

@@ -3,8 +3,9 @@ the statistics core's functions of its stored result (service.stats.inference).
 
 Wald intervals and lm anova tables read the result document only (no data, no refit), so
 they are computed in the request: an interval is stored finished at once. Profile and
-bootstrap intervals, which refit the model, are to be queued as jobs on the same table;
-until they exist they are refused with a 422 that names the field.
+bootstrap intervals refit the model (a likelihood profile, or ``nsim`` refits to simulated
+responses): they are queued as jobs of kind "interval" (service.inference.jobs) on the
+same row, which a worker runs in its warm process and which report their progress there.
 
 A mixed model's anova table needs its data (the design, the derivatives at the optimum)
 and ranova refits reduced models: ``prepare_*`` read the model and its dataset on a
@@ -14,6 +15,7 @@ request thread, and the endpoints run ``mixed_anova``/``ranova_table`` in a comp
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import asdict
 
@@ -24,26 +26,22 @@ from service.db.models import ModelRow, utcnow
 from service.errors import Conflict, InvalidInput, NotFound
 from service.inference import repository
 from service.inference.schemas import (
+    DEFAULT_NSIM,
     AnovaTableOut,
     Ddf,
     IntervalCreate,
     RanovaOut,
     RanovaRowOut,
 )
+from service.inference.work import KIND as INTERVAL_JOB
 from service.inspection.service import Inspected, StoredModel, stored_model
 from service.inspection.stored import stored_fit
+from service.jobs import repository as jobs
 from service.models import service as models
 from service.stats.design.encoder import DesignEncoder
 from service.stats.inference import AnovaTable, lm_anova, wald_intervals
 from service.stats.lmm_anova import lmm_anova
 from service.stats.ranova import ranova
-
-NOT_YET = {
-    "profile": "Profile intervals (lme4's likelihood profile) are not yet supported; use "
-               "method 'Wald' for the fixed effects.",
-    "boot": "Parametric bootstrap intervals (bootMer) are not yet supported; use method "
-            "'Wald' for the fixed effects.",
-}
 
 
 def _fitted(session: Session, model_id: str, what: str) -> ModelRow:
@@ -57,20 +55,39 @@ def _fitted(session: Session, model_id: str, what: str) -> ModelRow:
     return row
 
 
-def create_interval(session: Session, model_id: str, spec: IntervalCreate) -> IntervalRow:
-    """Compute and store the intervals of a succeeded model (Wald: finished at once)."""
-    if spec.method in NOT_YET:
-        raise InvalidInput(NOT_YET[spec.method], errors=[{
-            "location": "body", "field": "method", "type": "not_supported",
-            "detail": NOT_YET[spec.method]}])
+def create_interval(session: Session, model_id: str, spec: IntervalCreate,
+                    max_attempts: int) -> IntervalRow:
+    """Store the intervals of a succeeded model: Wald finished at once, profile and boot
+    queued as a job (boot with its nsim and seed, a random one if none was given)."""
     row = _fitted(session, model_id, "intervals")
-    table = wald_intervals(stored_fit(row), spec.level)
-    now = utcnow()
-    interval = IntervalRow(
+    if spec.method == "Wald":
+        table = wald_intervals(stored_fit(row), spec.level)
+        now = utcnow()
+        return repository.add_interval(session, IntervalRow(
+            id=str(uuid.uuid4()), model_id=row.id, method=spec.method, level=spec.level,
+            nsim=spec.nsim, seed=spec.seed, status="succeeded", created_at=now,
+            finished_at=now, result=asdict(table), tenant=row.tenant))
+    if row.kind != "lmm":
+        detail = ("Profile and bootstrap intervals are for mixed models; a least squares "
+                  "model's intervals are exact t intervals: use method 'Wald' (R's "
+                  "confint.lm)." if row.kind == "lm" else
+                  "Per-group fits (lmList) have no profile or bootstrap intervals: each "
+                  "group's coefficient table has its own 95% intervals.")
+        raise InvalidInput(detail, model_kind=row.kind, errors=[{
+            "location": "body", "field": "method", "type": "not_supported",
+            "detail": detail}])
+    boot = spec.method == "boot"
+    nsim, seed = spec.nsim, spec.seed  # a profile has neither; kept as given, as for Wald
+    if boot:
+        nsim = spec.nsim or DEFAULT_NSIM
+        # a seed of the server's choosing, stored: the run can be repeated with it
+        seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31)
+    interval = repository.add_interval(session, IntervalRow(
         id=str(uuid.uuid4()), model_id=row.id, method=spec.method, level=spec.level,
-        nsim=spec.nsim, seed=spec.seed, status="succeeded", created_at=now, finished_at=now,
-        result=asdict(table), tenant=row.tenant)
-    return repository.add_interval(session, interval)
+        nsim=nsim, seed=seed, status="queued", created_at=utcnow(),
+        progress={"done": 0, "total": nsim} if boot else None, tenant=row.tenant))
+    jobs.enqueue(session, INTERVAL_JOB, interval.id, max_attempts)
+    return interval
 
 
 def get_interval(session: Session, model_id: str, interval_id: str) -> IntervalRow:

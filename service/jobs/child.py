@@ -4,7 +4,9 @@ The address-space limit is set before the data is even decoded, so a fit that ne
 memory fails here with ``MemoryError`` (or dies) and never takes the worker down. Only the
 statistics core runs here: no database, no settings. A warm process serves any ``ChildWork``
 (a fit, a batch of predictions, a bootstrap): each is a picklable request whose ``run``
-does the work from the bytes it carries.
+does the work from the bytes it carries. Work that takes long (a bootstrap) reports its
+progress through the ``report(done, total)`` it is given: the process sends
+``("progress", done, total)`` before its outcome, at most every ``PROGRESS_SECONDS``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,18 @@ import os
 import resource
 import signal
 import threading
+import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
+
+# (done, total): how far a work item has come, in its own units (simulations, parameters)
+Report = Callable[[int, int], None]
+
+# a child sends progress at most this often (the worker stores it at most every 0.5 s)
+PROGRESS_SECONDS = 0.1
 
 
 class ChildWork(Protocol):
@@ -28,7 +38,11 @@ class ChildWork(Protocol):
     @property
     def label(self) -> str: ...
 
-    def run(self) -> Any: ...
+    def run(self, report: Report) -> Any: ...
+
+
+def no_report(done: int, total: int) -> None:
+    """A ``Report`` for work run outside a child process (tests, the request thread)."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +56,7 @@ class FitRequest:
     def label(self) -> str:
         return "fit"
 
-    def run(self) -> Any:
+    def run(self, report: Report) -> Any:
         from service.stats.fit import fit_model
 
         return fit_model(self.formula, read_parquet(self.parquet), self.method, self.pool)
@@ -70,7 +84,7 @@ def serve_fits(connection: Connection, lifeline: Connection, memory_bytes: int,
         except (EOFError, OSError):
             return  # the worker closed the connection: nothing more to fit
         name_process(FITTING_NAME)
-        outcome = perform(request)
+        outcome = perform(request, ProgressSender(connection))
         try:
             connection.send(outcome)
         except MemoryError:
@@ -132,14 +146,31 @@ def limit_memory(memory_bytes: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
 
 
-def perform(work: ChildWork) -> tuple[Any, ...]:
+class ProgressSender:
+    """The ``Report`` of work in a warm process: ("progress", done, total) to the worker,
+    at most every ``PROGRESS_SECONDS`` (a bootstrap reports after each of thousands of
+    refits; the last report is left to the outcome that follows it)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._last < PROGRESS_SECONDS:
+            return
+        self._last = now
+        self._connection.send(("progress", int(done), int(total)))
+
+
+def perform(work: ChildWork, report: Report = no_report) -> tuple[Any, ...]:
     """The outcome tuple: ("ok", value), ("invalid", error class, message) for input the
     statistics core refuses, ("memory", message) or ("error", traceback)."""
     try:
         from service.stats.errors import StatsError
 
         try:
-            return ("ok", work.run())
+            return ("ok", work.run(report))
         except StatsError as error:
             return ("invalid", type(error).__name__, str(error))
     except MemoryError:

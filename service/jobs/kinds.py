@@ -41,9 +41,10 @@ def job_kinds() -> dict[str, JobKind]:
     """Every kind a worker runs, by name (imported on first use: the kinds' modules import
     the repositories of their targets)."""
     from service.batches.jobs import BATCH_PREDICTION
+    from service.inference.jobs import INTERVAL
     from service.jobs.tasks import FIT
 
-    return {kind.name: kind for kind in (FIT, BATCH_PREDICTION)}
+    return {kind.name: kind for kind in (FIT, BATCH_PREDICTION, INTERVAL)}
 
 
 def job_kind(name: str) -> JobKind | None:

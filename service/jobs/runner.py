@@ -33,6 +33,8 @@ log = logging.getLogger("service.jobs.runner")
 MAX_FITS_PER_PROCESS = 100
 
 OutcomeStatus = Literal["succeeded", "invalid", "timeout", "memory", "crashed", "cancelled"]
+# (done, total) as the work reported it
+OnProgress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class WorkOutcome:
@@ -92,45 +94,58 @@ def warm_process_pid() -> int | None:
 
 
 def run_work(work: ChildWork, *, timeout_seconds: float, memory_bytes: int,
-             tick_seconds: float, on_tick: Callable[[], bool]) -> WorkOutcome:
+             tick_seconds: float, on_tick: Callable[[], bool],
+             on_progress: OnProgress | None = None) -> WorkOutcome:
     """Run ``work`` (a fit, say) in this thread's warm process and say how it ended.
 
     A fit that runs out of time, is cancelled, crashes or fails internally ends its
     process (killed if need be); the next fit starts a new one. A warm process found dead
     when handed the fit (killed while it waited) is no crash of the fit: the fit is given
-    to a fresh process.
+    to a fresh process. The progress the work reports is passed to ``on_progress``
+    (done, total) on this thread as it arrives.
     """
     child = _take_warm(memory_bytes)
     reused = child.fits > 0
-    outcome = _run_in(child, work, timeout_seconds, memory_bytes, tick_seconds, on_tick)
+    outcome = _run_in(child, work, timeout_seconds, memory_bytes, tick_seconds, on_tick,
+                      on_progress)
     if outcome.status == "crashed" and reused:
         outcome = _run_in(_take_warm(memory_bytes), work, timeout_seconds, memory_bytes,
-                          tick_seconds, on_tick)
+                          tick_seconds, on_tick, on_progress)
     return outcome
 
 
 def _run_in(child: _WarmProcess, work: ChildWork, timeout_seconds: float,
-            memory_bytes: int, tick_seconds: float, on_tick: Callable[[], bool]) -> WorkOutcome:
+            memory_bytes: int, tick_seconds: float, on_tick: Callable[[], bool],
+            on_progress: OnProgress | None) -> WorkOutcome:
     child.fits += 1
     keep = False
     label = work.label
     try:
         child.reader.send(work)
-        deadline = time.monotonic() + timeout_seconds
+        started = time.monotonic()
+        deadline = started + timeout_seconds
+        next_tick = started + tick_seconds
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            now = time.monotonic()
+            if now >= deadline:
                 return WorkOutcome("timeout", message=(
                     f"the {label} ran longer than its time limit of {timeout_seconds:g} "
                     "seconds and was stopped"))
-            if child.reader.poll(min(tick_seconds, remaining)):
+            if now >= next_tick:
+                # ticks keep their pace however often progress arrives
+                if not on_tick():
+                    return WorkOutcome("cancelled", message=f"the {label} was cancelled")
+                next_tick = now + tick_seconds
+            if not child.reader.poll(max(0.0, min(next_tick, deadline) - now)):
+                continue
+            try:
+                outcome = child.reader.recv()
+            except EOFError:
+                return _crashed(label, child.exit_code(), memory_bytes)
+            if outcome[0] != "progress":
                 break
-            if not on_tick():
-                return WorkOutcome("cancelled", message=f"the {label} was cancelled")
-        try:
-            outcome = child.reader.recv()
-        except EOFError:
-            return _crashed(label, child.exit_code(), memory_bytes)
+            if on_progress is not None:
+                on_progress(int(outcome[1]), int(outcome[2]))
         keep = outcome[0] in ("ok", "invalid")
         return _read_outcome(label, outcome, memory_bytes)
     except (BrokenPipeError, ConnectionResetError):

@@ -24,7 +24,7 @@ from service.jobs import repository as jobs
 from service.jobs.child import ChildWork, FitRequest
 from service.jobs.kinds import JobKind, job_kind
 from service.jobs.lease import LeaseKeeper
-from service.jobs.runner import WorkOutcome, run_work
+from service.jobs.runner import OnProgress, WorkOutcome, run_work
 from service.models import repository as models
 from service.settings import Settings
 
@@ -43,11 +43,12 @@ class TaskContext:
         return LeaseKeeper(job, self.session_factory, self.worker_id,
                            self.settings.lease_seconds, self.stop)
 
-    def work_on(self, job: JobRow, load: Callable[[], ChildWork | None]
+    def work_on(self, job: JobRow, load: Callable[[], ChildWork | None],
+                on_progress: OnProgress | None = None,
                 ) -> tuple[WorkOutcome, LeaseKeeper] | None:
         """Load the job's work (``load``, waiting out a database outage; None: nothing to
         do), run it in this thread's warm process under the fit's limits while keeping the
-        lease, and log how it ended."""
+        lease (passing the progress it reports to ``on_progress``), and log how it ended."""
         work = retry.while_unavailable(load, f"load the data of job {job.id}", self.stop)
         if work is None:
             return None
@@ -55,7 +56,8 @@ class TaskContext:
         started = time.monotonic()
         outcome = run_work(work, timeout_seconds=self.settings.fit_timeout_seconds,
                            memory_bytes=self.settings.fit_memory_bytes,
-                           tick_seconds=lease.tick_seconds, on_tick=lease.tick)
+                           tick_seconds=lease.tick_seconds, on_tick=lease.tick,
+                           on_progress=on_progress)
         log.info("job %s: the %s of %s ended after %.2f s: %s%s", job.id, work.label,
                  job.target_id, time.monotonic() - started, outcome.status,
                  f" ({outcome.message})" if outcome.message else "")

@@ -122,7 +122,7 @@ def test_refusals_are_problems_naming_the_field(worker_client: TestClient) -> No
     for method in ("profile", "boot"):
         problem = assert_problem(worker_client.post(base, json={"method": method}), 422)
         assert problem["errors"][0]["field"] == "method"
-        assert "not yet supported" in problem["detail"]
+        assert "for mixed models" in problem["detail"]
     problem = assert_problem(
         worker_client.get(f"/v1/models/{model['id']}/anova?type=4"), 422)
     assert problem["errors"][0]["field"] == "type"
