@@ -51,8 +51,6 @@ class FitRequest:
     method: str
     parquet: bytes
     pool: bool = True  # per-group fits: pooled residual SD (lme4's default)
-    # {column: "contr.sum"}: R's contrasts argument; None: treatment for every factor
-    contrasts: dict[str, str] | None = None
 
     @property
     def label(self) -> str:
@@ -61,8 +59,7 @@ class FitRequest:
     def run(self, report: Report) -> Any:
         from service.stats.fit import fit_model
 
-        return fit_model(self.formula, read_parquet(self.parquet), self.method, self.pool,
-                         self.contrasts)
+        return fit_model(self.formula, read_parquet(self.parquet), self.method, self.pool)
 
 
 def read_parquet(content: bytes) -> Any:

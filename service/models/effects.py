@@ -16,15 +16,20 @@ from service.stats.formula import parse_formula
 
 
 def random_effects(row: ModelRow) -> list[RandomEffectsBlock]:
-    """Conditional modes and conditional standard deviations per random term and level."""
+    """Conditional modes, their conditional standard deviations and covariance matrices
+    per random term and level."""
     blocks = []
     for stored in row.conditional_modes or []:
-        cond_sd = stored.get("cond_sd") or [[None] * len(stored["terms"])] * len(stored["levels"])
+        n_levels = len(stored["levels"])
+        cond_sd = stored.get("cond_sd") or [[None] * len(stored["terms"])] * n_levels
+        # fits stored before the full matrices were have none
+        cond_cov = stored.get("cond_cov") or [None] * n_levels
         blocks.append(RandomEffectsBlock(
             group=stored["group"], terms=list(stored["terms"]),
-            levels=[LevelEffects(level=str(level), modes=list(modes), cond_sd=list(sds))
-                    for level, modes, sds in zip(stored["levels"], stored["modes"], cond_sd,
-                                                 strict=True)]))
+            levels=[LevelEffects(level=str(level), modes=list(modes), cond_sd=list(sds),
+                                 cond_cov=cov)
+                    for level, modes, sds, cov in zip(stored["levels"], stored["modes"],
+                                                      cond_sd, cond_cov, strict=True)]))
     return blocks
 
 

@@ -24,13 +24,15 @@ from service.dependencies import (
     read_session,
     read_unit_of_work,
 )
-from service.errors import problem_responses
+from service.errors import InvalidInput, problem_responses
 from service.models import effects, service
 from service.models.caching import NOT_MODIFIED, freshness
 from service.models.documents import ModelDocuments
 from service.models.predicting import (
     BODY_TYPES,
     PARQUET,
+    PredictionAnswer,
+    PredictionOptions,
     predict_body,
     predict_rows,
     prediction_request,
@@ -40,7 +42,11 @@ from service.models.prediction_output import OPENAPI_CONTENT, answer_type, predi
 from service.models.predictors import CachedModel, PredictorCache
 from service.models.references import ModelIdDep
 from service.models.schemas import (
+    INTERVAL_DESCRIPTION,
+    LEVEL_DESCRIPTION,
+    RANDOM_EFFECTS_DESCRIPTION,
     Coefficients,
+    IntervalKind,
     Model,
     ModelCreate,
     ModelList,
@@ -50,6 +56,7 @@ from service.models.schemas import (
     PredictionRequest,
     Predictions,
     RandomEffects,
+    check_random_effects,
 )
 from service.models.signature import Signature, signature
 from service.models.watch import FinishWatch
@@ -270,6 +277,13 @@ async def predict(
         description="For a CSV or Parquet body")] = True,
     new_levels: Annotated[NewLevels, Query(
         description="For a CSV or Parquet body")] = "population",
+    interval: Annotated[IntervalKind, Query(
+        description="For a CSV or Parquet body: " + INTERVAL_DESCRIPTION)] = "none",
+    level: Annotated[float, Query(gt=0, lt=1, description=(
+        "For a CSV or Parquet body: " + LEVEL_DESCRIPTION))] = 0.95,
+    random_effects: Annotated[list[str] | None, Query(max_length=100, description=(
+        "For a CSV or Parquet body (repeat it for several; random_effects= alone for "
+        "none): " + RANDOM_EFFECTS_DESCRIPTION))] = None,
 ) -> Any:
     """Predict new rows (JSON records or columns, CSV or Parquet) from a fitted model; the
     answer is JSON, or CSV or Parquet when ``Accept`` asks for it. With ``{"dataset_id"}``
@@ -285,11 +299,13 @@ async def predict(
     if media == "application/json" and b'"dataset_id"' in body:
         spec = prediction_request(body)
         if spec.dataset_id is not None:  # a stored dataset, scored as a job
+            refuse_batch_options(spec)
             return await create_batch_response(request, model_id, spec, settings.max_attempts)
     max_rows = settings.max_prediction_rows
     cache: PredictorCache | None = getattr(request.app.state, "predictor_cache", None)
     principal = get_principal(request)
-    options = (include_random_effects, new_levels, max_rows)
+    options = (query_options(include_random_effects, new_levels, interval, level,
+                             random_effects), max_rows)
     current = (cache.current(model_id, principal)
                if cache is not None and len(body) <= LOOP_PREDICTION_BYTES else None)
     if current is not None and media != PARQUET:
@@ -309,6 +325,33 @@ async def predict(
     return predictions_response(model_id, values, answer)
 
 
+def query_options(include_random_effects: bool, new_levels: NewLevels, interval: IntervalKind,
+                  level: float, random_effects: list[str] | None) -> PredictionOptions:
+    """A CSV or Parquet body's options, from the query (``random_effects=`` alone: none)."""
+    try:
+        check_random_effects(include_random_effects, random_effects)
+    except ValueError as error:
+        raise InvalidInput(str(error)) from None
+    groups = None if random_effects is None else tuple(g for g in random_effects if g)
+    return PredictionOptions(include_random_effects, new_levels, interval, level, groups)
+
+
+def refuse_batch_options(spec: PredictionRequest) -> None:
+    """Batch predictions write one column: intervals and a choice of grouping factors are
+    for requests with the rows in the body."""
+    asked = [name for name, given in (("interval", spec.interval != "none"),
+                                      ("random_effects", spec.random_effects is not None))
+             if given]
+    if asked:
+        raise InvalidInput(
+            f"A batch prediction ({{\"dataset_id\"}}) takes no {' or '.join(asked)}: it "
+            "scores a dataset's rows into one prediction column. Send the rows in the body "
+            "(records, columns, CSV or Parquet, in parts if large) for se_fit, lower and "
+            "upper or a choice of random effects.",
+            errors=[{"field": name, "detail": "not available for batch predictions"}
+                    for name in asked])
+
+
 def _predictable(request: Request, model_id: str, cache: PredictorCache | None,
                  principal: Principal) -> CachedModel:
     with read_unit_of_work(request) as session:
@@ -317,10 +360,9 @@ def _predictable(request: Request, model_id: str, cache: PredictorCache | None,
 
 def _predict_inline(request: Request, model_id: str, cache: PredictorCache | None,
                     principal: Principal, body: bytes, media: str,
-                    include_random_effects: bool, new_levels: NewLevels,
-                    max_rows: int) -> list[float | None]:
+                    options: PredictionOptions, max_rows: int) -> PredictionAnswer:
     """A small prediction, all on one request thread: the body's shape is checked before
     the model is read (a 422 before a 409); a cached model needs no database read."""
-    shape = read_body_shape(body, media, include_random_effects, new_levels, max_rows)
+    shape = read_body_shape(body, media, options, max_rows)
     model = _predictable(request, model_id, cache, principal)
     return predict_rows(model.predictor, model.categorical, shape, max_rows)

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from service.datasets.ingest import frame_from_columns, frame_from_records, read_csv
 from service.errors import InvalidInput, PayloadTooLarge, field_errors
-from service.models.schemas import NewLevels, PredictionRequest
+from service.models.schemas import IntervalKind, NewLevels, PredictionRequest
 from service.models.signature import check_frame
 from service.stats.predict import Predictor
 
@@ -27,6 +27,35 @@ CSV = "text/csv"
 PARQUET = "application/vnd.apache.parquet"
 # the media types a prediction body may have
 BODY_TYPES = ("application/json", CSV, PARQUET)
+
+
+@dataclass(frozen=True)
+class PredictionOptions:
+    """How to predict: the request's options (a JSON body's own, or the query's for a CSV
+    or Parquet body)."""
+
+    include_random_effects: bool = True
+    new_levels: NewLevels = "population"
+    interval: IntervalKind = "none"
+    level: float = 0.95
+    random_effects: tuple[str, ...] | None = None  # grouping factors included (re.form)
+
+    @classmethod
+    def of(cls, spec: PredictionRequest) -> PredictionOptions:
+        return cls(spec.include_random_effects, spec.new_levels, spec.interval, spec.level,
+                   None if spec.random_effects is None else tuple(spec.random_effects))
+
+
+@dataclass(frozen=True)
+class PredictionAnswer:
+    """One prediction per row (None: R's NA) and, with an interval, its columns."""
+
+    predictions: list[float | None]
+    interval: IntervalKind | None = None
+    level: float | None = None
+    se_fit: list[float | None] | None = None
+    lower: list[float | None] | None = None
+    upper: list[float | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -39,31 +68,39 @@ class PredictionBody:
     body: bytes
     records: list[dict[str, Any]] | None
     columns: dict[str, list[Any]] | None
-    include_random_effects: bool
-    new_levels: NewLevels
+    options: PredictionOptions
 
 
-def read_body_shape(body: bytes, media: str, include_random_effects: bool,
-                    new_levels: NewLevels, max_rows: int) -> PredictionBody:
+def read_body_shape(body: bytes, media: str, options: PredictionOptions,
+                    max_rows: int) -> PredictionBody:
     """Check a JSON body against the prediction request's schema and its row limit (the
     options of a CSV or Parquet body come from the query)."""
     if media in (CSV, PARQUET):
-        return PredictionBody(media, body, None, None, include_random_effects, new_levels)
+        return PredictionBody(media, body, None, None, options)
     spec = prediction_request(body)
     check_rows(spec.n_rows, max_rows)
-    return PredictionBody(media, b"", spec.records, spec.columns, spec.include_random_effects,
-                          spec.new_levels)
+    return PredictionBody(media, b"", spec.records, spec.columns, PredictionOptions.of(spec))
 
 
 def predict_rows(predictor: Predictor, categorical: list[str], request: PredictionBody,
-                 max_rows: int) -> list[float | None]:
+                 max_rows: int) -> PredictionAnswer:
     """Predictions for the rows of a checked body from a compiled model, whose
     ``categorical`` columns are read as text."""
     frame = _as_frame(_frame(request, categorical, max_rows), max_rows)
-    check_frame(predictor, frame, request.include_random_effects)
-    values = predictor.predict(frame, include_random_effects=request.include_random_effects,
-                               new_levels=request.new_levels)
-    return _floats(values)
+    options = request.options
+    groups = options.random_effects
+    check_frame(predictor, frame, options.include_random_effects and groups != (),
+                partial=groups is not None)
+    if options.interval == "none":
+        return PredictionAnswer(_floats(predictor.predict(
+            frame, include_random_effects=options.include_random_effects,
+            new_levels=options.new_levels, groups=groups)))
+    table = predictor.predict_intervals(
+        frame, interval=options.interval, level=options.level,
+        include_random_effects=options.include_random_effects,
+        new_levels=options.new_levels, groups=groups)
+    return PredictionAnswer(_floats(table.fit), options.interval, options.level,
+                            _floats(table.se_fit), _floats(table.lower), _floats(table.upper))
 
 
 def _frame(request: PredictionBody, categorical: list[str], max_rows: int) -> pd.DataFrame:
@@ -98,11 +135,11 @@ def label_categoricals(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFr
     return frame
 
 
-def predict_body(state: dict[str, Any], body: bytes, media: str, include_random_effects: bool,
-                 new_levels: NewLevels, max_rows: int) -> list[float | None]:
+def predict_body(state: dict[str, Any], body: bytes, media: str, options: PredictionOptions,
+                 max_rows: int) -> PredictionAnswer:
     """``read_body_shape`` then ``predict_rows``: all of a large body's work, for a compute
     child."""
-    request = read_body_shape(body, media, include_random_effects, new_levels, max_rows)
+    request = read_body_shape(body, media, options, max_rows)
     return predict_rows(Predictor(state), categorical_columns(state), request, max_rows)
 
 

@@ -9,13 +9,14 @@ and a null in Parquet.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fastapi import Response
+
+from service.models.predicting import PredictionAnswer
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -24,9 +25,12 @@ ANSWER_TYPES = (JSON, CSV, PARQUET)
 
 OPENAPI_CONTENT: dict[int | str, dict[str, Any]] = {200: {"content": {
     CSV: {"schema": {"type": "string"},
-          "description": "One column, prediction, one row per new row"},
+          "description": "A column prediction, one row per new row; with an interval also "
+                         "se_fit, lower and upper"},
     PARQUET: {"schema": {"type": "string", "format": "binary"},
-              "description": "One float64 column, prediction"}}}}
+              "description": "A float64 column prediction; with an interval also se_fit, "
+                             "lower and upper"}}}}
+INTERVAL_COLUMNS = ("se_fit", "lower", "upper")
 
 
 def answer_type(accept: str | None) -> str:
@@ -40,14 +44,29 @@ def answer_type(accept: str | None) -> str:
     return JSON
 
 
-def predictions_response(model_id: str, values: Sequence[float | None],
-                         media: str) -> Response:
+def predictions_response(model_id: str, answer: PredictionAnswer, media: str) -> Response:
+    columns = _columns(answer)
     if media == CSV:
-        lines = ["prediction", *("" if v is None else repr(v) for v in values)]
+        names = list(columns)
+        rows = zip(*columns.values(), strict=True)
+        lines = [",".join(names), *(",".join("" if v is None else repr(v) for v in row)
+                                    for row in rows)]
         return Response("\n".join(lines) + "\n", media_type="text/csv; charset=utf-8")
     if media == PARQUET:
         sink = io.BytesIO()
-        pq.write_table(pa.table({"prediction": pa.array(values, type=pa.float64())}), sink)
+        pq.write_table(pa.table({name: pa.array(values, type=pa.float64())
+                                 for name, values in columns.items()}), sink)
         return Response(sink.getvalue(), media_type=PARQUET)
-    return Response(orjson.dumps({"model_id": model_id, "predictions": list(values)}),
-                    media_type=JSON)
+    document: dict[str, Any] = {"model_id": model_id, "predictions": answer.predictions}
+    if answer.interval is not None:
+        document.update(interval=answer.interval, level=answer.level,
+                        **{name: columns[name] for name in INTERVAL_COLUMNS})
+    return Response(orjson.dumps(document), media_type=JSON)
+
+
+def _columns(answer: PredictionAnswer) -> dict[str, list[float | None]]:
+    """The answer's columns by name: prediction, then an interval's."""
+    columns = {"prediction": answer.predictions}
+    if answer.interval is not None:
+        columns.update({name: getattr(answer, name) or [] for name in INTERVAL_COLUMNS})
+    return columns

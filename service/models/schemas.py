@@ -8,7 +8,7 @@ on. Every number may be null: R reports NA for an aliased coefficient, for insta
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -34,8 +34,6 @@ from service.registry.names import (
 )
 
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-# as service.stats.design.contrasts.CODINGS (the core refuses anything else too)
-Coding = Literal["contr.treatment", "contr.sum", "contr.helmert", "contr.poly", "contr.SAS"]
 Kind = Literal["lm", "lmm", "lm_by_group"]
 Number = float | None
 
@@ -68,6 +66,19 @@ class RandomEffectsTerm(_Open):
     variance: list[Number]
     correlation: list[list[Number]]
     n_levels: int
+    covariance: list[list[Number]] = Field(default_factory=list, description=(
+        "VarCorr's covariance matrix of the term's effects (variances on the diagonal), "
+        "as as.data.frame(VarCorr(fit))'s vcov column gives its entries"))
+
+    @model_validator(mode="after")
+    def _covariance_of_older_results(self) -> RandomEffectsTerm:
+        # results stored before the covariance was: the same numbers from sd and cor
+        if not self.covariance and self.std_dev and None not in self.std_dev:
+            sd = [float(v) for v in self.std_dev if v is not None]
+            self.covariance = [[None if c is None else c * sd[i] * sd[j]
+                                for j, c in enumerate(row)]
+                               for i, row in enumerate(self.correlation)]
+        return self
 
 
 class Metrics(_Open):
@@ -138,13 +149,6 @@ class ModelCreate(BaseModel):
                     "intervals from the residual SD pooled over the groups, as "
                     "summary(lmList(...)) by default (true), or from each group's own fit "
                     "(false); other models ignore it")
-    contrasts: dict[Annotated[str, Field(max_length=1000)], Coding] | None = Field(
-        default=None, max_length=100, examples=[{"recipe": "contr.sum"}], description=(
-            "The coding of factor columns of the fixed effects, as the contrasts argument "
-            "of R's lm and lmer: column -> contr.treatment (the default), contr.sum, "
-            "contr.helmert, contr.poly or contr.SAS. Columns are named as R names them "
-            "(recipe1, recipe2 for sum and helmert; temp.L, temp.Q, temp.C, temp^4 for "
-            "poly). As lme4, random-effects terms keep treatment coding"))
     name: str | None = Field(default=None, description=(
         "A registered name: the model becomes its next version (1, 2, 3 ...), reachable "
         f"as /v1/models/<name>@<version> and through the name's aliases. {NAME_MESSAGE}."))
@@ -173,9 +177,6 @@ class Model(BaseModel):
     pool: bool | None = Field(
         description="Per-group fits: whether the coefficient tables use the pooled residual "
                     "SD; null for other models")
-    contrasts: dict[str, str] | None = Field(
-        None, description="The coding of factor columns the model was created with (null: "
-                          "treatment coding of every factor)")
     kind: Kind
     status: Status
     created_at: datetime
@@ -191,8 +192,7 @@ class Model(BaseModel):
         return cls(
             id=row.id, name=row.name, version=row.version, tags=row.tags or {},
             dataset_id=row.dataset_id, formula=row.formula,
-            method=row.method, pool=row.pool, contrasts=row.contrasts,
-            kind=row.kind,  # type: ignore[arg-type]
+            method=row.method, pool=row.pool, kind=row.kind,  # type: ignore[arg-type]
             status=row.status,  # type: ignore[arg-type]
             created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at,
             error=_problem(row.error),
@@ -264,6 +264,21 @@ class ModelList(BaseModel):
 
 
 NewLevels = Literal["population", "error"]
+IntervalKind = Literal["none", "confidence", "prediction"]
+INTERVAL_DESCRIPTION = (
+    "Add se_fit, lower and upper: 'confidence' for the mean prediction, 'prediction' for a "
+    "new observation. lm: R's predict.lm(interval = ..., se.fit = TRUE), t quantiles on the "
+    "residual df. Mixed models (normal quantiles, variance parameters taken as known): "
+    "se_fit from vcov (x'Vx) plus, for each included random term whose level was seen, the "
+    "conditional covariance of that level's modes (z'Cz; their covariance with the fixed "
+    "effects is ignored); a prediction interval adds sigma^2 and, for each term left out "
+    "or whose level is new, the term's variance z'Sigma z (VarCorr). Per-group fits: each "
+    "group's own lm")
+LEVEL_DESCRIPTION = "The intervals' coverage, between 0 and 1"
+RANDOM_EFFECTS_DESCRIPTION = (
+    "Mixed models: include only the effects of these grouping factors, as named in the "
+    "signature's groups (lme4's re.form = ~(1 | Subject)); [] is re.form = NA. Default: "
+    "all of them (or none with include_random_effects false)")
 
 
 class PredictionRequest(BaseModel):
@@ -287,6 +302,10 @@ class PredictionRequest(BaseModel):
         default="population",
         description="A group level not seen in fitting: predict at the population level, "
                     "or refuse with 422")
+    interval: IntervalKind = Field(default="none", description=INTERVAL_DESCRIPTION)
+    level: float = Field(default=0.95, gt=0, lt=1, description=LEVEL_DESCRIPTION)
+    random_effects: list[str] | None = Field(
+        default=None, max_length=100, description=RANDOM_EFFECTS_DESCRIPTION)
 
     @model_validator(mode="after")
     def _one_shape(self) -> PredictionRequest:
@@ -294,6 +313,7 @@ class PredictionRequest(BaseModel):
         if sum(given) != 1:
             raise ValueError("give the new rows as 'records' or 'columns', or a stored "
                              "dataset as 'dataset_id' (one of them)")
+        check_random_effects(self.include_random_effects, self.random_effects)
         return self
 
     @property
@@ -303,9 +323,23 @@ class PredictionRequest(BaseModel):
         return max((len(values) for values in (self.columns or {}).values()), default=0)
 
 
+def check_random_effects(include_random_effects: bool, random_effects: list[str] | None) -> None:
+    """Refuse ``include_random_effects`` false with grouping factors to include."""
+    if not include_random_effects and random_effects:
+        raise ValueError("include_random_effects is false but random_effects names grouping "
+                         "factors to include: give one of them")
+
+
 class Predictions(BaseModel):
     model_id: str
     predictions: list[Number]
+    interval: IntervalKind | None = Field(None, description="With an interval: its kind")
+    level: float | None = Field(None, description="With an interval: its coverage")
+    se_fit: list[Number] | None = Field(None, description=(
+        "With an interval: the standard error of each prediction (of the mean, also for a "
+        "prediction interval, as R's se.fit)"))
+    lower: list[Number] | None = Field(None, description="With an interval: lower bounds")
+    upper: list[Number] | None = Field(None, description="With an interval: upper bounds")
 
 
 
@@ -314,6 +348,10 @@ class LevelEffects(BaseModel):
     level: str
     modes: list[Number] = Field(description="Conditional modes, aligned with the block's terms")
     cond_sd: list[Number] = Field(description="Conditional standard deviations of the modes")
+    cond_cov: list[list[Number]] | None = Field(None, description=(
+        "The modes' conditional covariance matrix (q x q, aligned with the block's terms): "
+        "this level's slice of lme4's ranef(fit, condVar = TRUE) postVar array; null for "
+        "models fitted before it was stored"))
 
 
 class RandomEffectsBlock(BaseModel):

@@ -105,12 +105,15 @@ def _factor_levels(encoder: DesignEncoder, column: str) -> list[str] | None:
 
 
 def check_frame(predictor: Predictor, frame: pd.DataFrame,
-                include_random_effects: bool) -> None:
+                include_random_effects: bool, *, partial: bool = False) -> None:
     """A 422 naming each input column that is absent, of the wrong type or has a level the
-    model does not know (the predictor would stop at the first)."""
+    model does not know (the predictor would stop at the first). With ``partial`` (only
+    some grouping factors' effects included) an absent grouping column is left to the
+    predictor, which names those it needs."""
     errors: list[dict[str, str]] = []
     for column in _inputs(predictor)[0]:
-        if not column.required and not include_random_effects:
+        if not column.required and (not include_random_effects
+                                    or (partial and column.name not in frame.columns)):
             continue
         if column.name not in frame.columns:
             errors.append({"column": column.name, "problem": "missing",

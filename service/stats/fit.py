@@ -7,7 +7,6 @@ objective, optimizes and packages the result), then record what prediction needs
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -16,11 +15,11 @@ import pandas as pd
 from service.stats.design import Design, build_design
 from service.stats.errors import FitError
 from service.stats.formula import parse_formula
-from service.stats.formula.tree import with_contrasts
 from service.stats.lmlist import GroupedFit, fit_groups
 from service.stats.lmm import fit_lmm
 from service.stats.ols import fit_ols
 from service.stats.predict import make_by_group_state, make_prediction_state
+from service.stats.prediction_intervals import uncertainty_state
 from service.stats.results import FitResult, estimates, with_aliased
 from service.stats.threads import single_threaded_blas
 
@@ -36,7 +35,7 @@ class FittedModel:
 
 
 def fit_model(formula: str, data: pd.DataFrame, method: str = "REML",
-              pool: bool = True, contrasts: Mapping[str, str] | None = None) -> FittedModel:
+              pool: bool = True) -> FittedModel:
     """Fit ``formula`` to ``data``.
 
     Parameters
@@ -50,9 +49,6 @@ def fit_model(formula: str, data: pd.DataFrame, method: str = "REML",
     pool
         Per-group fits (``y ~ x | g``): standard errors and tests from the pooled residual
         SD, as lme4's ``summary(lmList(...))`` by default; ignored by other models.
-    contrasts
-        The coding of factor columns of the fixed part (``{"recipe": "contr.sum"}``), as
-        the ``contrasts`` argument of ``lm`` and ``lmer``; treatment for the others.
 
     Returns
     -------
@@ -67,15 +63,15 @@ def fit_model(formula: str, data: pd.DataFrame, method: str = "REML",
     if method not in ("REML", "ML"):
         raise FitError(f"method must be 'REML' or 'ML', not {method!r}")
     with single_threaded_blas():
-        return _fit_model(formula, data, method, pool, contrasts)
+        return _fit_model(formula, data, method, pool)
 
 
-def _fit_model(formula: str, data: pd.DataFrame, method: str, pool: bool,
-               contrasts: Mapping[str, str] | None) -> FittedModel:
-    parsed = with_contrasts(parse_formula(formula), contrasts)
+def _fit_model(formula: str, data: pd.DataFrame, method: str, pool: bool) -> FittedModel:
+    parsed = parse_formula(formula)
     if parsed.by_group is not None:
         grouped = fit_groups(parsed, data, pool)
-        state = make_by_group_state(parsed.by_group, grouped.designs, grouped.result.groups)
+        state = make_by_group_state(parsed.by_group, grouped.designs, grouped.result.groups,
+                                    grouped.own_fits)
         return FittedModel(result=_groups_with_aliased(grouped), prediction_state=state)
     design = build_design(parsed, data)
     if parsed.kind == "lm":
@@ -83,7 +79,7 @@ def _fit_model(formula: str, data: pd.DataFrame, method: str, pool: bool,
     else:
         result = fit_lmm(design, "ML" if method == "ML" else "REML")
     state = make_prediction_state(design, estimates(result.fixed_effects),
-                                  result.conditional_modes)
+                                  result.conditional_modes, uncertainty_state(result))
     return FittedModel(result=_with_aliased(result, design), prediction_state=state)
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -85,10 +85,12 @@ def fit_by_group(formula: Formula, data: pd.DataFrame, pool: bool = True) -> Fit
 
 @dataclass(frozen=True, eq=False)
 class GroupedFit:
-    """A per-group fit and the design of each fitted level (what prediction needs)."""
+    """A per-group fit, and the design and own lm fit (its σ and vcov, unpooled, as R's
+    predict on each lm of an lmList uses) of each fitted level: what prediction needs."""
 
     result: FitResult
     designs: dict[str, Design]
+    own_fits: dict[str, FitResult] = field(default_factory=dict)
 
 
 def fit_groups(formula: Formula, data: pd.DataFrame, pool: bool = True) -> GroupedFit:
@@ -99,6 +101,7 @@ def fit_groups(formula: Formula, data: pd.DataFrame, pool: bool = True) -> Group
     # missing values before any group is fitted; each group's lm then sees its own rows.
     check_poly_inputs(per_group, data)
     designs: dict[str, Design] = {}
+    own_fits: dict[str, FitResult] = {}
     fits: list[GroupFit] = []
     messages: list[str] = []
     n_dropped = n_missing_group
@@ -115,6 +118,7 @@ def fit_groups(formula: Formula, data: pd.DataFrame, pool: bool = True) -> Group
             continue
         n_dropped += design.n_dropped_missing
         designs[group.level] = design
+        own_fits[group.level] = fit
         # lme4's pooledSD counts every coefficient, aliased (NA) ones too
         n_coef[group.level] = len(design.encoder.all_fixed_names)
         messages.extend(f"{group.level}: {m}" for m in fit.messages)
@@ -142,7 +146,7 @@ def fit_groups(formula: Formula, data: pd.DataFrame, pool: bool = True) -> Group
         messages=tuple(messages),
         groups=tuple(fits),
     )
-    return GroupedFit(result=result, designs=designs)
+    return GroupedFit(result=result, designs=designs, own_fits=own_fits)
 
 
 def split_by_group(formula: Formula, data: pd.DataFrame) -> tuple[list[GroupRows], int]:

@@ -9,8 +9,9 @@ levels not seen in fitting get the population-level prediction (``allow.new.leve
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -19,13 +20,24 @@ import pandas as pd
 from service.stats.design.encoder import DesignEncoder, RandomSpec
 from service.stats.design.types import Design, FloatArray, RandomBlock
 from service.stats.errors import PredictionError
-from service.stats.lmlist import split_rows
-from service.stats.results import ConditionalModes, GroupFit, estimates
+from service.stats.predict_by_group import by_group, empty_table, put_table, put_values
+from service.stats.prediction_intervals import (
+    Conditioned,
+    Interval,
+    IntervalTable,
+    Uncertainty,
+    Unconditioned,
+    interval_table,
+    term_covariates,
+    uncertainty_state,
+)
+from service.stats.results import ConditionalModes, FitResult, GroupFit, estimates
 from service.stats.rows import row_numbers
 
 
 def make_prediction_state(design: Design, fixed: Mapping[str, float],
-                          modes: Sequence[ConditionalModes]) -> dict[str, Any]:
+                          modes: Sequence[ConditionalModes],
+                          uncertainty: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The JSON prediction state of a fitted model.
 
     Parameters
@@ -36,6 +48,8 @@ def make_prediction_state(design: Design, fixed: Mapping[str, float],
         Fixed-effect estimates by column name (every name in ``design.fixed_names``).
     modes
         Conditional modes per random term (empty for ``lm``).
+    uncertainty
+        What prediction intervals need (``prediction_intervals.uncertainty_state``).
     """
     absent = [name for name in design.fixed_names if name not in fixed]
     if absent:
@@ -50,6 +64,7 @@ def make_prediction_state(design: Design, fixed: Mapping[str, float],
             "levels": list(m.levels),
             "modes": [[float(v) for v in row] for row in m.modes],
         } for m in modes],
+        **({"uncertainty": dict(uncertainty)} if uncertainty is not None else {}),
     }
 
 
@@ -92,6 +107,19 @@ class _StoredModes:
     terms: tuple[str, ...]
     modes: FloatArray  # levels x terms
     rows: dict[str, int]
+    index: int  # in the state's random_effects
+
+
+@dataclass(frozen=True, eq=False)
+class _Encoded:
+    """New rows encoded for a prediction, with the included random terms' parts."""
+
+    frame: pd.DataFrame
+    encoder: DesignEncoder  # restricted to the included random terms
+    design: Design
+    entries: list[_StoredModes]  # per included block
+    no_group: list[np.ndarray]  # per included block
+    prediction: FloatArray
 
 
 class Predictor:
@@ -115,20 +143,73 @@ class Predictor:
             _StoredModes(group=entry["group"], terms=tuple(entry["terms"]),
                          modes=np.asarray(entry["modes"], dtype=np.float64).reshape(
                              len(entry["levels"]), len(entry["terms"])),
-                         rows={str(level): i for i, level in enumerate(entry["levels"])})
-            for entry in state.get("random_effects", []))
+                         rows={str(level): i for i, level in enumerate(entry["levels"])},
+                         index=index)
+            for index, entry in enumerate(state.get("random_effects", [])))
+        self._uncertainty_state = state.get("uncertainty")
+        # encoders restricted to a selection of grouping factors (lme4's re.form)
+        self._restricted: dict[frozenset[str], DesignEncoder] = {}
+
+    @cached_property
+    def uncertainty(self) -> Uncertainty | None:
+        """What intervals need, decoded at the first interval asked for (None: the model
+        was stored before predictions had intervals)."""
+        return Uncertainty.from_state(self._uncertainty_state)
 
     def predict(self, data: pd.DataFrame, *, include_random_effects: bool = True,
-                new_levels: Literal["population", "error"] = "population") -> FloatArray:
-        """As :func:`predict`, from the compiled state."""
+                new_levels: Literal["population", "error"] = "population",
+                groups: Collection[str] | None = None) -> FloatArray:
+        """As :func:`predict`, from the compiled state; ``groups`` names the grouping
+        factors whose effects are included (lme4's ``re.form``; None: all of them)."""
         if self.kind == "lm_by_group":
-            return _predict_by_group(self, data)
-        encoder = self.encoder
-        with_random = include_random_effects and self.kind == "lmm"
+            _refuse_groups(groups)
+            return by_group(self, data, lambda group, part: group.predict(part),
+                            lambda n: np.empty(n), put_values)
+        return self._encode(data, include_random_effects, new_levels, groups).prediction
+
+    def predict_intervals(self, data: pd.DataFrame, *, interval: Interval, level: float,
+                          include_random_effects: bool = True,
+                          new_levels: Literal["population", "error"] = "population",
+                          groups: Collection[str] | None = None) -> IntervalTable:
+        """Predictions with their standard errors and ``interval`` at ``level``
+        (``service.stats.prediction_intervals``); per-group models use each group's lm."""
+        if self.kind == "lm_by_group":
+            _refuse_groups(groups)
+            return by_group(self, data, lambda group, part: group.predict_intervals(
+                part, interval=interval, level=level), empty_table, put_table)
+        uncertainty = self.uncertainty
+        if uncertainty is None:
+            raise PredictionError("The model was stored before predictions had intervals: "
+                                  "fit it again to get se_fit, lower and upper")
+        encoded = self._encode(data, include_random_effects, new_levels, groups)
+        conditioned = []
+        unconditioned = []
+        for block, entry, no_group in zip(encoded.design.random, encoded.entries,
+                                          encoded.no_group, strict=True):
+            term = uncertainty.terms[entry.index]
+            seen, level_rows = _seen_levels(block, entry, no_group)
+            conditioned.append(Conditioned(block.covariates, seen, level_rows, term))
+            unconditioned.append(Unconditioned(block.covariates, ~seen, term))
+        if interval == "prediction":
+            included = {entry.index for entry in encoded.entries}
+            for spec, entry in zip(self.encoder.random, self.modes, strict=True):
+                if entry.index not in included:
+                    unconditioned.append(Unconditioned(
+                        term_covariates(self.encoder, spec, encoded.frame),
+                        np.ones(len(encoded.frame), dtype=bool),
+                        uncertainty.terms[entry.index]))
+        return interval_table(encoded.prediction, encoded.design.X, uncertainty, conditioned,
+                              unconditioned, interval, level)
+
+    def _encode(self, data: pd.DataFrame, include_random_effects: bool,
+                new_levels: Literal["population", "error"],
+                groups: Collection[str] | None) -> _Encoded:
+        encoder = self._encoder_for(include_random_effects, groups)
+        with_random = bool(encoder.random)
         frame = data.reset_index(drop=True)
         # named here, before placeholders fill the missing groups, as R numbers the rows
         encoder.refuse_missing_values(frame, with_random)
-        specs = encoder.random if with_random else ()
+        specs = encoder.random
         no_group = [_missing_group(frame, spec.group) for spec in specs]
         if new_levels == "error":
             _refuse_missing_groups(specs, no_group)
@@ -139,13 +220,42 @@ class Predictor:
         if absent:
             raise PredictionError(f"the stored model has no estimate for {', '.join(absent)}")
         beta = np.array([self.fixed[name] for name in design.fixed_names])
-        # R's predict adds the offset of the new data
-        prediction: FloatArray = design.with_offset(design.X @ beta)
-        entries = list(self.modes) if with_random else []
+        prediction: FloatArray = design.X @ beta
+        entries = list(self.modes)
+        taken = []
         for block, rows_without in zip(design.random, no_group, strict=True):
-            prediction += _random_part(block, _take_entry(entries, block), rows_without)
-        return prediction
+            entry = _take_entry(entries, block)
+            taken.append(entry)
+            prediction += _random_part(block, entry, rows_without)
+        return _Encoded(frame=frame, encoder=encoder, design=design, entries=taken,
+                        no_group=no_group, prediction=prediction)
 
+    def _encoder_for(self, include_random_effects: bool,
+                     groups: Collection[str] | None) -> DesignEncoder:
+        """The encoder with only the random terms a prediction includes (all, none, or
+        those of the named grouping factors)."""
+        encoder = self.encoder
+        if groups:  # names to check, also against a model without random effects
+            return self._restricted_to(frozenset(groups))
+        if not encoder.random or (include_random_effects and groups is None):
+            return encoder
+        return self._restricted_to(frozenset())
+
+    def _restricted_to(self, groups: frozenset[str]) -> DesignEncoder:
+        found = self._restricted.get(groups)
+        if found is not None:
+            return found
+        known = [spec.group_label for spec in self.encoder.random]
+        unknown = sorted(groups - set(known))
+        if unknown:
+            raise PredictionError(
+                f"random_effects names {', '.join(unknown)}, which the model has no random "
+                f"effects for; its grouping factors: "
+                f"{', '.join(dict.fromkeys(known)) or 'none (it has no random effects)'}")
+        restricted = replace(self.encoder, random=tuple(
+            spec for spec in self.encoder.random if spec.group_label in groups))
+        self._restricted[groups] = restricted
+        return restricted
 
     def predict_available(self, data: pd.DataFrame, *, include_random_effects: bool = True,
                           new_levels: Literal["population", "error"] = "population"
@@ -172,6 +282,13 @@ class Predictor:
             return list(dict.fromkeys(names))
         return self.encoder.columns_used(
             random=include_random_effects and self.kind == "lmm", groups=False)
+
+
+def _refuse_groups(groups: Collection[str] | None) -> None:
+    if groups:
+        raise PredictionError("random_effects names grouping factors, but a per-group model "
+                              "(y ~ x | g) has no random effects: each row is predicted by "
+                              "its own group's regression")
 
 
 def _missing_group(frame: pd.DataFrame, group: tuple[str, ...]) -> np.ndarray:
@@ -219,7 +336,8 @@ _PLACEHOLDERS: dict[str, object] = {"categorical": "", "numeric": 0.0, "boolean"
 
 
 def make_by_group_state(columns: Sequence[str], designs: Mapping[str, Design],
-                        groups: Sequence[GroupFit]) -> dict[str, Any]:
+                        groups: Sequence[GroupFit],
+                        own_fits: Mapping[str, FitResult] | None = None) -> dict[str, Any]:
     """The JSON prediction state of a per-group model (lme4's ``lmList``).
 
     Parameters
@@ -230,74 +348,17 @@ def make_by_group_state(columns: Sequence[str], designs: Mapping[str, Design],
         The design of each fitted level, by level label.
     groups
         The per-level fits; levels without estimates (not fitted) are left out.
+    own_fits
+        Each level's own lm fit, whose vcov, σ and df its prediction intervals use.
     """
     states = {}
     for group in groups:
         if group.level in designs and group.fixed_effects:
+            own = (own_fits or {}).get(group.level)
             states[group.level] = make_prediction_state(
-                designs[group.level], estimates(group.fixed_effects), ())
+                designs[group.level], estimates(group.fixed_effects), (),
+                uncertainty_state(own) if own is not None else None)
     return {"kind": "lm_by_group", "by": list(columns), "groups": states}
-
-
-def _predict_by_group(predictor: Predictor, data: pd.DataFrame) -> FloatArray:
-    """Each row predicted by its own level's regression, as R's ``predict`` on an lmList.
-
-    Separate regressions have no population-level model, so a level without a fit (unseen,
-    or not fitted for lack of rows) is an error whatever ``new_levels`` says.
-    """
-    by = predictor.by
-    label = ":".join(by)
-    present = [c for c in by if c in data.columns]
-    no_group: np.ndarray = (np.flatnonzero(data[present].isna().any(axis=1).to_numpy())
-                            if present else np.array([], dtype=np.intp))
-    if len(no_group):
-        # R's predict on an lmList: "nonexistent group in 'newdata'"
-        raise PredictionError(
-            f"{len(no_group)} row(s) have no value for {label}: {row_numbers(no_group)}. A "
-            "per-group model predicts each row by its own group's regression, and has no "
-            "population-level regression for a row without a group")
-    groups, _ = split_rows(by, data)
-    fitted = predictor.groups
-    resolved = {g.level: _fitted_level(g.level, fitted) for g in groups}
-    unknown = [level for level, found in resolved.items() if found is None]
-    if unknown:
-        raise PredictionError(f"no regression was fitted for {label} level(s) "
-                              f"{', '.join(unknown[:20])}; levels with a fit: "
-                              f"{', '.join(list(fitted)[:20])}")
-    prediction = np.empty(len(data))
-    for group in groups:
-        part = data.iloc[group.rows].reset_index(drop=True)
-        level = resolved[group.level]
-        assert level is not None  # unknown levels were refused above
-        prediction[group.rows] = fitted[level].predict(part)
-    return prediction
-
-
-def _as_number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _fitted_level(level: str, fitted: Mapping[str, Any]) -> str | None:
-    """The fitted level that ``level`` (a label of new data) names, or None.
-
-    New data may write a numeric group another way than the data it was fitted on
-    (100000.0 or 1e5 for an integer column's 100000): numeric parts are matched by value.
-    """
-    if level in fitted:
-        return level
-    parts = level.split(":")
-    values = [_as_number(p) for p in parts]
-    if any(v is None for v in values):
-        return None
-    for candidate in fitted:
-        other = candidate.split(":")
-        if len(other) == len(parts) and all(
-                _as_number(o) == v for o, v in zip(other, values, strict=True)):
-            return str(candidate)
-    return None
 
 
 def _take_entry(entries: list[_StoredModes], block: RandomBlock) -> _StoredModes:
@@ -309,10 +370,10 @@ def _take_entry(entries: list[_StoredModes], block: RandomBlock) -> _StoredModes
                           f"({' + '.join(block.terms)} | {block.group})")
 
 
-def _random_part(block: RandomBlock, entry: _StoredModes,
-                 no_group: np.ndarray | None = None) -> FloatArray:
-    """Row-wise covariates · modes of the row's level (0 for unseen levels and for the rows
-    marked in ``no_group``, whose group is missing)."""
+def _seen_levels(block: RandomBlock, entry: _StoredModes,
+                 no_group: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The rows whose level has modes (not unseen, not marked in ``no_group``, whose group
+    is missing), and for each of them its level's row in the stored modes."""
     stored = entry.rows
     missing = [level for level in block.levels if level not in stored]
     if missing:
@@ -322,7 +383,14 @@ def _random_part(block: RandomBlock, entry: _StoredModes,
     seen = block.codes >= 0
     if no_group is not None:
         seen &= ~no_group
+    return seen, rows[block.codes[seen]]
+
+
+def _random_part(block: RandomBlock, entry: _StoredModes,
+                 no_group: np.ndarray | None = None) -> FloatArray:
+    """Row-wise covariates · modes of the row's level (0 for unseen levels and for the rows
+    marked in ``no_group``, whose group is missing)."""
+    seen, level_rows = _seen_levels(block, entry, no_group)
     out = np.zeros(len(block.codes))
-    level_modes = entry.modes[rows[block.codes[seen]]]
-    out[seen] = np.einsum("ij,ij->i", block.covariates[seen], level_modes)
+    out[seen] = np.einsum("ij,ij->i", block.covariates[seen], entry.modes[level_rows])
     return out

@@ -107,7 +107,9 @@ def _square(matrix: npt.NDArray[np.float64]) -> Square:
 
 @dataclass(frozen=True)
 class RandomEffectsTerm:
-    """Variance components of one random-effects term (one bar after expansion)."""
+    """Variance components of one random-effects term (one bar after expansion):
+    ``covariance`` is VarCorr's matrix σ² T Tᵀ (``as.data.frame(VarCorr(fit))``'s
+    ``vcov``), empty in results stored before it was."""
 
     group: str
     terms: tuple[str, ...]
@@ -115,6 +117,7 @@ class RandomEffectsTerm:
     variance: tuple[float, ...]
     correlation: tuple[tuple[float, ...], ...]
     n_levels: int
+    covariance: tuple[tuple[float, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -156,9 +159,12 @@ class Convergence:
 
 @dataclass(frozen=True)
 class ConditionalModes:
-    """Conditional modes (BLUPs) and conditional standard deviations of one term.
+    """Conditional modes (BLUPs) and their conditional covariances of one term.
 
-    ``modes[i][j]`` is level ``levels[i]``'s mode for ``terms[j]``.
+    ``modes[i][j]`` is level ``levels[i]``'s mode for ``terms[j]``; ``cond_cov[i]`` is that
+    level's q × q conditional covariance (lme4's ``postVar`` slice ``[, , i]``) and
+    ``cond_sd[i]`` the square roots of its diagonal. ``cond_cov`` is empty in fits stored
+    before it was.
     """
 
     group: str
@@ -166,6 +172,7 @@ class ConditionalModes:
     levels: tuple[str, ...]
     modes: tuple[tuple[float, ...], ...]
     cond_sd: tuple[tuple[float, ...], ...]
+    cond_cov: tuple[tuple[tuple[float, ...], ...], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,7 @@ def _random_effects_terms(cp: CrossProducts, solution: Solution,
             group=name, terms=term.block.terms,
             std_dev=tuple(float(v) for v in sd), variance=tuple(float(v) for v in variance),
             correlation=tuple(tuple(float(v) for v in row) for row in corr),
-            n_levels=term.n_levels))
+            n_levels=term.n_levels, covariance=_nested(cov)))
     return tuple(out)
 
 
@@ -153,8 +153,13 @@ def _conditional_modes(cp: CrossProducts, solution: Solution) -> tuple[Condition
         out.append(ConditionalModes(
             group=term.block.group, terms=term.block.terms, levels=term.block.levels,
             modes=tuple(tuple(float(v) for v in row) for row in b),
-            cond_sd=tuple(tuple(float(v) for v in row) for row in sd)))
+            cond_sd=tuple(tuple(float(v) for v in row) for row in sd),
+            cond_cov=tuple(_nested(level) for level in cov)))
     return tuple(out)
+
+
+def _nested(square: FloatArray) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(float(v) for v in row) for row in square)
 
 
 def random_part(blocks: tuple[RandomBlock, ...], modes: list[FloatArray]) -> FloatArray:
