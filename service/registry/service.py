@@ -60,10 +60,13 @@ def list_registered(session: Session, limit: int, offset: int
 
 def version_model_id(session: Session, name: str, version: int) -> str:
     """The id of version ``version`` of ``name`` (404 if there is none)."""
-    row = get_registered(session, name)
+    return _version_id(session, get_registered(session, name), version)
+
+
+def _version_id(session: Session, row: RegisteredModelRow, version: int) -> str:
     model_id = repository.version_model_id(session, row.id, version)
     if model_id is None:
-        raise NotFound(f"{name} has no version {version} (its versions go up to "
+        raise NotFound(f"{row.name} has no version {version} (its versions go up to "
                        f"{row.latest_version}; a deleted version is not reused).",
                        latest_version=row.latest_version)
     return model_id
@@ -110,7 +113,7 @@ def put_alias(session: Session, name: str, alias: str, version: int, if_match: s
     """Point ``alias`` at ``version``: create it, or move it if ``if_match`` names its
     current ETag (or is absent: an unconditional move). True when it was created."""
     registered = get_registered(session, name)
-    model_id = version_model_id(session, name, version)
+    model_id = _version_id(session, registered, version)
     current = repository.get_alias(session, registered.id, alias, for_update=True)
     _check_preconditions(name, alias, current, if_match, if_none_match)
     now = utcnow()
