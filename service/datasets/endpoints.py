@@ -12,9 +12,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service.body import Body, media_type, read_body, read_body_spooled, replay, unsupported
 from service.datasets import service
 from service.datasets.ingest import Limits
-from service.datasets.schemas import MAX_OFFSET, Dataset, DatasetList, DatasetRecords
+from service.datasets.schemas import Dataset, DatasetList, DatasetRecords
 from service.dependencies import ComputeDep, SessionDep, SettingsDep
 from service.errors import InvalidInput, problem_responses
+from service.pagination import PageQuery
 from service.settings import Settings
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -142,15 +143,11 @@ async def create_dataset(
 
 
 @router.get("", response_model=DatasetList, responses=problem_responses(422))
-def list_datasets(
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-) -> DatasetList:
-    """List datasets, newest first."""
-    rows, total = service.list_datasets(session, limit, offset)
-    return DatasetList(items=[Dataset.from_row(r) for r in rows], total=total, limit=limit,
-                       offset=offset)
+def list_datasets(session: SessionDep, page: Annotated[PageQuery, Query()]) -> DatasetList:
+    """List datasets, newest first (an unknown query parameter is a 422)."""
+    rows, total = service.list_datasets(session, page.limit, page.offset)
+    return DatasetList(items=[Dataset.from_row(r) for r in rows], total=total,
+                       limit=page.limit, offset=page.offset)
 
 
 @router.get("/{dataset_id}", response_model=Dataset, responses=problem_responses(404))

@@ -100,7 +100,8 @@ def test_limit_and_offset_still_page(client: TestClient, stored: list[ModelRow])
 
 
 @pytest.mark.parametrize("url", ["/v1/models?stauts=failed", "/v1/models?page=2",
-                                 "/v1/comparisons?sort=name", "/v1/registry?q=x"])
+                                 "/v1/comparisons?sort=name", "/v1/registry?q=x",
+                                 "/v1/datasets?name=mood"])
 def test_an_unknown_query_parameter_is_422_naming_it(client: TestClient, url: str) -> None:
     body = assert_problem(client.get(url), 422)
     assert url.split("?")[1].split("=")[0] in str(body)
