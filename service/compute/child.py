@@ -15,19 +15,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from service.jobs.child import die_with_parent, limit_memory
-
-# the scheduler's niceness of a compute child: its work yields the CPU to the API's event
-# loop (a plot of 100,000 rows beside /healthz on two cores), and still gets all of an idle
-# machine
-CHILD_NICENESS = 10
-
-
-def lower_priority() -> None:
-    try:
-        os.nice(CHILD_NICENESS)
-    except OSError:
-        pass  # not allowed here: the work runs at the API's priority
+from service.jobs.child import die_with_parent, limit_memory, lower_priority
 
 
 def serve_tasks(connection: Connection, lifeline: Connection, memory_bytes: int,

@@ -220,8 +220,7 @@ class Predictor:
         if absent:
             raise PredictionError(f"the stored model has no estimate for {', '.join(absent)}")
         beta = np.array([self.fixed[name] for name in design.fixed_names])
-        # R's predict adds the offset of the new data
-        prediction: FloatArray = design.with_offset(design.X @ beta)
+        prediction: FloatArray = design.X @ beta
         entries = list(self.modes)
         taken = []
         for block, rows_without in zip(design.random, no_group, strict=True):
