@@ -129,6 +129,9 @@ class ModelRow(Tenanted, Base):
     method: Mapped[str] = mapped_column(String(8))
     # per-group fits (lm_by_group): pooled residual SD in the coefficient tables; else null
     pool: Mapped[bool | None] = mapped_column(Boolean)
+    # {column: "contr.sum", ...}: the coding of factors of the fixed part (R's contrasts
+    # argument); null: treatment for every factor
+    contrasts: Mapped[dict[str, str] | None] = mapped_column(JSON(none_as_null=True))
     kind: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -26,7 +26,7 @@ from service.inspection.schemas import (
 from service.inspection.stored import dataset_content, model_frame, model_method, stored_fit
 from service.models import service as models
 from service.stats.formula import parse_formula
-from service.stats.formula.tree import Formula
+from service.stats.formula.tree import Formula, with_contrasts
 from service.stats.inspection import (
     ModelResiduals,
     model_plot_data,
@@ -51,6 +51,7 @@ class StoredModel:
     result: dict[str, Any] | None
     conditional_modes: list[dict[str, Any]] | None
     dataset: bytes  # Parquet
+    contrasts: dict[str, str] | None = None  # the coding of factors (R's contrasts)
 
     @property
     def label(self) -> str:
@@ -70,7 +71,8 @@ class Inspected:
 
     @classmethod
     def of(cls, model: StoredModel) -> Inspected:
-        return cls(model=model, formula=parse_formula(model.formula), result=stored_fit(model),
+        formula = with_contrasts(parse_formula(model.formula), model.contrasts)
+        return cls(model=model, formula=formula, result=stored_fit(model),
                    data=model_frame(model.dataset))
 
 
@@ -99,7 +101,7 @@ def stored_model(session: Session, row: ModelRow) -> StoredModel:
     model = StoredModel(id=row.id, name=row.name, formula=row.formula, kind=row.kind,
                         method=row.method, result=row.result,
                         conditional_modes=row.conditional_modes,
-                        dataset=dataset_content(session, row))
+                        dataset=dataset_content(session, row), contrasts=row.contrasts)
     end_reads(session)
     return model
 

@@ -51,6 +51,8 @@ class FitRequest:
     method: str
     parquet: bytes
     pool: bool = True  # per-group fits: pooled residual SD (lme4's default)
+    # {column: "contr.sum"}: R's contrasts argument; None: treatment for every factor
+    contrasts: dict[str, str] | None = None
 
     @property
     def label(self) -> str:
@@ -59,7 +61,8 @@ class FitRequest:
     def run(self, report: Report) -> Any:
         from service.stats.fit import fit_model
 
-        return fit_model(self.formula, read_parquet(self.parquet), self.method, self.pool)
+        return fit_model(self.formula, read_parquet(self.parquet), self.method, self.pool,
+                         self.contrasts)
 
 
 def read_parquet(content: bytes) -> Any:

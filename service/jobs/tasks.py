@@ -95,7 +95,8 @@ def _load_request(job: JobRow, ctx: TaskContext) -> FitRequest | None:
             jobs.fail(session, job.id, ctx.worker_id, "the dataset was deleted", retry=False)
             return None
         return FitRequest(formula=model.formula, method=model.method, parquet=dataset.content,
-                          pool=True if model.pool is None else model.pool)
+                          pool=True if model.pool is None else model.pool,
+                          contrasts=model.contrasts)
 
 
 # outcomes that another attempt would repeat: never retried

@@ -8,7 +8,7 @@ on. Every number may be null: R reports NA for an aliased coefficient, for insta
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -34,6 +34,8 @@ from service.registry.names import (
 )
 
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+# as service.stats.design.contrasts.CODINGS (the core refuses anything else too)
+Coding = Literal["contr.treatment", "contr.sum", "contr.helmert", "contr.poly", "contr.SAS"]
 Kind = Literal["lm", "lmm", "lm_by_group"]
 Number = float | None
 
@@ -149,6 +151,13 @@ class ModelCreate(BaseModel):
                     "intervals from the residual SD pooled over the groups, as "
                     "summary(lmList(...)) by default (true), or from each group's own fit "
                     "(false); other models ignore it")
+    contrasts: dict[Annotated[str, Field(max_length=1000)], Coding] | None = Field(
+        default=None, max_length=100, examples=[{"recipe": "contr.sum"}], description=(
+            "The coding of factor columns of the fixed effects, as the contrasts argument "
+            "of R's lm and lmer: column -> contr.treatment (the default), contr.sum, "
+            "contr.helmert, contr.poly or contr.SAS. Columns are named as R names them "
+            "(recipe1, recipe2 for sum and helmert; temp.L, temp.Q, temp.C, temp^4 for "
+            "poly). As lme4, random-effects terms keep treatment coding"))
     name: str | None = Field(default=None, description=(
         "A registered name: the model becomes its next version (1, 2, 3 ...), reachable "
         f"as /v1/models/<name>@<version> and through the name's aliases. {NAME_MESSAGE}."))
@@ -177,6 +186,9 @@ class Model(BaseModel):
     pool: bool | None = Field(
         description="Per-group fits: whether the coefficient tables use the pooled residual "
                     "SD; null for other models")
+    contrasts: dict[str, str] | None = Field(
+        None, description="The coding of factor columns the model was created with (null: "
+                          "treatment coding of every factor)")
     kind: Kind
     status: Status
     created_at: datetime
@@ -192,7 +204,8 @@ class Model(BaseModel):
         return cls(
             id=row.id, name=row.name, version=row.version, tags=row.tags or {},
             dataset_id=row.dataset_id, formula=row.formula,
-            method=row.method, pool=row.pool, kind=row.kind,  # type: ignore[arg-type]
+            method=row.method, pool=row.pool, contrasts=row.contrasts,
+            kind=row.kind,  # type: ignore[arg-type]
             status=row.status,  # type: ignore[arg-type]
             created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at,
             error=_problem(row.error),

@@ -31,10 +31,12 @@ from service.registry import service as registry
 from service.registry.names import MAX_TAGS, parse_reference
 from service.settings import Settings
 from service.stats.design import check_columns
+from service.stats.design.checks import resolve_contrasts
 from service.stats.design.size import DesignSize, design_size
+from service.stats.errors import ArgumentError
 from service.stats.formula import formula_columns, parse_formula
 from service.stats.formula.columns import bind_constants
-from service.stats.formula.tree import Formula
+from service.stats.formula.tree import Formula, with_contrasts
 from service.stats.lmm.structure import MAX_DENSE_COLUMNS
 
 # a model in one of these never changes again (but for its tags)
@@ -73,6 +75,7 @@ def create_model(session: Session, spec: ModelCreate, max_attempts: int,
         raise NotFound(f"There is no dataset with id {spec.dataset_id!r}.")
     kinds = {c["name"]: c["dtype"] for c in dataset.columns}
     check_columns(formula, kinds)
+    check_arguments(with_contrasts(formula, spec.contrasts), kinds)
     if limits is not None:
         size = design_size(bind_constants(formula, kinds), kinds,
                            _levels(session, dataset, formula), dataset.n_rows)
@@ -81,6 +84,7 @@ def create_model(session: Session, spec: ModelCreate, max_attempts: int,
         id=str(uuid.uuid4()), name=clean_name(label), dataset_id=dataset.id,
         formula=spec.formula, method=spec.method, kind=formula.kind, status="queued",
         pool=spec.pool if formula.kind == "lm_by_group" else None, created_at=utcnow(),
+        contrasts=dict(spec.contrasts) if spec.contrasts else None,
     )
     if spec.name is not None:
         # last, just before the insert: the name's counter row stays locked until commit
@@ -90,6 +94,17 @@ def create_model(session: Session, spec: ModelCreate, max_attempts: int,
     # same transaction as the model: a model is never stored without its job
     jobs.enqueue(session, FIT_JOB, row.id, max_attempts)
     return row
+
+
+def check_arguments(formula: Formula, kinds: dict[str, str]) -> None:
+    """A 422 naming each field of the spec beside the formula that the dataset refuses
+    (``contrasts.<column>``)."""
+    try:
+        resolve_contrasts(bind_constants(formula, kinds), kinds)
+    except ArgumentError as error:
+        raise InvalidInput(str(error), errors=[
+            {"location": "body", "field": field, "type": "value_error", "detail": why}
+            for field, why in error.problems.items()]) from None
 
 
 def _levels(session: Session, dataset: DatasetRow, formula: Formula) -> dict[str, int]:

@@ -19,6 +19,7 @@ from service.models.schemas import ModelPatch
 from service.portability.document import make_document, read_document
 from service.registry import service as registry
 from service.registry.names import NAME
+from service.stats.design.contrasts import CODINGS
 from service.stats.formula import parse_formula
 from service.stats.predict import Predictor
 from service.stats.results import (
@@ -39,7 +40,8 @@ def export_model(session: Session, model_id: str, mixedfit_version: str) -> dict
     model = {
         "id": row.id, "name": row.name, "version": row.version, "tags": row.tags or {},
         "dataset_id": row.dataset_id, "formula": row.formula, "method": row.method,
-        "kind": row.kind, "pool": row.pool, "created_at": row.created_at.isoformat(),
+        "kind": row.kind, "pool": row.pool, "contrasts": row.contrasts,
+        "created_at": row.created_at.isoformat(),
         "finished_at": row.finished_at.isoformat() if row.finished_at else None,
     }
     return make_document(model, row.result, row.prediction_state, row.conditional_modes,
@@ -71,6 +73,7 @@ def import_model(session: Session, document: dict[str, Any]) -> ModelRow:
     row = ModelRow(
         id=str(uuid.uuid4()), dataset_id=model["dataset_id"], formula=model["formula"],
         method=model["method"], kind=model["kind"], pool=model.get("pool"),
+        contrasts=_contrasts(model.get("contrasts")),
         status="succeeded", created_at=now, finished_at=now, result=document["result"],
         prediction_state=document["prediction_state"],
         conditional_modes=document.get("conditional_modes"),
@@ -84,6 +87,17 @@ def import_model(session: Session, document: dict[str, Any]) -> ModelRow:
     models_repository.add_model(session, row)
     models_repository.add_result_rows(session, row.id, _fit_result(row, document["result"]))
     return row
+
+
+def _contrasts(value: Any) -> dict[str, str] | None:
+    """The document's contrasts (absent in documents exported before they existed)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and v in CODINGS for k, v in value.items()):
+        raise InvalidInput(f"The document's contrasts are not column: coding pairs ("
+                           f"codings: {', '.join(CODINGS)}): {value!r}")
+    return dict(value) or None
 
 
 def _fit_result(row: ModelRow, result: dict[str, Any]) -> FitResult:

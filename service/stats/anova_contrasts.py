@@ -14,8 +14,9 @@ decomposition), so they are built exactly as lmerTest 3.1-3 builds them
   design (every level of every factor), made orthogonal to the terms that contain it.
 
 A model with at most one term (or one column) gets the Type 1 rows whatever the type, as
-lmerTest does. Only treatment contrasts exist here, which is lmerTest's direct path
-(``extract_contrasts_type3`` on the model's own X).
+lmerTest does. Type 3 here is lmerTest's path for treatment coding
+(``extract_contrasts_type3`` on the model's own X); a model with other contrasts maps
+these hypotheses to its coding (``lmm_anova``).
 """
 
 from __future__ import annotations

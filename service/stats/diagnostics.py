@@ -84,8 +84,10 @@ def residual_table(
         std = resid / sigma
     else:
         std = standardized_ols_residuals(design.X, resid)
+    # y is the response minus any offset; the fitted values shown are R's (offset added)
     table = pd.DataFrame(
-        {"row": design.rows.astype(np.int64), "fitted": fit, "residual": resid,
+        {"row": design.rows.astype(np.int64), "fitted": design.with_offset(fit),
+         "residual": resid,
          "std_residual": std}
     )
     for block in design.random:

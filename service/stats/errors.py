@@ -31,6 +31,15 @@ class DesignError(StatsError):
     """The formula and the data do not fit together (unknown columns, wrong types, ...)."""
 
 
+class ArgumentError(DesignError):
+    """A model argument beside the formula that the data refuse (``contrasts``,
+    ``weights``): ``problems`` maps each offending field (``contrasts.recipe``) to why."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = dict(problems)
+        super().__init__("; ".join(f"{field}: {why}" for field, why in problems.items()))
+
+
 class PredictionError(StatsError):
     """New data that cannot be predicted (missing columns, unseen levels, ...)."""
 

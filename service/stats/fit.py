@@ -7,6 +7,7 @@ objective, optimizes and packages the result), then record what prediction needs
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -15,6 +16,7 @@ import pandas as pd
 from service.stats.design import Design, build_design
 from service.stats.errors import FitError
 from service.stats.formula import parse_formula
+from service.stats.formula.tree import with_contrasts
 from service.stats.lmlist import GroupedFit, fit_groups
 from service.stats.lmm import fit_lmm
 from service.stats.ols import fit_ols
@@ -35,7 +37,7 @@ class FittedModel:
 
 
 def fit_model(formula: str, data: pd.DataFrame, method: str = "REML",
-              pool: bool = True) -> FittedModel:
+              pool: bool = True, contrasts: Mapping[str, str] | None = None) -> FittedModel:
     """Fit ``formula`` to ``data``.
 
     Parameters
@@ -49,6 +51,9 @@ def fit_model(formula: str, data: pd.DataFrame, method: str = "REML",
     pool
         Per-group fits (``y ~ x | g``): standard errors and tests from the pooled residual
         SD, as lme4's ``summary(lmList(...))`` by default; ignored by other models.
+    contrasts
+        The coding of factor columns of the fixed part (``{"recipe": "contr.sum"}``), as
+        the ``contrasts`` argument of ``lm`` and ``lmer``; treatment for the others.
 
     Returns
     -------
@@ -63,11 +68,12 @@ def fit_model(formula: str, data: pd.DataFrame, method: str = "REML",
     if method not in ("REML", "ML"):
         raise FitError(f"method must be 'REML' or 'ML', not {method!r}")
     with single_threaded_blas():
-        return _fit_model(formula, data, method, pool)
+        return _fit_model(formula, data, method, pool, contrasts)
 
 
-def _fit_model(formula: str, data: pd.DataFrame, method: str, pool: bool) -> FittedModel:
-    parsed = parse_formula(formula)
+def _fit_model(formula: str, data: pd.DataFrame, method: str, pool: bool,
+               contrasts: Mapping[str, str] | None) -> FittedModel:
+    parsed = with_contrasts(parse_formula(formula), contrasts)
     if parsed.by_group is not None:
         grouped = fit_groups(parsed, data, pool)
         state = make_by_group_state(parsed.by_group, grouped.designs, grouped.result.groups,

@@ -1,21 +1,24 @@
 """lmerTest's ``anova(fit, type, ddf)`` of a stored mixed model, on its rebuilt design.
 
 The hypothesis of each term comes from ``anova_contrasts`` (they need X, and Type 3 the
-fully coded design, so the data); its F test from ``lmm.contrast_tests``: Satterthwaite's
-needs the Jacobian of vcov(β̂) and the Hessian of the deviance at the optimum, taken at
-the stored θ̂ (``lmm.at_optimum``); Kenward-Roger's the adjusted covariance
-(``lmm.kenward_roger``), from the design's X and Z. Nothing is refitted. The table has one
-row per fixed term and, as lmerTest's, no intercept and no residual row.
+fully coded design, so the data; with contrasts other than treatment, Type 3 maps the
+treatment-coded model's hypotheses to the model's coding, as lmerTest); its F test from
+``lmm.contrast_tests``: Satterthwaite's needs the Jacobian of vcov(β̂) and the Hessian of
+the deviance at the optimum, taken at the stored θ̂ (``lmm.at_optimum``); Kenward-Roger's
+the adjusted covariance (``lmm.kenward_roger``), from the design's X and Z. Nothing is
+refitted. The table has one row per fixed term and, as lmerTest's, no intercept and no
+residual row.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from service.stats.anova_contrasts import ModelTerm, term_contrasts
+from service.stats.anova_contrasts import ModelTerm, term_contrasts, zapsmall
 from service.stats.design import build_design
 from service.stats.design.encoder import evaluate_variables
 from service.stats.design.terms import TermSpec, term_block
@@ -73,8 +76,11 @@ def lmm_anova(formula: Formula, data: pd.DataFrame, result: FitResult, type: int
         design = build_design(formula, data)
         beta = _stored_beta(design, result)
         terms = model_terms(design, data)
-        contrasts = term_contrasts(type, design.X, design.fixed_names, terms,
-                                   design.encoder.intercept)
+        if type == 3 and formula.contrasts and len(terms) > 1 and design.X.shape[1] > 1:
+            contrasts = _type3_in_model_coding(formula, data, design)
+        else:
+            contrasts = term_contrasts(type, design.X, design.fixed_names, terms,
+                                       design.encoder.intercept)
         optimum = stored_optimum(design, "REML" if result.method == "REML" else "ML",
                                  np.asarray(result.theta), result.residual_std_dev)
         sigma = result.residual_std_dev
@@ -89,6 +95,20 @@ def lmm_anova(formula: Formula, data: pd.DataFrame, result: FitResult, type: int
                      if matrix.shape[0] else None for label, matrix in contrasts.items()}
     return AnovaTable(type=type, rows=tuple(_row(label, test) for label, test in tests.items()),
                       ddf=ddf)
+
+
+def _type3_in_model_coding(formula: Formula, data: pd.DataFrame,
+                           design: Design) -> dict[str, np.ndarray]:
+    """lmerTest's Type 3 hypotheses of a model with other contrasts than treatment: those
+    of the treatment-coded model (the same model, another basis of X's span) mapped to the
+    model's coefficients, ``L ginv(X_treatment) X`` (lmerTest's ``get_contrasts_type3``),
+    so the table is the treatment-coded model's whatever the coding."""
+    treatment = build_design(replace(formula, contrasts=()), data)
+    coded = term_contrasts(3, treatment.X, treatment.fixed_names,
+                           model_terms(treatment, data), treatment.encoder.intercept)
+    basis, *_ = np.linalg.lstsq(treatment.X, design.X, rcond=None)
+    to_model = zapsmall(np.asarray(basis, dtype=np.float64))
+    return {label: matrix @ to_model for label, matrix in coded.items()}
 
 
 def _row(label: str, test: FTest | None) -> AnovaRow:

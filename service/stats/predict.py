@@ -220,7 +220,8 @@ class Predictor:
         if absent:
             raise PredictionError(f"the stored model has no estimate for {', '.join(absent)}")
         beta = np.array([self.fixed[name] for name in design.fixed_names])
-        prediction: FloatArray = design.X @ beta
+        # R's predict adds the offset of the new data
+        prediction: FloatArray = design.with_offset(design.X @ beta)
         entries = list(self.modes)
         taken = []
         for block, rows_without in zip(design.random, no_group, strict=True):

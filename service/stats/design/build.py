@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from service.stats.design.checks import check_columns
+from service.stats.design.checks import check_columns, resolve_contrasts
 from service.stats.design.encoder import (
     DesignEncoder,
     RandomSpec,
@@ -69,19 +69,22 @@ def build_design(formula: Formula, data: pd.DataFrame) -> Design:
     data_kinds = infer_kinds(data)
     formula = bind_constants(formula, data_kinds)
     check_columns(formula, data_kinds)
+    codings = resolve_contrasts(formula, data_kinds)
     used = list(formula_columns(formula))
     kinds = {name: data_kinds[name] for name in used}
     frame, rows = _drop_missing(data, used)
     n_dropped = len(data) - len(frame)
 
     variables, exprs = _learn_variables(formula, frame, kinds)
-    params = learn_parameters([*exprs.values(), formula.response], data, kinds)
+    params = learn_parameters([*exprs.values(), formula.response, *formula.offsets], data,
+                              kinds)
     categorical = {label for label, v in variables.items() if v.categorical}
-    fixed = code_terms([_labels(t) for t in formula.fixed], categorical, formula.intercept)
+    fixed = code_terms([_labels(t) for t in formula.fixed], categorical, formula.intercept,
+                       codings)
     encoder = DesignEncoder(
         response=formula.response, intercept=formula.intercept, kinds=kinds,
         variables=variables, exprs=exprs, params=params, fixed=fixed, all_fixed_names=(),
-        by_group=formula.by_group)
+        by_group=formula.by_group, offsets=formula.offsets)
     values = evaluate_variables(encoder, frame, list(variables), params=params,
                                 error=DesignError, learn=False)
     n = len(frame)
@@ -97,14 +100,18 @@ def build_design(formula: Formula, data: pd.DataFrame) -> Design:
         response=formula.response, intercept=formula.intercept, kinds=kinds,
         variables=variables, exprs=exprs, params=params, fixed=fixed,
         all_fixed_names=tuple(names), random=random, dropped_aliased=dropped,
-        by_group=formula.by_group)
+        by_group=formula.by_group, offsets=formula.offsets)
+    offset = encoder.offset_values(frame, DesignError)
+    if offset is not None:
+        y = y - offset  # R's lm.fit(x, y - offset); lme4 likewise
     X = encoder.fixed_matrix(values, n)
     blocks = tuple(encoder.block(spec, frame, values, "population", DesignError)
                    for spec in random)
     return Design(
         y=y, X=X, fixed_names=encoder.fixed_names, random=blocks, rows=rows,
         response_name=deparse(formula.response), encoder=encoder, n_dropped_missing=n_dropped,
-        dropped_aliased=dropped, messages=(rank_message(list(dropped)),) if dropped else ())
+        dropped_aliased=dropped, messages=(rank_message(list(dropped)),) if dropped else (),
+        offset=offset)
 
 
 def learn_parameters(exprs: list[Expr], data: pd.DataFrame, kinds: dict[str, ColumnKind]

@@ -60,6 +60,7 @@ class DesignEncoder:
     random: tuple[RandomSpec, ...] = ()
     dropped_aliased: tuple[str, ...] = ()
     by_group: tuple[str, ...] | None = None
+    offsets: tuple[Expr, ...] = ()
 
     @property
     def response_name(self) -> str:
@@ -113,10 +114,25 @@ class DesignEncoder:
         X = self.fixed_matrix(values, len(frame))
         blocks = tuple(self.block(spec, frame, values, new_levels, PredictionError)
                        for spec in specs)
+        offset = self.offset_values(frame, PredictionError)
+        y = self._response_or_none(frame)
         return Design(
-            y=self._response_or_none(frame), X=X, fixed_names=self.fixed_names, random=blocks,
+            y=y if y is None or offset is None else y - offset, X=X,
+            fixed_names=self.fixed_names, random=blocks,
             rows=np.arange(len(frame), dtype=np.intp), response_name=self.response_name,
-            encoder=self, dropped_aliased=self.dropped_aliased)
+            encoder=self, dropped_aliased=self.dropped_aliased, offset=offset)
+
+    def offset_values(self, frame: pd.DataFrame, error: type[StatsError]) -> FloatArray | None:
+        """The sum of the ``offset(...)`` expressions per row (None without offsets)."""
+        if not self.offsets:
+            return None
+        names = dict.fromkeys(c for o in self.offsets for c in expr_columns(o))
+        columns = {n: numeric_values(frame[n], self.kinds[n], error) for n in names}
+        evaluator = Evaluator(columns, dict(self.params), learn=False, error=error)
+        total = np.zeros(len(frame))
+        for offset in self.offsets:
+            total = total + evaluator.variable(offset)[0][:, 0]
+        return total
 
     def fixed_matrix(self, values: Mapping[str, Value], n: int, *,
                      keep_aliased: bool = False) -> FloatArray:
@@ -148,9 +164,9 @@ class DesignEncoder:
 
     def columns_used(self, *, random: bool = True, response: bool = False,
                      groups: bool = True) -> list[str]:
-        """The data columns the fixed part (and optionally random terms, their grouping
-        columns, the response) reads."""
-        names: list[str] = []
+        """The data columns the fixed part with its offsets (and optionally random terms,
+        their grouping columns, the response) reads."""
+        names: list[str] = [c for o in self.offsets for c in expr_columns(o)]
         for label in self._needed_variables(random):
             variable = self.variables[label]
             names.extend([variable.column] if variable.categorical

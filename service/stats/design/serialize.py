@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from service.stats.design.contrasts import CODINGS
 from service.stats.design.expr import expr_from_json, expr_to_json
 from service.stats.design.terms import TermSpec, Variable
 from service.stats.design.values import KINDS, ColumnKind
@@ -44,6 +45,8 @@ def encoder_to_json(encoder: DesignEncoder) -> dict[str, Any]:
             "levels": list(spec.levels),
         } for spec in encoder.random],
         "by_group": None if encoder.by_group is None else list(encoder.by_group),
+        # absent in encoders stored before offsets existed
+        "offsets": [expr_to_json(o) for o in encoder.offsets],
     }
 
 
@@ -85,6 +88,7 @@ def encoder_from_json(encoder_cls: type[DesignEncoder], random_cls: type[RandomS
             random=random,
             dropped_aliased=tuple(str(n) for n in data["dropped_aliased"]),
             by_group=None if by_group is None else tuple(str(g) for g in by_group),
+            offsets=tuple(expr_from_json(o) for o in data.get("offsets", ())),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise PredictionError(f"the stored design encoder is malformed: {exc!r}") from None
@@ -103,12 +107,21 @@ def _variable_to_json(variable: Variable, expr: Any) -> dict[str, Any]:
 
 
 def _term_to_json(term: TermSpec) -> dict[str, Any]:
-    return {"variables": list(term.variables), "contrasts": list(term.contrasts)}
+    out: dict[str, Any] = {"variables": list(term.variables), "contrasts": list(term.contrasts)}
+    if term.codings:  # absent: treatment, as every encoder stored before codings existed
+        out["codings"] = list(term.codings)
+    return out
 
 
 def _term_from_json(data: Mapping[str, Any]) -> TermSpec:
-    return TermSpec(tuple(str(v) for v in data["variables"]),
-                    tuple(bool(c) for c in data["contrasts"]))
+    variables = tuple(str(v) for v in data["variables"])
+    codings = tuple(str(c) for c in data.get("codings", ()))
+    if codings and len(codings) != len(variables):
+        raise ValueError(f"a term of {len(variables)} variables has {len(codings)} codings")
+    for coding in codings:
+        if coding not in CODINGS:
+            raise ValueError(f"unknown contrasts {coding!r}")
+    return TermSpec(variables, tuple(bool(c) for c in data["contrasts"]), codings)
 
 
 def _kind(value: Any) -> ColumnKind:

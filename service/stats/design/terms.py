@@ -4,16 +4,18 @@ A categorical variable in a term is coded by treatment contrasts when the term w
 variable removed is contained in an earlier term (or is empty, i.e. the intercept), and by
 full indicator coding otherwise (R's ``TermCode`` in ``models.c``). Without an intercept,
 the first categorical variable of the first term that has one is fully coded. Within an
-interaction the first factor varies fastest, as in R.
+interaction the first factor varies fastest, as in R. Which contrasts a variable coded by
+contrasts gets (treatment unless the model names another) is in its term's ``codings``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from service.stats.design.contrasts import TREATMENT, contrast_matrix
 from service.stats.design.types import FloatArray, IntArray
 
 INTERCEPT = "(Intercept)"
@@ -46,19 +48,26 @@ class Variable:
 @dataclass(frozen=True)
 class TermSpec:
     """A term as coded: its variables (labels, in factor order) and, per variable,
-    whether a categorical one uses contrasts (True) or full indicators (False)."""
+    whether a categorical one uses contrasts (True) or full indicators (False), and which
+    contrasts (``codings``, R's function names; empty: all treatment)."""
 
     variables: tuple[str, ...]
     contrasts: tuple[bool, ...]
+    codings: tuple[str, ...] = field(default=())
+
+    def coding(self, index: int) -> str:
+        """The contrasts of the variable at ``index`` (when it is coded by contrasts)."""
+        return self.codings[index] if self.codings else TREATMENT
 
 
 # The evaluated value of a variable: level codes (categorical) or an n × k matrix (numeric).
 Value = IntArray | FloatArray
 
 
-def code_terms(terms: Sequence[tuple[str, ...]], categorical: set[str],
-               intercept: bool) -> tuple[TermSpec, ...]:
-    """Decide contrasts or indicators for every categorical variable of every term (R's rule)."""
+def code_terms(terms: Sequence[tuple[str, ...]], categorical: set[str], intercept: bool,
+               codings: Mapping[str, str] | None = None) -> tuple[TermSpec, ...]:
+    """Decide contrasts or indicators for every categorical variable of every term (R's
+    rule); ``codings`` gives variables contrasts other than treatment (by label)."""
     specs: list[list[bool]] = []
     for j, term in enumerate(terms):
         row: list[bool] = []
@@ -71,7 +80,15 @@ def code_terms(terms: Sequence[tuple[str, ...]], categorical: set[str],
         specs.append(row)
     if not intercept:
         _code_first_factor_fully(terms, categorical, specs)
-    return tuple(TermSpec(tuple(t), tuple(c)) for t, c in zip(terms, specs, strict=True))
+    chosen = {label: c for label, c in (codings or {}).items() if c != TREATMENT}
+    return tuple(TermSpec(tuple(t), tuple(c), _term_codings(t, chosen))
+                 for t, c in zip(terms, specs, strict=True))
+
+
+def _term_codings(term: tuple[str, ...], chosen: Mapping[str, str]) -> tuple[str, ...]:
+    if not any(v in chosen for v in term):
+        return ()  # all treatment: the form every model had before codings existed
+    return tuple(chosen.get(v, TREATMENT) for v in term)
 
 
 def _code_first_factor_fully(terms: Sequence[tuple[str, ...]], categorical: set[str],
@@ -83,14 +100,17 @@ def _code_first_factor_fully(terms: Sequence[tuple[str, ...]], categorical: set[
                 return
 
 
-def variable_block(variable: Variable, contrasts: bool,
-                   value: Value) -> tuple[FloatArray, list[str]]:
+def variable_block(variable: Variable, contrasts: bool, value: Value,
+                   coding: str = TREATMENT) -> tuple[FloatArray, list[str]]:
     """The columns one variable contributes to a term, with their names."""
     if not variable.categorical:
         matrix = np.asarray(value, dtype=np.float64)
         return matrix, [variable.display + s for s in variable.suffixes]
-    first = 1 if contrasts else 0
     codes = np.asarray(value)
+    if contrasts and coding != TREATMENT:
+        table, suffixes = contrast_matrix(coding, variable.levels)
+        return np.ascontiguousarray(table[codes]), [variable.display + s for s in suffixes]
+    first = 1 if contrasts else 0
     levels = variable.levels[first:]
     matrix = (codes[:, None] == np.arange(first, len(variable.levels))[None, :]).astype(np.float64)
     return matrix, [variable.display + level for level in levels]
@@ -101,8 +121,9 @@ def term_block(term: TermSpec, variables: Mapping[str, Variable],
     """The columns of one term: products of its variables' columns, first varying fastest."""
     matrix = np.ones((n, 1))
     names = [""]
-    for label, contrasts in zip(term.variables, term.contrasts, strict=True):
-        block, block_names = variable_block(variables[label], contrasts, values[label])
+    for i, (label, contrasts) in enumerate(zip(term.variables, term.contrasts, strict=True)):
+        block, block_names = variable_block(variables[label], contrasts, values[label],
+                                            term.coding(i))
         # Column (j, i) = new column j times previous column i: previous varies fastest.
         width = block.shape[1] * matrix.shape[1]
         matrix = (block[:, :, None] * matrix[:, None, :]).reshape(n, width)

@@ -49,7 +49,9 @@ class Design:
     """Response, fixed-effects matrix and random-effects blocks for the rows used.
 
     ``rows`` holds the positions (0-based, in the input frame) of the rows kept after
-    dropping rows with missing values; ``y`` is None for prediction designs.
+    dropping rows with missing values; ``y`` is None for prediction designs. With
+    ``offset(...)`` terms, ``offset`` is their sum per row and ``y`` the response minus it
+    (what the engines fit: R's ``lm.fit(x, y - offset)``); fitted values add it back.
     """
 
     y: FloatArray | None
@@ -62,7 +64,12 @@ class Design:
     n_dropped_missing: int = 0
     dropped_aliased: tuple[str, ...] = ()
     messages: tuple[str, ...] = ()
+    offset: FloatArray | None = None
 
     @property
     def n_obs(self) -> int:
         return int(self.X.shape[0])
+
+    def with_offset(self, values: FloatArray) -> FloatArray:
+        """``values`` (fitted from X and Z) plus the offset, if the model has one."""
+        return values if self.offset is None else values + self.offset

@@ -74,7 +74,7 @@ def _holds_bar(source: Source, chain: SChain) -> bool:
 
 def expand_bar(source: Source, bar: Bar) -> list[RandomTerm]:
     """The ``RandomTerm``s of one bar: one per (term part, grouping factor)."""
-    encoder = TermEncoder(source)
+    encoder = TermEncoder(source, offsets_allowed=False)
     terms = encoder.to_terms(encoder.expand([("+", bar.lhs)]))
     if not terms and not encoder.intercept:
         raise source.error(

@@ -36,8 +36,9 @@ ARITHMETIC_FUNCTIONS = MATH_FUNCTIONS | {"scale", "I"}
 #: R's constants, read as numbers unless the data has a column of that name (R's
 #: model.frame looks variables up in the data first): ``sin(2*pi*Time)``.
 CONSTANTS: dict[str, float] = {"pi": math.pi}
-#: Functions that make a whole term (a basis or a categorical), never part of arithmetic.
-TERM_FUNCTIONS = frozenset({"poly", "factor", "C"})
+#: Functions that make a whole term (a basis or a categorical), never part of arithmetic;
+#: ``offset(expr)`` is a term of the fixed part that adds ``expr`` with coefficient 1.
+TERM_FUNCTIONS = frozenset({"poly", "factor", "C", "offset"})
 ALLOWED_FUNCTIONS = ARITHMETIC_FUNCTIONS | TERM_FUNCTIONS
 
 #: Highest degree accepted for poly(x, k).
@@ -55,6 +56,13 @@ def check_function_name(source: Source, name: str, pos: int) -> None:
     if name not in ALLOWED_FUNCTIONS:
         raise source.error(
             f"unknown function {show(name)}; allowed: {_ALLOWED_TEXT}", pos, name)
+
+
+def offset_expr(source: Source, node: SCall) -> Expr:
+    """The expression of ``offset(expr)``: any arithmetic the formula language evaluates."""
+    _check_single_argument(source, node)
+    expr, _ = to_expr(source, node.args[0].value)
+    return expr
 
 
 def term_call(source: Source, node: SCall) -> Call:
@@ -156,4 +164,4 @@ def _poly(source: Source, node: SCall) -> Call:
 
 
 __all__ = ["ALLOWED_FUNCTIONS", "CONSTANTS", "MATH_FUNCTIONS", "check_function_name",
-           "term_call", "to_expr"]
+           "offset_expr", "term_call", "to_expr"]

@@ -39,10 +39,13 @@ def formula_columns(formula: Formula) -> tuple[str, ...]:
     Returns
     -------
     tuple of str
-        The response's columns, then those of the fixed terms (inside functions too), the
-        random terms and their grouping factors, and the ``lmList`` group.
+        The response's columns, then those of the offsets, the fixed terms (inside
+        functions too), the random terms and their grouping factors, and the ``lmList``
+        group.
     """
     names: list[str] = list(expr_columns(formula.response))
+    for offset in formula.offsets:
+        names.extend(expr_columns(offset))
     for term in formula.fixed:
         for factor in term.factors:
             names.extend(expr_columns(factor))
@@ -81,6 +84,7 @@ def bind_constants(formula: Formula, columns: Collection[str]) -> Formula:
 
     return replace(
         formula, response=bind(formula.response),
+        offsets=tuple(bind(o) for o in formula.offsets),
         fixed=tuple(bind_term(t) for t in formula.fixed),
         random=tuple(replace(r, terms=tuple(bind_term(t) for t in r.terms))
                      for r in formula.random))

@@ -61,7 +61,8 @@ def parse_formula(text: str) -> Formula:
             raise source.error(
                 f"more than {MAX_RANDOM_TERMS} random-effects terms", position(bar.lhs))
     return Formula(text=text, response=response, intercept=encoder.intercept,
-                   fixed=encoder.to_terms(sets), random=tuple(random), by_group=by_group)
+                   fixed=encoder.to_terms(sets), random=tuple(random), by_group=by_group,
+                   offsets=tuple(encoder.offsets))
 
 
 def _response(source: Source, lhs: Node) -> Expr:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from service.stats.formula._source import Source
-from service.stats.formula.calls import term_call
+from service.stats.formula.calls import offset_expr, term_call
 from service.stats.formula.syntax import (
     Node,
     SCall,
@@ -55,6 +55,10 @@ class TermEncoder:
 
     source: Source
     intercept: bool = True
+    #: Whether ``offset(...)`` may appear (the fixed part; not a random term's left side).
+    offsets_allowed: bool = True
+    #: The expressions of ``offset(...)`` items, in order (R's ``attr(terms, "offset")``).
+    offsets: list[Expr] = field(default_factory=list)
     variables: list[Variable] = field(default_factory=list)
     _index: dict[str, int] = field(default_factory=dict)
     #: Where each variable was seen again after its first appearance (for error carets).
@@ -111,6 +115,8 @@ class TermEncoder:
         if isinstance(node, SName):
             return [frozenset({self.register(Column(node.name), name_label(node.name),
                                              node.pos)})]
+        if isinstance(node, SCall) and node.function == "offset":
+            return self._offset(node, allow_numbers)
         if isinstance(node, SCall):
             expr = term_call(self.source, node)
             return [frozenset({self.register(expr, deparse(node), node.pos)})]
@@ -152,6 +158,20 @@ class TermEncoder:
                 whole = frozenset().union(*terms)
                 terms = self._plus(terms, self._interact([whole], right))
         return terms
+
+    def _offset(self, node: SCall, allow: bool) -> list[TermSet]:
+        """``offset(expr)``: no term, an offset (only added, and only to the fixed part)."""
+        if not self.offsets_allowed:
+            raise self.source.error(
+                "offset() belongs in the fixed part of the formula, as in "
+                "'y ~ x + offset(log(t)) + (1 | g)', not in a random-effects term",
+                node.pos, "offset")
+        if not allow or not self._parity:
+            raise self.source.error(
+                "offset() must be added as a term of its own ('+ offset(x)'): it cannot be "
+                "part of an interaction, a power or a removed part", node.pos, "offset")
+        self.offsets.append(offset_expr(self.source, node))
+        return []
 
     def _number(self, node: SNumber, allow: bool) -> list[TermSet]:
         if allow and node.value in (0.0, 1.0):

@@ -8,7 +8,8 @@ has become the terms ``a``, ``b``, ``a:b``; ``(x || g)`` has become two random t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Literal, TypeAlias
 
 ArithmeticOp: TypeAlias = Literal["+", "-", "*", "/", "^"]
@@ -106,6 +107,13 @@ class Formula:
     ``fixed`` lists the fixed-effect terms without the intercept, in R's order (by
     ``order``, then order of appearance). ``by_group`` is set for lme4's ``lmList``
     syntax ``y ~ x | g`` (one separate fit per level of ``g``).
+
+    ``offsets`` are the expressions of ``offset(...)`` items of the fixed part: the model
+    is fitted to the response minus their sum, and predictions add it back.
+
+    ``contrasts`` is not part of the text: lmer's and lm's ``contrasts`` argument, the
+    coding of factor columns of the fixed part (column, R's function name), attached by
+    ``with_contrasts`` so that every design rebuilt from the formula codes alike.
     """
 
     text: str
@@ -114,9 +122,16 @@ class Formula:
     fixed: tuple[Term, ...]
     random: tuple[RandomTerm, ...]
     by_group: tuple[str, ...] | None = None
+    offsets: tuple[Expr, ...] = ()
+    contrasts: tuple[tuple[str, str], ...] = ()
 
     @property
     def kind(self) -> Literal["lm", "lmm", "lm_by_group"]:
         if self.by_group is not None:
             return "lm_by_group"
         return "lmm" if self.random else "lm"
+
+
+def with_contrasts(formula: Formula, contrasts: Mapping[str, str] | None) -> Formula:
+    """The formula with the coding of factor columns (``{"recipe": "contr.sum"}``)."""
+    return replace(formula, contrasts=tuple((contrasts or {}).items()))

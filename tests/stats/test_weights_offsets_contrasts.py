@@ -1,0 +1,217 @@
+"""Contrasts and offsets in lm, lmer and lmList fits against R
+(tests/data/r/weights_offsets_contrasts.R: R 4.x, lme4 1.1-31, lmerTest 3.1-3).
+
+Tolerances, and why:
+- lm and lmList: estimates, SEs, sigma, logLik, predictions to 1e-8 relative: both sides
+  solve the same least squares problem by QR; only rounding differs.
+- lmer: the optimum is found iteratively (our BOBYQA and Newton polish, lme4's BOBYQA).
+  logLik, AIC, BIC and the REML criterion to 1e-6 absolute. Fixed effects, SEs, variance
+  components and predictions to 1e-4 relative: lme4 stops with θ up to ~3e-5 (relative)
+  from the optimum on the two-term sleepstudy fits (our logLik is higher by ~1e-8 there),
+  and SEs and SDs move to first order with θ; the one-parameter cake fits agree to 1e-8.
+- lmerTest's anova tables: F and sums of squares to 1e-4 relative (they move with θ̂ as
+  the SEs do), denominator df to 1e-3 relative (lmerTest differentiates numerically).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from service.stats.design import build_design
+from service.stats.errors import DesignError, FormulaError
+from service.stats.fit import FittedModel, fit_model
+from service.stats.formula import parse_formula
+from service.stats.formula.tree import with_contrasts
+from service.stats.lmm_anova import lmm_anova
+from service.stats.predict import predict
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+EXPECTED = json.loads((DATA / "expected" / "weights_offsets_contrasts.json").read_text())
+CASES: dict[str, dict[str, Any]] = EXPECTED["cases"]
+
+LM_RTOL = 1e-8
+LMER_RTOL = 1e-4
+LOGLIK_ATOL = 1e-6
+
+
+def case_data(name: str) -> pd.DataFrame:
+    """The case's dataset with the columns the R script derives (sleepstudy's weight)."""
+    frame = pd.read_csv(DATA / name)
+    if name == "sleepstudy.csv":
+        frame["w"] = 1 + (frame["Days"] % 3) / 2
+    return frame
+
+
+def our_formula(case: dict[str, Any]) -> str:
+    return str(case["formula"])
+
+
+def fit_case(case: dict[str, Any]) -> FittedModel:
+    return fit_model(our_formula(case), case_data(case["dataset"]), case["method"] or "REML",
+                     contrasts=case["contrasts"] or None)
+
+
+def selected(kind: str, *, weights: bool = False) -> list[str]:
+    return [name for name, case in CASES.items()
+            if case["kind"] == kind and "coefficients" in case
+            and (case["weights"] is not None) == weights]
+
+
+def rtol(case: dict[str, Any]) -> float:
+    return LM_RTOL if case["kind"] == "lm" else LMER_RTOL
+
+
+@pytest.mark.parametrize("name", selected("lm") + selected("lmer"))
+def test_coefficients_and_likelihood(name: str) -> None:
+    case = CASES[name]
+    result = fit_case(case).result
+    tol = rtol(case)
+    assert [fe.term for fe in result.fixed_effects] == [c["term"] for c in case["coefficients"]]
+    for fe, want in zip(result.fixed_effects, case["coefficients"], strict=True):
+        scale = max(abs(want["estimate"]), want["std_error"])  # sum contrasts give exact 0s
+        assert abs(fe.estimate - want["estimate"]) <= tol * scale, fe.term
+        assert fe.std_error == pytest.approx(want["std_error"], rel=tol), fe.term
+    metrics = result.metrics
+    assert metrics.n_obs == case["n_obs"]
+    assert result.residual_std_dev == pytest.approx(case["sigma"], rel=tol)
+    assert metrics.loglik == pytest.approx(case["loglik"], abs=LOGLIK_ATOL)
+    assert metrics.aic == pytest.approx(case["aic"], abs=2 * LOGLIK_ATOL)
+    assert metrics.bic == pytest.approx(case["bic"], abs=2 * LOGLIK_ATOL)
+    if case.get("reml_criterion") is not None:
+        assert metrics.reml_criterion == pytest.approx(case["reml_criterion"],
+                                                       abs=2 * LOGLIK_ATOL)
+
+
+@pytest.mark.parametrize("name", selected("lmer"))
+def test_variance_components(name: str) -> None:
+    case = CASES[name]
+    result = fit_case(case).result
+    ours = {(re.group, term): sd for re in result.random_effects
+            for term, sd in zip(re.terms, re.std_dev, strict=True)}
+    for want in case["varcorr"]:
+        if want["group"] == "Residual":
+            assert result.residual_std_dev == pytest.approx(want["sd"], rel=LMER_RTOL)
+        else:
+            assert ours[(want["group"], want["term"])] == pytest.approx(want["sd"],
+                                                                        rel=LMER_RTOL)
+
+
+@pytest.mark.parametrize("name", selected("lm") + selected("lmer"))
+def test_predictions_code_new_data_alike(name: str) -> None:
+    """New rows coded by the stored encoder after a JSON round trip, offsets added: R's
+    predict(fit, newdata) (allow.new.levels = TRUE: an unseen group is the population)."""
+    case = CASES[name]
+    state = json.loads(json.dumps(fit_case(case).prediction_state))
+    newdata = pd.DataFrame(case["newdata"])
+    if "replicate" in newdata:
+        newdata["replicate"] = newdata["replicate"].astype(int)
+    np.testing.assert_allclose(predict(state, newdata), case["predictions"], rtol=rtol(case))
+    if "population_predictions" in case:
+        np.testing.assert_allclose(predict(state, newdata, include_random_effects=False),
+                                   case["population_predictions"], rtol=rtol(case))
+
+
+@pytest.mark.parametrize("name", [n for n, c in CASES.items()
+                                  if c["kind"] == "lmList" and c["weights"] is None])
+def test_per_group_fits(name: str) -> None:
+    case = CASES[name]
+    result = fit_case(case).result
+    groups = {g.level: g for g in result.groups}
+    for want in case["groups"]:
+        group = groups[want["level"]]
+        ours = {fe.term: fe.estimate for fe in group.fixed_effects}
+        assert list(ours) == want["terms"]
+        np.testing.assert_allclose(list(ours.values()), want["estimates"], rtol=LM_RTOL,
+                                   atol=1e-10)
+
+
+def test_random_terms_keep_treatment_coding() -> None:
+    """lme4 applies ``contrasts`` to the fixed-effects matrix only."""
+    case = CASES["orthodont_sex_sum_random"]
+    formula = with_contrasts(parse_formula(case["formula"]), case["contrasts"])
+    design = build_design(formula, case_data(case["dataset"]))
+    assert list(design.fixed_names) == case["fixed_names"]
+    assert list(design.random[0].terms) == case["random_names"]
+
+
+@pytest.mark.parametrize("name", [n for n, c in CASES.items() if "anova" in c])
+@pytest.mark.parametrize("type", [1, 3])
+def test_lmertest_anova_with_contrasts(name: str, type: int) -> None:
+    """Type 3 of a sum- or poly-coded model is the treatment-coded model's (lmerTest maps
+    its hypotheses to the model's coding); type 1 uses the model's own X."""
+    case = CASES[name]
+    fitted = fit_case(case)
+    formula = with_contrasts(parse_formula(case["formula"]), case["contrasts"])
+    table = lmm_anova(formula, case_data(case["dataset"]), fitted.result, type,
+                      "Satterthwaite")
+    want = case["anova"][str(type)]
+    assert [r.term for r in table.rows] == [w["term"] for w in want]
+    for row, expected in zip(table.rows, want, strict=True):
+        assert row.num_df == expected["num_df"]
+        assert row.f_value == pytest.approx(expected["f_value"], rel=LMER_RTOL)
+        assert row.sum_sq == pytest.approx(expected["sum_sq"], rel=LMER_RTOL)
+        assert row.den_df == pytest.approx(expected["den_df"], rel=1e-3)
+
+
+def test_fitted_values_include_the_offset() -> None:
+    """R's fitted() includes the offset and residuals are y - fitted."""
+    from service.stats.inspection import model_residuals
+
+    for name in ("sleepstudy_lm_offset_log", "sleepstudy_lmer_offset"):
+        case = CASES[name]
+        result = fit_case(case).result
+        table = model_residuals(parse_formula(case["formula"]), case_data(case["dataset"]),
+                                result).table
+        np.testing.assert_allclose(table["fitted"][:5], case["fitted_head"], rtol=rtol(case))
+        np.testing.assert_allclose(table["residual"][:5], case["residuals_head"],
+                                   rtol=rtol(case) * 100)  # small residuals: cancellation
+
+
+@pytest.mark.parametrize(("contrasts", "message"), [
+    ({"recipe": "contr.bogus"}, "contrasts.recipe: unknown contrasts 'contr.bogus'"),
+    ({"temp": "contr.sum"}, "contrasts.temp: column 'temp' is numeric"),
+    ({"replicate": "contr.sum"}, "contrasts.replicate: 'replicate' is a grouping factor"),
+    ({"nope": "contr.sum"}, "contrasts.nope: the dataset has no column 'nope'"),
+])
+def test_contrasts_refused_name_the_field(contrasts: dict[str, str], message: str) -> None:
+    data = case_data("cake.csv")
+    data["replicate"] = data["replicate"].astype(str)
+    formula = with_contrasts(parse_formula("angle ~ recipe + temp + (1 | replicate)"),
+                             contrasts)
+    with pytest.raises(DesignError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build_design(formula, data)
+
+
+def test_offset_only_where_r_takes_it() -> None:
+    for text in ("y ~ x:offset(z)", "y ~ x - offset(z)", "y ~ x + (offset(z) | g)",
+                 "y ~ log(offset(z))"):
+        with pytest.raises(FormulaError):
+            parse_formula(text)
+
+
+def test_offset_needs_its_columns_in_new_data() -> None:
+    case = CASES["sleepstudy_lm_offset"]
+    state = fit_case(case).prediction_state
+    from service.stats.errors import PredictionError
+
+    with pytest.raises(PredictionError, match="Days"):
+        predict(state, pd.DataFrame({"Subject": ["308"]}))
+
+
+def test_encoder_without_codings_or_offsets_reads_as_before() -> None:
+    """Encoders stored before codings and offsets existed have neither key."""
+    from service.stats.design import DesignEncoder
+
+    design = build_design(parse_formula("angle ~ recipe + temp"), case_data("cake.csv"))
+    stored = design.encoder.to_json()
+    assert "offsets" in stored and not stored["offsets"]
+    del stored["offsets"]
+    assert all("codings" not in t for t in stored["fixed"])
+    again = DesignEncoder.from_json(stored)
+    assert again.fixed == design.encoder.fixed and again.offsets == ()
