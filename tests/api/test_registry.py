@@ -147,6 +147,33 @@ def test_an_alias_moves_with_its_etag_and_a_stale_one_is_412(worker_client: Test
     assert_problem(worker_client.get("/v1/models/mood-by-state@champion"), 404)
 
 
+def test_of_two_moves_from_one_etag_at_once_one_wins(make_client: ClientFactory,
+                                                    mood_id: str) -> None:
+    clients = [make_client(), make_client()]  # two API processes, each its own engine
+    for formula in ("Mood ~ 1", "Mood ~ Exercise", "Mood ~ Exercise + State"):
+        clients[0].post("/v1/models", json={"dataset_id": mood_id, "formula": formula,
+                                            "name": "raced"})
+    url = "/v1/registry/raced/aliases/champion"
+    etag = clients[0].put(url, json={"version": 1}).headers["etag"]
+    start = threading.Barrier(2)
+    answers: dict[int, int] = {}
+
+    def move(client: TestClient, version: int) -> None:
+        start.wait()
+        answers[version] = client.put(url, json={"version": version},
+                                      headers={"If-Match": etag}).status_code
+
+    threads = [threading.Thread(target=move, args=(client, version))
+               for client, version in zip(clients, (2, 3), strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers.values()) == [200, 412], answers
+    [winner] = [version for version, status in answers.items() if status == 200]
+    assert clients[1].get(url).json()["version"] == winner
+
+
 def test_predictions_through_an_alias_follow_its_move_at_once(worker_client: TestClient,
                                                               mood_id: str) -> None:
     first = _fit(worker_client, mood_id, "Mood ~ Exercise")
