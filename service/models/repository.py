@@ -14,9 +14,10 @@ from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any, overload
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session, defer, load_only
 
+from service.db import notify
 from service.db.batches import PredictionBatchRow
 from service.db.ids import can_exist
 from service.db.inference import IntervalRow
@@ -95,6 +96,14 @@ def cancel_fit_jobs(session: Session, model_id: str) -> int:
                          finished_at=utcnow())
                  .execution_options(synchronize_session=False))
     return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+
+
+def announce_finished(session: Session, model_id: str) -> None:
+    """PostgreSQL: notify the API processes' long polls that the model has finished, as
+    migration 0009's trigger does for succeeded and failed fits (delivered at commit)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, :model_id)"),
+                        {"channel": notify.FINISHED, "model_id": model_id})
 
 
 def delete_model(session: Session, row: ModelRow) -> None:

@@ -236,6 +236,7 @@ def cancel_model(session: Session, model_id: str) -> ModelRow:
                  "status": 409, "detail": f"The fit was cancelled (POST "
                  f"/v1/models/{model_id}/cancel) before it finished."}
     session.flush()
+    repository.announce_finished(session, model_id)
     return row
 
 

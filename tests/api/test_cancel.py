@@ -8,10 +8,14 @@ from __future__ import annotations
 import io
 import time
 
+import psycopg
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db import notify
 from service.db.models import JobRow
+from service.db.notify import libpq_url
 from tests.api.conftest import ClientFactory, assert_problem
 from tests.api.fitting import fit_spec, wait_for_model
 from tests.jobs.helpers import SLOW_FORMULA, endless_lmm_data
@@ -69,3 +73,19 @@ def test_a_running_fit_is_stopped(make_client: ClientFactory, mood_id: str,
     assert final["status"] == "cancelled" and final["result"] is None
     assert _job_statuses(session_factory, slow["id"]) == ["cancelled"]
     assert_problem(client.post(f"/v1/models/{quick['id']}/cancel"), 409)
+
+
+def test_a_cancel_notifies_other_api_processes_long_polls(
+        client: TestClient, mood_id: str, database_url: str) -> None:
+    """On PostgreSQL the cancel is announced as a finished fit (what wakes the long polls
+    of every API process); SQLite has one process, whose polls are woken directly."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's NOTIFY")
+    model = client.post("/v1/models", json={"dataset_id": mood_id,
+                                            "formula": "Mood ~ Exercise"}).json()
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as listener:
+        listener.execute(f"LISTEN {notify.FINISHED}")
+        assert client.post(f"/v1/models/{model['id']}/cancel").status_code == 200
+        # the limit only stops a hang: the notification is sent at the cancel's commit
+        payloads = [n.payload for n in listener.notifies(timeout=30, stop_after=1)]
+    assert payloads == [model["id"]]
