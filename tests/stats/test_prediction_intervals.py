@@ -34,6 +34,7 @@ REFERENCE: dict[str, Any] = json.loads(
 LM_CASES = {
     "mood_lm": ("mood.csv", "Mood ~ Exercise * State"),
     "sleepstudy_lm": ("sleepstudy.csv", "Reaction ~ Days"),
+    "aliased_lm": ("aliased.csv", "y ~ x1 + x12 + x2"),
     "sleepstudy_lmlist": ("sleepstudy.csv", "Reaction ~ Days | Subject"),
 }
 MIXED_DATA = {"sleepstudy_reml": "sleepstudy.csv", "penicillin_crossed": "penicillin.csv",

@@ -3,7 +3,7 @@
 #   Rscript tests/data/r/prediction_intervals.R
 #
 # - lm: predict.lm(fit, newdata, interval = "confidence" / "prediction", level = 0.9 and
-#   0.95, se.fit = TRUE), and R's predict on each lm of an lmList (each group's own sigma
+#   0.95, se.fit = TRUE), of a model with an aliased column too, and R's predict on each lm of an lmList (each group's own sigma
 #   and df).
 # - mixed models: cov2cor(vcov(fit)), as.data.frame(VarCorr(fit)) (vcov of the
 #   off-diagonal rows is the covariance), ranef(fit, condVar = TRUE)'s postVar arrays,
@@ -42,7 +42,12 @@ lm_cases <- list(
   mood_lm = lm_case(lm(Mood ~ Exercise * State, mood),
                     data.frame(Exercise = c(0, 2.5, 4.1, 7.3),
                                State = c("A", "B", "C", "A"))),
-  sleepstudy_lm = lm_case(lm(Reaction ~ Days, sleep), data.frame(Days = c(0, 3.5, 9, 12))))
+  sleepstudy_lm = lm_case(lm(Reaction ~ Days, sleep), data.frame(Days = c(0, 3.5, 9, 12))),
+  # x12 = x1 + x2 is aliased: predict.lm uses the estimable columns (and warns)
+  aliased_lm = suppressWarnings(lm_case(lm(y ~ x1 + x12 + x2, read("aliased.csv", "g")),
+                                        data.frame(x1 = c(2.287, -1.197, 0.5),
+                                                   x2 = c(3.363, 2.483, -1),
+                                                   x12 = c(5.65, 1.286, -0.5)))))
 
 # lmList: each row predicted by its own group's lm
 groups <- lmList(Reaction ~ Days | Subject, sleep)
