@@ -317,7 +317,7 @@ class PredictionRequest(BaseModel):
                     "or refuse with 422")
     interval: IntervalKind = Field(default="none", description=INTERVAL_DESCRIPTION)
     level: float = Field(default=0.95, gt=0, lt=1, description=LEVEL_DESCRIPTION)
-    random_effects: list[str] | None = Field(
+    random_effects: list[Annotated[str, Field(max_length=1000)]] | None = Field(
         default=None, max_length=100, description=RANDOM_EFFECTS_DESCRIPTION)
 
     @model_validator(mode="after")

@@ -201,3 +201,18 @@ def test_refusals(app: TestClient) -> None:
     problem = assert_problem(app.post(url, json={"dataset_id": dataset_id,
                                                  "random_effects": []}), 422)
     assert "random_effects" in problem["detail"]
+
+
+def test_an_imported_model_gives_the_same_intervals(app: TestClient) -> None:
+    case = REFERENCE["mixed"]["sleepstudy_reml"]
+    model_id = _model(app, "sleepstudy.csv", case["formula"])
+    document = app.get(f"/v1/models/{model_id}/export").json()
+    imported = app.post("/v1/models/import", json=document)
+    assert imported.status_code == 201, imported.text
+    body = {"records": case["intervals"]["all"]["newdata"], "interval": "prediction"}
+    here = app.post(f"/v1/models/{model_id}/predictions", json=body).json()
+    there = app.post(f"/v1/models/{imported.json()['id']}/predictions", json=body).json()
+    assert {k: v for k, v in there.items() if k != "model_id"} == {
+        k: v for k, v in here.items() if k != "model_id"}
+    effects = app.get(f"/v1/models/{imported.json()['id']}/random-effects").json()
+    assert effects["random_effects"][0]["levels"][0]["cond_cov"] is not None
