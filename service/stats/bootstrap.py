@@ -26,12 +26,14 @@ from scipy import stats
 from service.stats.design.types import Design, FloatArray
 from service.stats.errors import StatsError
 from service.stats.inference import IntervalRow, Intervals, variance_parameter_names
+from service.stats.lmm.dense_objective import DenseObjective, fits_densely
 from service.stats.lmm.factor import update_factor
-from service.stats.lmm.objective import Objective, residual_dof
+from service.stats.lmm.objective import Method, Objective, residual_dof
 from service.stats.lmm.optimize import minimize_theta
 from service.stats.lmm.responses import NewResponses
 from service.stats.lmm.single_term import SingleTermObjective
 from service.stats.lmm.standardized_fit import StandardizedFit, standardized_fit
+from service.stats.lmm.structure import CrossProducts
 from service.stats.results import FitResult
 from service.stats.threads import single_threaded_blas
 
@@ -88,6 +90,17 @@ class Simulator:
                           + scaling.response_scale * y, dtype=np.float64)
 
 
+def refit_objective(cp: CrossProducts, method: Method) -> Objective:
+    """The cheapest evaluation of the objective for this design's refits: one dense factor
+    for few random effects, the batched single-term one for one term with many levels,
+    else the engine's blocked factor (all give the same numbers)."""
+    if fits_densely(cp):
+        return DenseObjective(cp, method)
+    if cp.n_rest == 0:
+        return SingleTermObjective(cp, method)
+    return Objective(cp, method)
+
+
 class Refitter:
     """Refits the model to new standardized responses (lme4's ``refit``), from θ̂."""
 
@@ -103,8 +116,7 @@ class Refitter:
         statistic of lme4's ``confint(method = "boot")``); None if the refit failed."""
         fit = self.fit
         cp = self.responses.cross_products(y)
-        objective = (SingleTermObjective(cp, fit.method) if cp.n_rest == 0
-                     else Objective(cp, fit.method))
+        objective = refit_objective(cp, fit.method)
         try:
             optimum = minimize_theta(objective, fit.theta, self.lower,
                                      initial_step=self.step, ftol_abs=_REFIT_FTOL_ABS)
