@@ -216,3 +216,25 @@ def test_an_imported_model_gives_the_same_intervals(app: TestClient) -> None:
         k: v for k, v in here.items() if k != "model_id"}
     effects = app.get(f"/v1/models/{imported.json()['id']}/random-effects").json()
     assert effects["random_effects"][0]["levels"][0]["cond_cov"] is not None
+
+
+def test_the_left_out_groups_columns_may_be_absent(app: TestClient) -> None:
+    case = REFERENCE["mixed"]["penicillin_crossed"]
+    url = f"/v1/models/{_model(app, 'penicillin.csv', case['formula'])}/predictions"
+    rows = case["intervals"]["plate"]["newdata"]
+    body = {"interval": "prediction", "random_effects": ["plate"]}
+    both = app.post(url, json={"records": rows, **body}).json()
+    plate_only = app.post(url, json={"records": [{"plate": r["plate"]} for r in rows],
+                                     **body}).json()
+    assert plate_only == both
+    # the included factor's column is still needed
+    problem = assert_problem(app.post(url, json={
+        "records": [{"sample": r["sample"]} for r in rows], **body}), 422)
+    assert "plate" in problem["detail"]
+
+
+def test_a_per_group_model_has_no_random_effects_to_choose(app: TestClient) -> None:
+    url = f"/v1/models/{_model(app, 'sleepstudy.csv', 'Reaction ~ Days | Subject')}/predictions"
+    rows = [{"Days": 1, "Subject": "308"}]
+    assert app.post(url, json={"records": rows, "random_effects": []}).status_code == 200
+    assert_problem(app.post(url, json={"records": rows, "random_effects": ["Subject"]}), 422)
