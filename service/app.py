@@ -39,6 +39,8 @@ from service.idempotency.openapi import document_idempotency_key
 from service.inference import repository as intervals
 from service.models import repository as models
 from service.models.documents import ModelDocuments
+from service.models.endpoints import LOOP_PREDICTION_BYTES
+from service.models.fast_predictions import PredictionFastPath
 from service.models.predictors import PredictorCache
 from service.models.service import FINISHED
 from service.models.watch import FinishWatch
@@ -177,7 +179,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    # innermost (added first), so inside the auth middleware, whose principal they read:
+    # the innermost: small predictions from a current cached model skip the routing, after
+    # every other middleware has done its part (service.models.fast_predictions)
+    app.add_middleware(PredictionFastPath, cache=lambda: app.state.predictor_cache,
+                       max_bytes=LOOP_PREDICTION_BYTES,
+                       max_rows=settings.max_prediction_rows)
+    # innermost but one (added first), so inside the auth middleware, whose principal they read:
     # the rate limit counts per tenant, and idempotency keys are per tenant
     app.add_middleware(IdempotencyMiddleware, session_factory=lambda: app.state.session_factory,
                        ttl_seconds=settings.idempotency_ttl_seconds,
