@@ -191,9 +191,13 @@ class Predictor:
             conditioned.append(Conditioned(block.covariates, seen, level_rows, term))
             unconditioned.append(Unconditioned(block.covariates, ~seen, term))
         if interval == "prediction":
+            # the terms left out, matched to their stored entries by group and terms (the
+            # encoder keeps the formula's order, the entries lme4's)
             included = {entry.index for entry in encoded.entries}
-            for spec, entry in zip(self.encoder.random, self.modes, strict=True):
-                if entry.index not in included:
+            left_out = [entry for entry in self.modes if entry.index not in included]
+            for spec in self.encoder.random:
+                entry = _take_spec_entry(left_out, spec)
+                if entry is not None:
                     unconditioned.append(Unconditioned(
                         term_covariates(self.encoder, spec, encoded.frame),
                         np.ones(len(encoded.frame), dtype=bool),
@@ -369,6 +373,14 @@ def _take_entry(entries: list[_StoredModes], block: RandomBlock) -> _StoredModes
             return entries.pop(i)
     raise PredictionError(f"the stored model has no conditional modes for the term "
                           f"({' + '.join(block.terms)} | {block.group})")
+
+
+def _take_spec_entry(entries: list[_StoredModes], spec: RandomSpec) -> _StoredModes | None:
+    """The stored entry of a coded random term among ``entries`` (taken out), or None."""
+    for i, entry in enumerate(entries):
+        if entry.group == spec.group_label and entry.terms == spec.names:
+            return entries.pop(i)
+    return None
 
 
 def _seen_levels(block: RandomBlock, entry: _StoredModes,

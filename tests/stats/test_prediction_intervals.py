@@ -223,3 +223,17 @@ def test_a_model_stored_without_the_ingredients_refuses_intervals() -> None:
     assert len(predictor.predict(rows)) == 4
     with pytest.raises(PredictionError, match="fit it again"):
         predictor.predict_intervals(rows, interval="confidence", level=0.95)
+
+
+@pytest.mark.parametrize("groups", [[], ["Sex"], ["Subject"], None])
+def test_the_formulas_order_of_terms_does_not_change_intervals(
+        groups: list[str] | None) -> None:
+    # lme4 orders the terms by their levels (Subject's 27 before Sex's 2); the encoder
+    # keeps the formula's order, so a left-out term is found by its group and terms
+    rows = pd.read_csv(DATA / "orthodont.csv").iloc[[0, 21, 45]]
+    tables = [_predictor(_fit("orthodont.csv", formula)).predict_intervals(
+        rows, interval="prediction", level=0.95, groups=groups)
+        for formula in ("distance ~ age + (age | Subject) + (1 | Sex)",
+                        "distance ~ age + (1 | Sex) + (age | Subject)")]
+    assert tables[1].lower == pytest.approx(tables[0].lower, rel=1e-12)
+    assert tables[1].se_fit == pytest.approx(tables[0].se_fit, rel=1e-12)
