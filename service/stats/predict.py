@@ -196,12 +196,12 @@ class Predictor:
             included = {entry.index for entry in encoded.entries}
             left_out = [entry for entry in self.modes if entry.index not in included]
             for spec in self.encoder.random:
-                entry = _take_spec_entry(left_out, spec)
-                if entry is not None:
+                stored = _take_spec_entry(left_out, spec)
+                if stored is not None:
                     unconditioned.append(Unconditioned(
                         term_covariates(self.encoder, spec, encoded.frame),
                         np.ones(len(encoded.frame), dtype=bool),
-                        uncertainty.terms[entry.index]))
+                        uncertainty.terms[stored.index]))
         return interval_table(encoded.prediction, encoded.design.X, uncertainty, conditioned,
                               unconditioned, interval, level)
 
