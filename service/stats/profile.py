@@ -272,7 +272,10 @@ class Profiler:
             a = combine.copy()
             a[:p, p - 1] = normal * (shift - value * slope)
             objective = Objective(combine_columns(fit.cp, a), "ML")
-            optimum = minimize_theta(objective, fit.theta, fit.cp.lower_bounds())
+            try:
+                optimum = minimize_theta(objective, fit.theta, fit.cp.lower_bounds())
+            except np.linalg.LinAlgError:  # no finite objective: a failed point, as lme4's NA
+                return ProfilePoint(value, math.nan, start)
             deviance = optimum.objective + offset
             return ProfilePoint(value, _signed_root(value, estimate, deviance, self.base), start)
 
