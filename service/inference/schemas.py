@@ -51,8 +51,12 @@ class IntervalBound(BaseModel):
     parm: str = Field(description="The parameter as confint(fit, oldNames = FALSE) names "
                                   "it: sd_(Intercept)|Subject, cor_Days.(Intercept)|Subject, "
                                   "sigma, then the fixed effects")
-    lower: float | None
-    upper: float | None
+    lower: float | None = Field(description=(
+        "null where R gives NA or an infinite bound: Wald's variance parameters, a profile "
+        "that ends before the level's cut-off for a fixed effect. A profile that ends at a "
+        "parameter's bound gives that bound, as lme4: 0 for a standard deviation, -1 or 1 "
+        "for a correlation"))
+    upper: float | None = Field(description="As lower")
 
 
 class IntervalTable(BaseModel):
