@@ -30,10 +30,14 @@ from service.stats.bootstrap import (
     parametric_bootstrap,
     percentile_bounds,
     percentile_standard_error,
+    refit_objective,
 )
 from service.stats.design import Design, build_design
 from service.stats.formula import parse_formula
 from service.stats.lmm import fit_lmm
+from service.stats.lmm.dense_objective import DenseObjective
+from service.stats.lmm.objective import Objective
+from service.stats.lmm.single_term import SingleTermObjective
 from service.stats.lmm.standardized_fit import standardized_fit
 from service.stats.results import FitResult
 from tests.stats.test_ols import DATA
@@ -83,12 +87,46 @@ def test_the_estimates_are_the_fits(sample: BootstrapSample,
     assert sample.estimates == pytest.approx(expected, rel=1e-9)
 
 
+def _synthetic(formula: str, levels: int) -> tuple[Design, FitResult]:
+    """A model whose random effects have more columns than the dense objective takes."""
+    rng = np.random.default_rng(11)
+    n = levels * 8
+    frame = pd.DataFrame({"g": rng.integers(0, levels, n).astype(str),
+                          "h": rng.integers(0, 60, n).astype(str),
+                          "x": rng.standard_normal(n)})
+    frame["y"] = (2.0 + frame.x + rng.standard_normal(levels)[frame.g.astype(int)]
+                  + 0.5 * rng.standard_normal(60)[frame.h.astype(int)]
+                  + rng.standard_normal(n))
+    design = build_design(parse_formula(formula), frame)
+    return design, fit_lmm(design, "REML")
+
+
+def _sdcor_and_beta(result: FitResult) -> list[float]:
+    """The statistic's layout (``variance_parameter_names``) from a full fit's result."""
+    values: list[float] = []
+    for term in result.random_effects:
+        for j in range(len(term.terms)):
+            values.append(term.std_dev[j])
+            values.extend(term.correlation[i][j] for i in range(j + 1, len(term.terms)))
+    fixed = [fe.estimate for fe in result.fixed_effects if fe.estimate is not None]
+    return [*values, result.residual_std_dev, *fixed]
+
+
+@pytest.mark.parametrize(("model", "evaluation"), [
+    ("sleepstudy", DenseObjective), ("one term, 200 columns", SingleTermObjective),
+    ("crossed, 160 columns", Objective)])
 def test_a_refit_is_the_full_fit_of_the_simulated_response(
-        sleepstudy: tuple[Design, FitResult]) -> None:
+        model: str, evaluation: type, sleepstudy: tuple[Design, FitResult]) -> None:
     # the refits reuse the fit's cross-products and rebuild only those with y: the same
-    # model as fitting the simulated response from scratch (to the refits' tolerance)
-    design, result = sleepstudy
+    # model as fitting the simulated response from scratch (to the refits' tolerance),
+    # whichever evaluation of the objective the design gets (dense, one term, blocked)
+    design, result = {
+        "sleepstudy": lambda: sleepstudy,
+        "one term, 200 columns": lambda: _synthetic("y ~ x + (x | g)", 100),
+        "crossed, 160 columns": lambda: _synthetic("y ~ x + (1 | g) + (1 | h)", 100),
+    }[model]()
     fit = standardized_fit(design, result)
+    assert type(refit_objective(fit.cp, "REML")) is evaluation
     simulator, refitter = Simulator(fit), Refitter(fit)
     rng = np.random.default_rng(7)
     for _ in range(3):
@@ -96,10 +134,7 @@ def test_a_refit_is_the_full_fit_of_the_simulated_response(
         values = refitter.refit(y)
         assert values is not None
         full = fit_lmm(replace(design, y=simulator.user_response(y)), "REML")
-        term = full.random_effects[0]
-        expected = [term.std_dev[0], term.correlation[1][0], term.std_dev[1],
-                    full.residual_std_dev, *(fe.estimate for fe in full.fixed_effects)]
-        assert values == pytest.approx(expected, rel=1e-4, abs=1e-5)
+        assert values == pytest.approx(_sdcor_and_beta(full), rel=1e-4, abs=1e-5)
 
 
 def test_a_seed_reproduces_the_run(sleepstudy: tuple[Design, FitResult]) -> None:
