@@ -26,6 +26,7 @@ class IntervalWork:
     level: float
     nsim: int
     seed: int
+    contrasts: dict[str, str] | None = None  # the model's coding of factors
 
     @property
     def label(self) -> str:
@@ -36,4 +37,5 @@ class IntervalWork:
 
         return refit_intervals(self.formula, read_parquet(self.parquet), self.fit_method,
                                "profile" if self.method == "profile" else "boot",
-                               self.level, nsim=self.nsim, seed=self.seed, report=report)
+                               self.level, nsim=self.nsim, seed=self.seed, report=report,
+                               contrasts=self.contrasts)

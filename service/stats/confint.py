@@ -9,7 +9,7 @@ are in ``inference``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 import pandas as pd
@@ -17,6 +17,7 @@ import pandas as pd
 from service.stats.bootstrap import bootstrap_intervals, parametric_bootstrap
 from service.stats.design import build_design
 from service.stats.formula import parse_formula
+from service.stats.formula.tree import with_contrasts
 from service.stats.inference import InferenceError, Intervals
 from service.stats.lmm import fit_lmm
 from service.stats.profile import profile_intervals
@@ -28,7 +29,8 @@ Report = Callable[[int, int], None]
 
 def refit_intervals(formula: str, data: pd.DataFrame, fit_method: str, method: RefitMethod,
                     level: float, *, nsim: int = 0, seed: int = 0,
-                    report: Report | None = None) -> Intervals:
+                    report: Report | None = None,
+                    contrasts: Mapping[str, str] | None = None) -> Intervals:
     """Profile or parametric bootstrap intervals of a mixed model.
 
     Parameters
@@ -46,6 +48,9 @@ def refit_intervals(formula: str, data: pd.DataFrame, fit_method: str, method: R
         The bootstrap's simulations and seed (boot only).
     report
         Progress: (parameters profiled, parameters) or (simulations done, nsim).
+    contrasts
+        The model's coding of factor columns (``fit_model``'s), so the fixed effects are
+        the fitted ones.
 
     Returns
     -------
@@ -57,7 +62,7 @@ def refit_intervals(formula: str, data: pd.DataFrame, fit_method: str, method: R
     service.stats.errors.StatsError
         For a model that is not a mixed model, or intervals that cannot be computed.
     """
-    parsed = parse_formula(formula)
+    parsed = with_contrasts(parse_formula(formula), contrasts)
     if parsed.kind != "lmm" or parsed.by_group is not None:
         raise InferenceError("Profile and bootstrap intervals are for mixed models; a least "
                              "squares model's intervals are exact t intervals (method "

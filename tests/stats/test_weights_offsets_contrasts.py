@@ -159,6 +159,20 @@ def test_lmertest_anova_with_contrasts(name: str, type: int) -> None:
         assert row.den_df == pytest.approx(expected["den_df"], rel=1e-3)
 
 
+def test_profile_intervals_of_a_sum_coded_model() -> None:
+    """The profile of the model's own (sum-coded) coefficients, to lme4's 1e-3 relative
+    (the issue's tolerance for profiles: both sides interpolate the profile by splines)."""
+    from service.stats.confint import refit_intervals
+
+    case = CASES["cake_lmer_sum_profile"]
+    intervals = refit_intervals(case["formula"], case_data(case["dataset"]), "REML",
+                                "profile", 0.95, contrasts=case["contrasts"])
+    assert [r.parm for r in intervals.rows] == [w["parm"] for w in case["profile"]]
+    for row, want in zip(intervals.rows, case["profile"], strict=True):
+        assert row.lower == pytest.approx(want["lower"], rel=1e-3), row.parm
+        assert row.upper == pytest.approx(want["upper"], rel=1e-3), row.parm
+
+
 def test_fitted_values_include_the_offset() -> None:
     """R's fitted() includes the offset and residuals are y - fitted."""
     from service.stats.inspection import model_residuals

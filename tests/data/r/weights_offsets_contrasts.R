@@ -5,7 +5,8 @@
 # w = 1 + (Days %% 3) / 2 (1, 1.5, 2), which the tests derive the same way.
 # Per case: the coefficients (estimate, SE), sigma, logLik, AIC, BIC, the variance
 # components of mixed models, predictions for a few new rows (with their offset), per-group
-# coefficients of lmList fits and, where "anova" is set, lmerTest's anova tables.
+# coefficients of lmList fits and, where "anova" is set, lmerTest's anova tables (where
+# "profile" is, lme4's profile intervals).
 suppressPackageStartupMessages({
   library(lme4); library(lmerTest); library(jsonlite)})
 
@@ -48,6 +49,10 @@ cases <- list(
   list(case = "cake_lmer_sum", dataset = "cake.csv", kind = "lmer", method = "REML",
        formula = "angle ~ recipe * temp + (1 | recipe:replicate)",
        contrasts = list(recipe = "contr.sum"), anova = TRUE),
+  # profile intervals of a sum-coded model: its own coefficients are profiled
+  list(case = "cake_lmer_sum_profile", dataset = "cake.csv", kind = "lmer", method = "REML",
+       formula = "angle ~ recipe + temp + (1 | replicate)",
+       contrasts = list(recipe = "contr.sum"), profile = TRUE),
   list(case = "cake_lmer_helmert_ml", dataset = "cake.csv", kind = "lmer", method = "ML",
        formula = "angle ~ recipe + temp + (1 | replicate)",
        contrasts = list(recipe = "contr.helmert")),
@@ -140,6 +145,11 @@ for (spec in cases) {
       entry$population_predictions <- I(unname(predict(fit, newdata = nd, re.form = NA)))
     entry$fitted_head <- I(unname(head(fitted(fit), 5)))
     entry$residuals_head <- I(unname(head(residuals(fit), 5)))
+  }
+  if (isTRUE(spec$profile)) {
+    ci <- suppressMessages(confint(fit, method = "profile", oldNames = FALSE))
+    entry$profile <- lapply(seq_len(nrow(ci)), function(i) list(
+      parm = rownames(ci)[i], lower = ci[i, 1], upper = ci[i, 2]))
   }
   if (isTRUE(spec$anova)) {
     entry$anova <- list("1" = lmertest_anova(fit, 1, "Satterthwaite"),
