@@ -273,8 +273,9 @@ class Stack:
     ``mixedfit worker`` processes on a new PostgreSQL database, dropped at the end."""
 
     def __init__(self, workdir: Path, postgres: str | None, workers: int = 2,
-                 source: Path = ROOT) -> None:
+                 source: Path = ROOT, api_processes: int = 1) -> None:
         self.workdir = workdir
+        self.api_processes = api_processes
         self.postgres = postgres
         self.workers = workers if postgres else 1
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -294,13 +295,16 @@ class Stack:
             # the service of this checkout (or of --commit), whatever the virtualenv has
             "PYTHONPATH": os.pathsep.join(filter(None, [str(source),
                                                         os.environ.get("PYTHONPATH")])),
+            # serve --processes N (each API process with its own embedded worker on SQLite)
+            "MIXEDFIT_API_PROCESSES": str(api_processes),
         })
 
     @property
     def mode(self) -> str:
+        api = f" ({self.api_processes} API processes)" if self.api_processes > 1 else ""
         return ("production: PostgreSQL, serve --no-worker + "
-                f"{self.workers} workers" if self.postgres else
-                "embedded: SQLite, serve with its in-process worker")
+                f"{self.workers} workers{api}" if self.postgres else
+                f"embedded: SQLite, serve with its in-process worker{api}")
 
     def _admin(self) -> Any:
         assert self.postgres is not None
@@ -1194,6 +1198,8 @@ def main() -> int:
                              "e.g. postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--workers", type=int, default=2,
                         help="mixedfit worker processes with --postgres (default 2)")
+    parser.add_argument("--api-processes", type=int, default=1, metavar="N",
+                        help="API processes of serve (MIXEDFIT_API_PROCESSES; default 1)")
     parser.add_argument("--period", type=float, help="seconds each load runs "
                         "(default 30, 3 with --quick)")
     parser.add_argument("--loads", nargs="+", default=list(LOADS), choices=LOADS)
@@ -1234,7 +1240,7 @@ def main() -> int:
             shutil.rmtree(workdir, ignore_errors=True)
             print(f"cannot export {args.commit}: {exc}", file=sys.stderr)
             return 2
-    stack = Stack(workdir, args.postgres, args.workers, source)
+    stack = Stack(workdir, args.postgres, args.workers, source, args.api_processes)
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.node()}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, Python "
           f"{platform.python_version()}, service at {served}", flush=True)
