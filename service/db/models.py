@@ -132,6 +132,8 @@ class ModelRow(Tenanted, Base):
     # {column: "contr.sum", ...}: the coding of factors of the fixed part (R's contrasts
     # argument); null: treatment for every factor
     contrasts: Mapped[dict[str, str] | None] = mapped_column(JSON(none_as_null=True))
+    # the column of prior weights (R's weights argument); null: unit weights
+    weights: Mapped[str | None] = mapped_column(String(1000))
     kind: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -91,7 +91,8 @@ def _load_work(job: JobRow, ctx: TaskContext) -> IntervalWork | None:
         return IntervalWork(formula=model.formula, fit_method=model.method,
                             parquet=dataset.content, method=interval.method,
                             level=interval.level, nsim=interval.nsim or 0,
-                            seed=interval.seed or 0, contrasts=model.contrasts)
+                            seed=interval.seed or 0, contrasts=model.contrasts,
+                            weights=model.weights)
 
 
 INTERVAL = JobKind(KIND, run=run_interval_job,

@@ -27,6 +27,7 @@ class IntervalWork:
     nsim: int
     seed: int
     contrasts: dict[str, str] | None = None  # the model's coding of factors
+    weights: str | None = None  # the model's column of prior weights
 
     @property
     def label(self) -> str:
@@ -38,4 +39,4 @@ class IntervalWork:
         return refit_intervals(self.formula, read_parquet(self.parquet), self.fit_method,
                                "profile" if self.method == "profile" else "boot",
                                self.level, nsim=self.nsim, seed=self.seed, report=report,
-                               contrasts=self.contrasts)
+                               contrasts=self.contrasts, weights=self.weights)

@@ -26,7 +26,7 @@ from service.inspection.schemas import (
 from service.inspection.stored import dataset_content, model_frame, model_method, stored_fit
 from service.models import service as models
 from service.stats.formula import parse_formula
-from service.stats.formula.tree import Formula, with_contrasts
+from service.stats.formula.tree import Formula, with_contrasts, with_weights
 from service.stats.inspection import (
     ModelResiduals,
     model_plot_data,
@@ -52,6 +52,7 @@ class StoredModel:
     conditional_modes: list[dict[str, Any]] | None
     dataset: bytes  # Parquet
     contrasts: dict[str, str] | None = None  # the coding of factors (R's contrasts)
+    weights: str | None = None  # the column of prior weights
 
     @property
     def label(self) -> str:
@@ -71,7 +72,8 @@ class Inspected:
 
     @classmethod
     def of(cls, model: StoredModel) -> Inspected:
-        formula = with_contrasts(parse_formula(model.formula), model.contrasts)
+        formula = with_weights(with_contrasts(parse_formula(model.formula), model.contrasts),
+                               model.weights)
         return cls(model=model, formula=formula, result=stored_fit(model),
                    data=model_frame(model.dataset))
 
@@ -101,7 +103,8 @@ def stored_model(session: Session, row: ModelRow) -> StoredModel:
     model = StoredModel(id=row.id, name=row.name, formula=row.formula, kind=row.kind,
                         method=row.method, result=row.result,
                         conditional_modes=row.conditional_modes,
-                        dataset=dataset_content(session, row), contrasts=row.contrasts)
+                        dataset=dataset_content(session, row), contrasts=row.contrasts,
+                        weights=row.weights)
     end_reads(session)
     return model
 

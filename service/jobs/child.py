@@ -53,6 +53,7 @@ class FitRequest:
     pool: bool = True  # per-group fits: pooled residual SD (lme4's default)
     # {column: "contr.sum"}: R's contrasts argument; None: treatment for every factor
     contrasts: dict[str, str] | None = None
+    weights: str | None = None  # the column of prior weights (R's weights argument)
 
     @property
     def label(self) -> str:
@@ -62,7 +63,7 @@ class FitRequest:
         from service.stats.fit import fit_model
 
         return fit_model(self.formula, read_parquet(self.parquet), self.method, self.pool,
-                         self.contrasts)
+                         self.contrasts, self.weights)
 
 
 def read_parquet(content: bytes) -> Any:

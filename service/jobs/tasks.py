@@ -96,7 +96,7 @@ def _load_request(job: JobRow, ctx: TaskContext) -> FitRequest | None:
             return None
         return FitRequest(formula=model.formula, method=model.method, parquet=dataset.content,
                           pool=True if model.pool is None else model.pool,
-                          contrasts=model.contrasts)
+                          contrasts=model.contrasts, weights=model.weights)
 
 
 # outcomes that another attempt would repeat: never retried

@@ -158,6 +158,13 @@ class ModelCreate(BaseModel):
             "contr.helmert, contr.poly or contr.SAS. Columns are named as R names them "
             "(recipe1, recipe2 for sum and helmert; temp.L, temp.Q, temp.C, temp^4 for "
             "poly). As lme4, random-effects terms keep treatment coding"))
+    weights: str | None = Field(
+        default=None, max_length=1000, examples=["w"], description=(
+            "A numeric column of prior weights, as the weights argument of R's lm and lmer: "
+            "row i's residual variance is sigma^2 / w_i. Rows with a missing weight are "
+            "dropped (R's na.omit), rows with weight 0 are left out of the fit (as lm leaves "
+            "them out of the likelihood and residual df; lme4 would report logLik -Inf), a "
+            "negative weight fails the fit"))
     name: str | None = Field(default=None, description=(
         "A registered name: the model becomes its next version (1, 2, 3 ...), reachable "
         f"as /v1/models/<name>@<version> and through the name's aliases. {NAME_MESSAGE}."))
@@ -189,6 +196,9 @@ class Model(BaseModel):
     contrasts: dict[str, str] | None = Field(
         None, description="The coding of factor columns the model was created with (null: "
                           "treatment coding of every factor)")
+    weights: str | None = Field(
+        None, description="The column of prior weights the model was fitted with (null: "
+                          "unit weights)")
     kind: Kind
     status: Status
     created_at: datetime
@@ -204,7 +214,7 @@ class Model(BaseModel):
         return cls(
             id=row.id, name=row.name, version=row.version, tags=row.tags or {},
             dataset_id=row.dataset_id, formula=row.formula,
-            method=row.method, pool=row.pool, contrasts=row.contrasts,
+            method=row.method, pool=row.pool, contrasts=row.contrasts, weights=row.weights,
             kind=row.kind,  # type: ignore[arg-type]
             status=row.status,  # type: ignore[arg-type]
             created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at,

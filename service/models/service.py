@@ -33,10 +33,11 @@ from service.settings import Settings
 from service.stats.design import check_columns
 from service.stats.design.checks import resolve_contrasts
 from service.stats.design.size import DesignSize, design_size
+from service.stats.design.weights import check_weights_column
 from service.stats.errors import ArgumentError
 from service.stats.formula import formula_columns, parse_formula
 from service.stats.formula.columns import bind_constants
-from service.stats.formula.tree import Formula, with_contrasts
+from service.stats.formula.tree import Formula, with_contrasts, with_weights
 from service.stats.lmm.structure import MAX_DENSE_COLUMNS
 
 # a model in one of these never changes again (but for its tags)
@@ -75,7 +76,7 @@ def create_model(session: Session, spec: ModelCreate, max_attempts: int,
         raise NotFound(f"There is no dataset with id {spec.dataset_id!r}.")
     kinds = {c["name"]: c["dtype"] for c in dataset.columns}
     check_columns(formula, kinds)
-    check_arguments(with_contrasts(formula, spec.contrasts), kinds)
+    check_arguments(with_weights(with_contrasts(formula, spec.contrasts), spec.weights), kinds)
     if limits is not None:
         size = design_size(bind_constants(formula, kinds), kinds,
                            _levels(session, dataset, formula), dataset.n_rows)
@@ -84,7 +85,7 @@ def create_model(session: Session, spec: ModelCreate, max_attempts: int,
         id=str(uuid.uuid4()), name=clean_name(label), dataset_id=dataset.id,
         formula=spec.formula, method=spec.method, kind=formula.kind, status="queued",
         pool=spec.pool if formula.kind == "lm_by_group" else None, created_at=utcnow(),
-        contrasts=dict(spec.contrasts) if spec.contrasts else None,
+        contrasts=dict(spec.contrasts) if spec.contrasts else None, weights=spec.weights,
     )
     if spec.name is not None:
         # last, just before the insert: the name's counter row stays locked until commit
@@ -98,9 +99,10 @@ def create_model(session: Session, spec: ModelCreate, max_attempts: int,
 
 def check_arguments(formula: Formula, kinds: dict[str, str]) -> None:
     """A 422 naming each field of the spec beside the formula that the dataset refuses
-    (``contrasts.<column>``)."""
+    (``contrasts.<column>``, ``weights``)."""
     try:
         resolve_contrasts(bind_constants(formula, kinds), kinds)
+        check_weights_column(formula.weights, kinds)
     except ArgumentError as error:
         raise InvalidInput(str(error), errors=[
             {"location": "body", "field": field, "type": "value_error", "detail": why}

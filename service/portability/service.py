@@ -40,7 +40,7 @@ def export_model(session: Session, model_id: str, mixedfit_version: str) -> dict
     model = {
         "id": row.id, "name": row.name, "version": row.version, "tags": row.tags or {},
         "dataset_id": row.dataset_id, "formula": row.formula, "method": row.method,
-        "kind": row.kind, "pool": row.pool, "contrasts": row.contrasts,
+        "kind": row.kind, "pool": row.pool, "contrasts": row.contrasts, "weights": row.weights,
         "created_at": row.created_at.isoformat(),
         "finished_at": row.finished_at.isoformat() if row.finished_at else None,
     }
@@ -73,7 +73,7 @@ def import_model(session: Session, document: dict[str, Any]) -> ModelRow:
     row = ModelRow(
         id=str(uuid.uuid4()), dataset_id=model["dataset_id"], formula=model["formula"],
         method=model["method"], kind=model["kind"], pool=model.get("pool"),
-        contrasts=_contrasts(model.get("contrasts")),
+        contrasts=_contrasts(model.get("contrasts")), weights=_weights(model.get("weights")),
         status="succeeded", created_at=now, finished_at=now, result=document["result"],
         prediction_state=document["prediction_state"],
         conditional_modes=document.get("conditional_modes"),
@@ -98,6 +98,13 @@ def _contrasts(value: Any) -> dict[str, str] | None:
         raise InvalidInput(f"The document's contrasts are not column: coding pairs ("
                            f"codings: {', '.join(CODINGS)}): {value!r}")
     return dict(value) or None
+
+
+def _weights(value: Any) -> str | None:
+    """The document's weights column (absent in documents exported before weights)."""
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput(f"The document's weights must name a column: {value!r}")
+    return value
 
 
 def _fit_result(row: ModelRow, result: dict[str, Any]) -> FitResult:

@@ -17,7 +17,7 @@ import pandas as pd
 from service.stats.bootstrap import bootstrap_intervals, parametric_bootstrap
 from service.stats.design import build_design
 from service.stats.formula import parse_formula
-from service.stats.formula.tree import with_contrasts
+from service.stats.formula.tree import with_contrasts, with_weights
 from service.stats.inference import InferenceError, Intervals
 from service.stats.lmm import fit_lmm
 from service.stats.profile import profile_intervals
@@ -30,7 +30,8 @@ Report = Callable[[int, int], None]
 def refit_intervals(formula: str, data: pd.DataFrame, fit_method: str, method: RefitMethod,
                     level: float, *, nsim: int = 0, seed: int = 0,
                     report: Report | None = None,
-                    contrasts: Mapping[str, str] | None = None) -> Intervals:
+                    contrasts: Mapping[str, str] | None = None,
+                    weights: str | None = None) -> Intervals:
     """Profile or parametric bootstrap intervals of a mixed model.
 
     Parameters
@@ -51,6 +52,8 @@ def refit_intervals(formula: str, data: pd.DataFrame, fit_method: str, method: R
     contrasts
         The model's coding of factor columns (``fit_model``'s), so the fixed effects are
         the fitted ones.
+    weights
+        The model's column of prior weights (``fit_model``'s), or None.
 
     Returns
     -------
@@ -62,7 +65,7 @@ def refit_intervals(formula: str, data: pd.DataFrame, fit_method: str, method: R
     service.stats.errors.StatsError
         For a model that is not a mixed model, or intervals that cannot be computed.
     """
-    parsed = with_contrasts(parse_formula(formula), contrasts)
+    parsed = with_weights(with_contrasts(parse_formula(formula), contrasts), weights)
     if parsed.kind != "lmm" or parsed.by_group is not None:
         raise InferenceError("Profile and bootstrap intervals are for mixed models; a least "
                              "squares model's intervals are exact t intervals (method "

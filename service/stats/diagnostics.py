@@ -84,10 +84,13 @@ def residual_table(
         std = resid / sigma
     else:
         std = standardized_ols_residuals(design.X, resid)
-    # y is the response minus any offset; the fitted values shown are R's (offset added)
+    # y is the response minus any offset (times √w with prior weights, so the standardized
+    # residuals are R's Pearson ones); fitted values and residuals shown are R's: in the
+    # response's scale, the offset added
     table = pd.DataFrame(
-        {"row": design.rows.astype(np.int64), "fitted": design.with_offset(fit),
-         "residual": resid,
+        {"row": design.rows.astype(np.int64),
+         "fitted": design.with_offset(design.unweighted(fit)),
+         "residual": design.unweighted(resid),
          "std_residual": std}
     )
     for block in design.random:

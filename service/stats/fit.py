@@ -16,7 +16,7 @@ import pandas as pd
 from service.stats.design import Design, build_design
 from service.stats.errors import FitError
 from service.stats.formula import parse_formula
-from service.stats.formula.tree import with_contrasts
+from service.stats.formula.tree import Formula, with_contrasts, with_weights
 from service.stats.lmlist import GroupedFit, fit_groups
 from service.stats.lmm import fit_lmm
 from service.stats.ols import fit_ols
@@ -37,7 +37,8 @@ class FittedModel:
 
 
 def fit_model(formula: str, data: pd.DataFrame, method: str = "REML",
-              pool: bool = True, contrasts: Mapping[str, str] | None = None) -> FittedModel:
+              pool: bool = True, contrasts: Mapping[str, str] | None = None,
+              weights: str | None = None) -> FittedModel:
     """Fit ``formula`` to ``data``.
 
     Parameters
@@ -54,6 +55,8 @@ def fit_model(formula: str, data: pd.DataFrame, method: str = "REML",
     contrasts
         The coding of factor columns of the fixed part (``{"recipe": "contr.sum"}``), as
         the ``contrasts`` argument of ``lm`` and ``lmer``; treatment for the others.
+    weights
+        The column of prior weights (``lm``'s and ``lmer``'s ``weights``), or None.
 
     Returns
     -------
@@ -68,12 +71,11 @@ def fit_model(formula: str, data: pd.DataFrame, method: str = "REML",
     if method not in ("REML", "ML"):
         raise FitError(f"method must be 'REML' or 'ML', not {method!r}")
     with single_threaded_blas():
-        return _fit_model(formula, data, method, pool, contrasts)
+        parsed = with_weights(with_contrasts(parse_formula(formula), contrasts), weights)
+        return _fit_model(parsed, data, method, pool)
 
 
-def _fit_model(formula: str, data: pd.DataFrame, method: str, pool: bool,
-               contrasts: Mapping[str, str] | None) -> FittedModel:
-    parsed = with_contrasts(parse_formula(formula), contrasts)
+def _fit_model(parsed: Formula, data: pd.DataFrame, method: str, pool: bool) -> FittedModel:
     if parsed.by_group is not None:
         grouped = fit_groups(parsed, data, pool)
         state = make_by_group_state(parsed.by_group, grouped.designs, grouped.result.groups,

@@ -75,7 +75,7 @@ def model_residuals(formula: Formula, data: pd.DataFrame, result: FitResult, *,
         design = build_design(formula, data)
         fixed_part = fitted_values(design, result)
         if result.kind == "lmm":
-            population = fixed_part
+            population = design.with_offset(design.unweighted(fixed_part))
             fitted = fixed_part + random_part(design, result.conditional_modes)
             table = residual_table(design, fitted, sigma=result.residual_std_dev)
         else:

@@ -245,13 +245,20 @@ def _group_label(formula: Formula) -> str:
 
 
 def _pooled_sd(fits: list[GroupFit], n_coef: dict[str, int]) -> tuple[float, float]:
-    """lme4's ``pooledSD``: ``sqrt(sum(RSS) / sum(n - length(coef)))`` over fitted groups."""
-    rss = sum(g.metrics.deviance for g in fits if g.metrics is not None)
+    """lme4's ``pooledSD``: ``sqrt(sum(RSS) / sum(n - length(coef)))`` over fitted groups,
+    the RSS of ``resid(el)``: the residuals in the response's scale, also of a weighted fit
+    (whose own σ is of the weighted residuals)."""
+    rss = sum(_raw_rss(g.metrics) for g in fits if g.metrics is not None)
     df = sum(g.metrics.n_obs - n_coef[g.level] for g in fits if g.metrics is not None)
     if df <= 0:
         raise FitError("No degrees of freedom for estimating the pooled standard deviation: "
                        "the groups have no more rows than coefficients.")
     return math.sqrt(rss / df), float(df)
+
+
+def _raw_rss(metrics: Metrics) -> float:
+    """Σ of the squared residuals in the response's scale (the RSS without weights)."""
+    return metrics.rmse**2 * metrics.n_obs
 
 
 def _pooled_group(group: GroupFit, sd: float, df: float) -> GroupFit:
@@ -288,7 +295,7 @@ def _pooled_metrics(fitted: list[Metrics], n_dropped: int, sigma: float,
         bic=-2 * loglik + math.log(n) * npar,
         deviance=rss,
         sigma=sigma,
-        rmse=math.sqrt(rss / n),
+        rmse=math.sqrt(sum(_raw_rss(m) for m in fitted) / n),
         df_residual=df,
         n_dropped_missing=n_dropped,
         npar=npar,

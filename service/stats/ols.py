@@ -9,6 +9,12 @@ for the summary quantities, which differ from statsmodels' defaults in places:
 - ``deviance.lm`` is the residual sum of squares.
 
 The metrics also carry the studentized Breusch-Pagan test (``lmtest::bptest``'s default).
+
+With prior weights the design's y and X are already scaled by √w (``build_design``), so the
+least squares fit is R's ``lm.wfit``; the summaries are R's weighted ones: the
+log-likelihood gains Σ log(w) / 2, R² is against the weighted mean, the RMSE is of the
+residuals in the data's scale. ``bptest`` refits without the weights, so no test is
+reported for a weighted fit.
 """
 
 from __future__ import annotations
@@ -69,14 +75,14 @@ def fit_ols(design: Design) -> FitResult:
     resid = y - X @ beta
     rss = float(resid @ resid)
     has_intercept = INTERCEPT in design.fixed_names
-    if has_intercept and np.ptp(y) == 0.0:
+    if has_intercept and np.ptp(design.unweighted(y)) == 0.0:
         # the intercept alone fits every row and R² would divide zero by zero
         raise FitError(
             f"The response {design.response_name} is constant ({y[0]:g} in all {n} rows), so "
             "there is no variation for the model to explain and standard errors, t statistics "
             "and p-values are undefined."
         )
-    tss = _total_sum_of_squares(y, has_intercept)
+    tss = _total_sum_of_squares(design, y, has_intercept)
     if rss == 0.0 or rss <= _PERFECT_FIT_RTOL * tss:
         raise FitError(
             f"The model fits the {n} rows exactly (all residuals are zero), so standard "
@@ -105,8 +111,9 @@ def fit_ols(design: Design) -> FitResult:
         for name, b, s, tt, pv in zip(design.fixed_names, beta, se, t, p_values, strict=True)
     )
 
-    bp = breusch_pagan(X, resid, has_intercept=has_intercept)
-    metrics = _metrics(design, rss, tss, has_intercept, bp)
+    bp = None if design.weights is not None else breusch_pagan(X, resid,
+                                                                has_intercept=has_intercept)
+    metrics = _metrics(design, rss, tss, has_intercept, bp, resid)
     return FitResult(
         kind="lm",
         method="OLS",
@@ -171,21 +178,31 @@ def _checked_arrays(design: Design) -> tuple[FloatArray, FloatArray]:
     return y, X
 
 
-def _total_sum_of_squares(y: FloatArray, has_intercept: bool) -> float:
-    # summary.lm: centred about the mean with an intercept, about zero without one.
-    centred = y - y.mean() if has_intercept else y
+def _total_sum_of_squares(design: Design, y: FloatArray, has_intercept: bool) -> float:
+    # summary.lm: centred about the (weighted) mean with an intercept, about zero without
+    # one; y is √w times the response, so Σ w (response - mean)² is Σ (y - √w mean)².
+    if not has_intercept:
+        return float(y @ y)
+    if design.weights is None:
+        centred = y - y.mean()
+    else:
+        root = np.sqrt(design.weights)
+        centred = y - root * (float(root @ y) / float(design.weights.sum()))
     return float(centred @ centred)
 
 
 def _metrics(design: Design, rss: float, tss: float, has_intercept: bool,
-             bp: BreuschPagan | None) -> Metrics:
+             bp: BreuschPagan | None, resid: FloatArray) -> Metrics:
     n, p = design.X.shape
     df_resid = n - p
     df_int = 1 if has_intercept else 0
     sigma = math.sqrt(rss / df_resid)
-    # logLik.lm with unit weights; sigma is counted among the parameters.
-    loglik = -0.5 * n * (math.log(2 * math.pi) + 1 - math.log(n) + math.log(rss))
+    # logLik.lm; sigma is counted among the parameters.
+    loglik = 0.5 * (design.log_det_weights
+                    - n * (math.log(2 * math.pi) + 1 - math.log(n) + math.log(rss)))
     k = p + 1
+    raw = design.unweighted(resid)
+    rmse = math.sqrt(float(raw @ raw) / n)
     r_squared: float | None
     adj_r_squared: float | None
     f_statistic: float | None
@@ -203,7 +220,7 @@ def _metrics(design: Design, rss: float, tss: float, has_intercept: bool,
         bic=-2 * loglik + math.log(n) * k,
         deviance=rss,
         sigma=sigma,
-        rmse=math.sqrt(rss / n),
+        rmse=rmse,
         df_residual=float(df_resid),
         r_squared=r_squared,
         adj_r_squared=adj_r_squared,

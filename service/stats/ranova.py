@@ -104,7 +104,8 @@ def _least_squares_loglik(design: Design, reml: bool) -> tuple[float, int]:
     residual = y - q @ (q.T @ y)
     rss = float(residual @ residual)
     dof = n - p if reml else n
-    value = 0.5 * -dof * (math.log(2 * math.pi) + 1.0 - math.log(dof) + math.log(rss))
+    value = 0.5 * (design.log_det_weights
+                   - dof * (math.log(2 * math.pi) + 1.0 - math.log(dof) + math.log(rss)))
     if reml:
         value -= float(np.sum(np.log(np.abs(np.diag(r)))))
     return value, p + 1

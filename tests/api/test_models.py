@@ -18,10 +18,10 @@ def test_create_answers_202_with_location_and_queues_a_job(
     model = response.json()
     assert response.headers["location"] == f"/v1/models/{model['id']}"
     assert set(model) == {"id", "name", "version", "tags", "dataset_id", "formula", "method",
-                          "pool", "contrasts", "kind", "status", "created_at", "started_at",
-                          "finished_at", "error", "result"}
+                          "pool", "contrasts", "weights", "kind", "status", "created_at",
+                          "started_at", "finished_at", "error", "result"}
     assert model["pool"] is None  # per-group fits only
-    assert model["contrasts"] is None  # treatment coding
+    assert (model["contrasts"], model["weights"]) == (None, None)  # treatment, unit weights
     assert (model["name"], model["version"], model["tags"]) == ("simple", 1, {})
     assert model["dataset_id"] == mood_id
     assert model["formula"] == "Mood ~ Exercise"

@@ -38,6 +38,7 @@ from service.stats.design.values import (
     numeric_values,
     sort_levels,
 )
+from service.stats.design.weights import check_weights_column, scale_rows, weight_values
 from service.stats.errors import DesignError
 from service.stats.formula import formula_columns
 from service.stats.formula.columns import bind_constants
@@ -70,10 +71,17 @@ def build_design(formula: Formula, data: pd.DataFrame) -> Design:
     formula = bind_constants(formula, data_kinds)
     check_columns(formula, data_kinds)
     codings = resolve_contrasts(formula, data_kinds)
+    check_weights_column(formula.weights, data_kinds)
     used = list(formula_columns(formula))
     kinds = {name: data_kinds[name] for name in used}
-    frame, rows = _drop_missing(data, used)
+    frame, rows = _drop_missing(data, used + ([formula.weights] if formula.weights else []))
     n_dropped = len(data) - len(frame)
+    weights = None
+    n_zero_weight = 0
+    if formula.weights is not None:
+        frame, rows, weights = _positive_weights(frame, rows, formula.weights,
+                                                 data_kinds[formula.weights])
+        n_zero_weight = len(data) - n_dropped - len(frame)
 
     variables, exprs = _learn_variables(formula, frame, kinds)
     params = learn_parameters([*exprs.values(), formula.response, *formula.offsets], data,
@@ -107,11 +115,16 @@ def build_design(formula: Formula, data: pd.DataFrame) -> Design:
     X = encoder.fixed_matrix(values, n)
     blocks = tuple(encoder.block(spec, frame, values, "population", DesignError)
                    for spec in random)
+    messages: tuple[str, ...] = (rank_message(list(dropped)),) if dropped else ()
+    if weights is not None:
+        y, X, blocks = scale_rows(weights, y, X, blocks)
+        if n_zero_weight:
+            messages += (f"{n_zero_weight} row(s) with weight 0 are left out of the fit (as "
+                         "R's lm leaves them out of the likelihood and residual df)",)
     return Design(
         y=y, X=X, fixed_names=encoder.fixed_names, random=blocks, rows=rows,
         response_name=deparse(formula.response), encoder=encoder, n_dropped_missing=n_dropped,
-        dropped_aliased=dropped, messages=(rank_message(list(dropped)),) if dropped else (),
-        offset=offset)
+        dropped_aliased=dropped, messages=messages, offset=offset, weights=weights)
 
 
 def learn_parameters(exprs: list[Expr], data: pd.DataFrame, kinds: dict[str, ColumnKind]
@@ -165,6 +178,18 @@ def _drop_missing(data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, np
         raise DesignError("no rows are left after dropping rows with missing values in the "
                           f"columns the formula uses ({', '.join(used)})")
     return data.iloc[rows].reset_index(drop=True), rows
+
+
+def _positive_weights(frame: pd.DataFrame, rows: np.ndarray, column: str, kind: ColumnKind
+                      ) -> tuple[pd.DataFrame, np.ndarray, FloatArray]:
+    """The rows with a positive weight, their positions and weights (negative: refused)."""
+    weights = weight_values(frame, column, kind, rows)
+    positive = weights > 0
+    if positive.all():
+        return frame, rows, weights
+    if not positive.any():
+        raise DesignError(f"every row has weight 0 in column '{column}': nothing to fit")
+    return (frame.loc[positive].reset_index(drop=True), rows[positive], weights[positive])
 
 
 def _labels(term: Term) -> tuple[str, ...]:

@@ -52,6 +52,10 @@ class Design:
     dropping rows with missing values; ``y`` is None for prediction designs. With
     ``offset(...)`` terms, ``offset`` is their sum per row and ``y`` the response minus it
     (what the engines fit: R's ``lm.fit(x, y - offset)``); fitted values add it back.
+    With prior weights, ``weights`` holds them (all positive: zero-weight rows are left
+    out) and ``y``, ``X`` and the random covariates are multiplied by their square roots,
+    so the engines fit the weighted model as an unweighted one (lme4's √W scaling);
+    ``unweighted`` takes fitted values and residuals back to the data's scale.
     """
 
     y: FloatArray | None
@@ -65,10 +69,25 @@ class Design:
     dropped_aliased: tuple[str, ...] = ()
     messages: tuple[str, ...] = ()
     offset: FloatArray | None = None
+    weights: FloatArray | None = None
 
     @property
     def n_obs(self) -> int:
         return int(self.X.shape[0])
+
+    @property
+    def log_det_weights(self) -> float:
+        """Σ log wᵢ: the log-likelihood of a weighted fit has half of it added (lme4's
+        ``ldW``, R's ``logLik.lm``); 0 without weights."""
+        return 0.0 if self.weights is None else float(np.sum(np.log(self.weights)))
+
+    def unweighted(self, values: FloatArray) -> FloatArray:
+        """Per-row values (or rows of a matrix) of the √w-scaled model (X β, residuals,
+        covariates) in the data's scale."""
+        if self.weights is None:
+            return values
+        root = np.sqrt(self.weights)
+        return values / (root if values.ndim == 1 else root[:, None])
 
     def with_offset(self, values: FloatArray) -> FloatArray:
         """``values`` (fitted from X and Z) plus the offset, if the model has one."""

@@ -111,6 +111,9 @@ class Formula:
     ``offsets`` are the expressions of ``offset(...)`` items of the fixed part: the model
     is fitted to the response minus their sum, and predictions add it back.
 
+    ``weights`` is not part of the text either: the column of prior weights (lm's and
+    lmer's ``weights`` argument), attached by ``with_weights``.
+
     ``contrasts`` is not part of the text: lmer's and lm's ``contrasts`` argument, the
     coding of factor columns of the fixed part (column, R's function name), attached by
     ``with_contrasts`` so that every design rebuilt from the formula codes alike.
@@ -124,6 +127,7 @@ class Formula:
     by_group: tuple[str, ...] | None = None
     offsets: tuple[Expr, ...] = ()
     contrasts: tuple[tuple[str, str], ...] = ()
+    weights: str | None = None
 
     @property
     def kind(self) -> Literal["lm", "lmm", "lm_by_group"]:
@@ -135,3 +139,8 @@ class Formula:
 def with_contrasts(formula: Formula, contrasts: Mapping[str, str] | None) -> Formula:
     """The formula with the coding of factor columns (``{"recipe": "contr.sum"}``)."""
     return replace(formula, contrasts=tuple((contrasts or {}).items()))
+
+
+def with_weights(formula: Formula, weights: str | None) -> Formula:
+    """The formula with the column of prior weights (None: unit weights)."""
+    return replace(formula, weights=weights)

@@ -172,13 +172,13 @@ def random_part(blocks: tuple[RandomBlock, ...], modes: list[FloatArray]) -> Flo
 
 def _r_squared(design: Design, solution: Solution) -> tuple[float, float]:
     """Nakagawa and Schielzeth's marginal and conditional R² (Johnson's slopes)."""
-    linear = design.X @ solution.beta
+    linear = design.unweighted(design.X @ solution.beta)
     var_fixed = float(np.var(linear, ddof=1)) if len(linear) > 1 else 0.0
     var_random = 0.0
     sigma = solution.sigma
     for block, t in zip(solution.blocks, solution.relative_factors, strict=True):
         cov = sigma**2 * (t @ t.T)
-        z = block.covariates
+        z = design.unweighted(block.covariates)
         mean_outer = z.T @ z / z.shape[0]
         var_random += float(np.sum(cov * mean_outer))
     total = var_fixed + var_random + sigma**2
@@ -232,9 +232,13 @@ def make_result(design: Design, cp: CrossProducts, method: Method, optimum: Opti
             conf_high=float(beta[j] + _Z_975 * se[j])))
 
     assert design.y is not None
-    residuals = design.y - design.X @ beta - random_part(solution.blocks, solution.modes)
+    residuals = design.unweighted(
+        design.y - design.X @ beta - random_part(solution.blocks, solution.modes))
     npar = p + len(theta) + 1
-    loglik = -solution.objective / 2.0
+    # lme4's objective subtracts Σ log(w) (its ldW) from that of the √w-scaled model
+    objective = solution.objective - design.log_det_weights
+    ml_deviance -= design.log_det_weights
+    loglik = -objective / 2.0
     r2_marginal, r2_conditional = _r_squared(design, solution)
     metrics = Metrics(
         n_obs=n, loglik=loglik, aic=-2.0 * loglik + 2.0 * npar,
@@ -242,7 +246,7 @@ def make_result(design: Design, cp: CrossProducts, method: Method, optimum: Opti
         rmse=float(np.sqrt(np.mean(residuals**2))),
         # R's df.residual for a merMod: n minus every parameter (β, θ and σ)
         df_residual=float(n - npar),
-        reml_criterion=solution.objective if method == "REML" else None,
+        reml_criterion=objective if method == "REML" else None,
         r2_marginal=r2_marginal, r2_conditional=r2_conditional,
         n_dropped_missing=design.n_dropped_missing, npar=npar)
 
@@ -252,7 +256,8 @@ def make_result(design: Design, cp: CrossProducts, method: Method, optimum: Opti
     convergence = Convergence(
         converged=converged and not optimum.messages, singular=singular,
         optimizer=OPTIMIZER_NAME, iterations=optimum.evaluations, messages=tuple(messages),
-        initial_objective=solution.initial_objective, final_objective=solution.objective)
+        initial_objective=solution.initial_objective - design.log_det_weights,
+        final_objective=objective)
     return FitResult(
         kind="lmm", method=method, fixed_effects=tuple(fixed), metrics=metrics,
         convergence=convergence, residual_std_dev=sigma,
