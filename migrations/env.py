@@ -7,10 +7,10 @@ Used directly by the ``alembic`` command (with migrations/alembic.ini) it falls 
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
-from service.db.models import Base
 from service.db.session import create_db_engine
+from service.db.tables import Base
 
 
 def _engine() -> tuple[Engine, bool]:
@@ -22,20 +22,47 @@ def _engine() -> tuple[Engine, bool]:
     return create_db_engine(get_settings().database_url), True
 
 
+def _foreign_keys(connection: Connection, *, on: bool) -> None:
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    """Refuse (and so roll back) a migration that left a row referring to nothing."""
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        raise RuntimeError(f"the migration left {len(broken)} rows whose foreign keys refer "
+                           f"to no row, e.g. {tuple(broken[0])}")
+
+
 def run_migrations() -> None:
     engine, owned = _engine()
     try:
         with engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                # batch mode rebuilds a table as a copy, then drops the original: with
+                # foreign keys enforced, that DROP deletes every row that refers to it (ON
+                # DELETE CASCADE: a model's coefficients, variance components, metrics).
+                # SQLite's own advice for schema changes: keys off, then checked after.
+                # On the driver's connection, before SQLAlchemy begins (this engine's
+                # BEGIN is explicit): inside a transaction the pragma does nothing.
+                _foreign_keys(connection, on=False)
             context.configure(
                 connection=connection,
                 target_metadata=Base.metadata,
                 # SQLite cannot ALTER most things: batch mode rebuilds the table instead
-                render_as_batch=connection.dialect.name == "sqlite",
+                render_as_batch=sqlite,
                 compare_type=True,
             )
             with context.begin_transaction():
                 context.run_migrations()
+                if sqlite:
+                    _check_foreign_keys(connection)
             connection.commit()
+            if sqlite:
+                _foreign_keys(connection, on=True)
     finally:
         if owned:
             engine.dispose()

@@ -7,8 +7,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
 from service.db.migrate import head_revisions, is_at_head, upgrade
-from service.db.models import Base
 from service.db.session import create_db_engine
+from service.db.tables import Base
 
 
 def test_migrated_database_has_every_table(engine: Engine) -> None:
