@@ -72,6 +72,13 @@ def lmm_anova(formula: Formula, data: pd.DataFrame, result: FitResult, type: int
         raise InferenceError("Kenward-Roger's method is only available for REML fits, as in "
                              "lmerTest; use ddf=Satterthwaite for an ML fit, or fit the "
                              "model by REML.")
+    if ddf == "Kenward-Roger" and formula.weights is not None:
+        # pbkrtest builds the residual covariance as σ² I whatever lmer's weights, so its
+        # numbers are not those of the weighted model, and there is nothing to match
+        raise InferenceError("Kenward-Roger's method is not available for a model with "
+                             "prior weights: pbkrtest, whose method it is, leaves lmer's "
+                             "weights out of the residual covariance. Use "
+                             "ddf=Satterthwaite (lmerTest's default), which does take them.")
     with single_threaded_blas():
         design = build_design(formula, data)
         beta = _stored_beta(design, result)

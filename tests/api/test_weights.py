@@ -53,6 +53,17 @@ def test_weighted_fits_are_rs(worker_client: TestClient, name: str) -> None:
                                   json={"records": rows})
     assert response.status_code == 200, response.text
     assert response.json()["predictions"] == pytest.approx(case["predictions"], rel=rtol)
+    if "anova" in case:
+        # lmerTest's table of the weighted model (1e-3 and 1e-2 for the df at our optimum,
+        # as tests/stats/test_weights_offsets_contrasts.py); pbkrtest ignores the weights
+        table = worker_client.get(f"/v1/models/{model['id']}/anova")
+        assert table.status_code == 200, table.text
+        row, want = table.json()["rows"][0], case["anova"]["3"][0]
+        assert row["f_value"] == pytest.approx(want["f_value"], rel=1e-3)
+        assert row["den_df"] == pytest.approx(want["den_df"], rel=1e-2)
+        problem = assert_problem(
+            worker_client.get(f"/v1/models/{model['id']}/anova?ddf=Kenward-Roger"), 422)
+        assert "prior weights" in problem["detail"]
 
 
 @pytest.mark.parametrize(("column", "detail"), [("nope", "no column 'nope'"),

@@ -8,7 +8,7 @@
 # coefficients of lmList fits and, where "anova" is set, lmerTest's anova tables (where
 # "profile" is, lme4's profile intervals).
 suppressPackageStartupMessages({
-  library(lme4); library(lmerTest); library(jsonlite)})
+  library(lme4); library(lmerTest); library(car); library(jsonlite)})
 
 source("tests/data/r/lmertest_tables.R")  # lmertest_anova()
 
@@ -36,9 +36,11 @@ newdata <- list(
 
 cases <- list(
   # contrasts of the fixed part
+  # car::Anova type 3 tests the model's own coefficients: with sum contrasts, the usual
+  # type 3 table (with treatment coding it is another one)
   list(case = "cake_lm_sum_poly", dataset = "cake.csv", kind = "lm",
        formula = "angle ~ recipe * factor(temp)",
-       contrasts = list(recipe = "contr.sum", temp = "contr.poly")),
+       contrasts = list(recipe = "contr.sum", temp = "contr.poly"), car = TRUE),
   list(case = "cake_lm_helmert", dataset = "cake.csv", kind = "lm",
        formula = "angle ~ recipe + temp", contrasts = list(recipe = "contr.helmert")),
   list(case = "cake_lm_sas", dataset = "cake.csv", kind = "lm",
@@ -78,7 +80,8 @@ cases <- list(
   list(case = "sleepstudy_lm_weights", dataset = "sleepstudy.csv", kind = "lm",
        formula = "Reaction ~ Days", weights = "w"),
   list(case = "sleepstudy_lmer_weights", dataset = "sleepstudy.csv", kind = "lmer",
-       method = "REML", formula = "Reaction ~ Days + (Days | Subject)", weights = "w"),
+       method = "REML", formula = "Reaction ~ Days + (Days | Subject)", weights = "w",
+       anova = TRUE, ranova = TRUE, kr = TRUE),
   list(case = "sleepstudy_lmer_weights_ml", dataset = "sleepstudy.csv", kind = "lmer",
        method = "ML", formula = "Reaction ~ Days + (Days | Subject)", weights = "w"),
   list(case = "sleepstudy_lmlist_weights", dataset = "sleepstudy.csv", kind = "lmList",
@@ -154,6 +157,18 @@ for (spec in cases) {
   if (isTRUE(spec$anova)) {
     entry$anova <- list("1" = lmertest_anova(fit, 1, "Satterthwaite"),
                         "3" = lmertest_anova(fit, 3, "Satterthwaite"))
+  }
+  if (isTRUE(spec$kr)) entry$anova_kr <- lmertest_anova(fit, 3, "Kenward-Roger")
+  if (isTRUE(spec$ranova)) {
+    a <- ranova(fit)
+    entry$ranova <- lapply(seq_len(nrow(a)), function(i) list(
+      term = rownames(a)[i], logLik = a[i, "logLik"], LRT = a[i, "LRT"]))
+  }
+  if (isTRUE(spec$car)) {
+    a <- car::Anova(fit, type = 3)
+    entry$car3 <- lapply(seq_len(nrow(a)), function(i) list(
+      term = trimws(rownames(a)[i]), sum_sq = a[i, "Sum Sq"], num_df = a[i, "Df"],
+      f_value = if (is.na(a[i, "F value"])) NA else a[i, "F value"]))
   }
   out$cases[[spec$case]] <- entry
 }
