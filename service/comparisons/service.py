@@ -100,7 +100,7 @@ def _check_nested(models_terms: list[tuple[ModelRow, frozenset[str]]]) -> None:
 def _queue_refit(session: Session, row: ModelRow, max_attempts: int) -> ModelRow:
     # The same formula fitted by ML to the same dataset (an earlier refit, or the user's own
     # ML fit) is the refit: fitting it again would give the same numbers.
-    same = model_rows.find_same_fit(session, row.dataset_id, row.formula, "ML")
+    same = model_rows.find_same_fit(session, row.dataset_id, row.formula, "ML", row.weights)
     if same is not None:
         return same
     if datasets.get_dataset(session, row.dataset_id) is None:
@@ -110,7 +110,9 @@ def _queue_refit(session: Session, row: ModelRow, max_attempts: int) -> ModelRow
             "the data again and fit the model with method ML.", dataset_id=row.dataset_id)
     name = f"ML refit of {row.name or row.id} for a comparison"[:200]
     # a label, not a registered name: the refit is no version of the compared model's name
-    spec = ModelCreate(dataset_id=row.dataset_id, formula=row.formula, method="ML")
+    spec = ModelCreate.model_validate({
+        "dataset_id": row.dataset_id, "formula": row.formula, "method": "ML",
+        "contrasts": row.contrasts, "weights": row.weights})
     return models.create_model(session, spec, max_attempts, label=name)
 
 

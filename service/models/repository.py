@@ -221,12 +221,15 @@ def _after(keys: list[tuple[Any, bool]], cursor: Cursor) -> ColumnElement[bool]:
     return or_(*clauses)
 
 
-def find_same_fit(session: Session, dataset_id: str, formula: str, method: str
-                  ) -> ModelRow | None:
-    """The newest model of this formula, dataset and method that has not failed, if any."""
+def find_same_fit(session: Session, dataset_id: str, formula: str, method: str,
+                  weights: str | None = None) -> ModelRow | None:
+    """The newest model of this formula, dataset, method and prior weights that has not
+    failed, if any (its contrasts may differ: they change the coefficients, not the fit)."""
+    same_weights = (ModelRow.weights.is_(None) if weights is None
+                    else ModelRow.weights == weights)
     statement = (select(ModelRow)
                  .where(ModelRow.dataset_id == dataset_id, ModelRow.formula == formula,
-                        ModelRow.method == method, ModelRow.status != "failed")
+                        ModelRow.method == method, same_weights, ModelRow.status != "failed")
                  .order_by(ModelRow.created_at.desc(), ModelRow.id).limit(1))
     return session.scalars(statement).first()
 

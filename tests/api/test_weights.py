@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import ClientFactory, assert_problem
-from tests.api.fitting import fit_spec
+from tests.api.fitting import fit_spec, wait_for_model
 from tests.stats.test_weights_offsets_contrasts import CASES, LM_RTOL, LMER_RTOL, case_data
 
 
@@ -90,3 +90,24 @@ def test_negative_weights_fail_the_fit_naming_column_and_rows(
     assert model["error"]["status"] == 422
     assert "negative weights not allowed" in model["error"]["detail"]
     assert "column 'w'" in model["error"]["detail"] and "rows 4, 8" in model["error"]["detail"]
+
+
+def test_a_comparison_refits_a_weighted_model_with_its_weights(
+        worker_client: TestClient) -> None:
+    """lme4's anova refits REML fits by ML: a weighted model's refit keeps the weights (an
+    unweighted ML fit of the same formula is another model, never reused for it)."""
+    dataset = upload(worker_client, case_data("sleepstudy.csv"))
+    formula = CASES["sleepstudy_lmer_weights_ml"]["formula"]
+    unweighted = fit_spec(worker_client, {"dataset_id": dataset, "formula": formula,
+                                          "method": "ML"})
+    weighted = [fit_spec(worker_client, {"dataset_id": dataset, "formula": f, "weights": "w"})
+                for f in (formula, "Reaction ~ Days + (1 | Subject)")]
+    response = worker_client.post("/v1/comparisons",
+                                  json={"model_ids": [m["id"] for m in weighted]})
+    assert response.status_code == 202, response.text
+    refits = response.json()["refits"]
+    first = wait_for_model(worker_client, f"/v1/models/{refits[weighted[0]['id']]}", "refit")
+    assert first["id"] != unweighted["id"]
+    assert (first["method"], first["weights"]) == ("ML", "w")
+    assert first["result"]["metrics"]["loglik"] == pytest.approx(
+        CASES["sleepstudy_lmer_weights_ml"]["loglik"], abs=1e-6)

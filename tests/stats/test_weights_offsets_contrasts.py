@@ -31,6 +31,7 @@ from service.stats.fit import FittedModel, fit_model
 from service.stats.formula import parse_formula
 from service.stats.formula.tree import Formula, with_contrasts, with_weights
 from service.stats.inference import InferenceError, lm_anova
+from service.stats.inspection import model_residuals
 from service.stats.lmm.at_optimum import stored_optimum
 from service.stats.lmm_anova import lmm_anova
 from service.stats.predict import predict
@@ -292,18 +293,19 @@ def test_profile_intervals_of_a_sum_coded_model() -> None:
         assert row.upper == pytest.approx(want["upper"], rel=1e-3), row.parm
 
 
-def test_fitted_values_include_the_offset() -> None:
-    """R's fitted() includes the offset and residuals are y - fitted."""
-    from service.stats.inspection import model_residuals
-
-    for name in ("sleepstudy_lm_offset_log", "sleepstudy_lmer_offset"):
-        case = CASES[name]
-        result = fit_case(case).result
-        table = model_residuals(parse_formula(case["formula"]), case_data(case["dataset"]),
-                                result).table
-        np.testing.assert_allclose(table["fitted"][:5], case["fitted_head"], rtol=rtol(case))
-        np.testing.assert_allclose(table["residual"][:5], case["residuals_head"],
-                                   rtol=rtol(case) * 100)  # small residuals: cancellation
+@pytest.mark.parametrize("name", ["sleepstudy_lm_offset_log", "sleepstudy_lmer_offset",
+                                  "sleepstudy_lm_weights", "sleepstudy_lmer_weights"])
+def test_fitted_values_and_residuals_are_rs(name: str) -> None:
+    """R's fitted() includes the offset, residuals are y - fitted, in the response's scale
+    also for a weighted fit."""
+    case = CASES[name]
+    result = fit_case(case).result
+    table = model_residuals(case_formula(case), case_data(case["dataset"]), result).table
+    np.testing.assert_allclose(table["fitted"][:5], case["fitted_head"], rtol=rtol(case))
+    # residual = y - fitted: its error is the fitted value's, absolute
+    scale = float(np.max(np.abs(case["fitted_head"])))
+    np.testing.assert_allclose(table["residual"][:5], case["residuals_head"], rtol=0,
+                               atol=rtol(case) * scale)
 
 
 @pytest.mark.parametrize(("contrasts", "message"), [
