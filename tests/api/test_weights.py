@@ -111,3 +111,28 @@ def test_a_comparison_refits_a_weighted_model_with_its_weights(
     assert (first["method"], first["weights"]) == ("ML", "w")
     assert first["result"]["metrics"]["loglik"] == pytest.approx(
         CASES["sleepstudy_lmer_weights_ml"]["loglik"], abs=1e-6)
+
+
+def test_export_and_import_keep_contrasts_and_weights(worker_client: TestClient) -> None:
+    """The exported document names the model's contrasts and weights; the imported model
+    echoes them and predicts the same (offset included)."""
+    frame = case_data("sleepstudy.csv")
+    frame["Group"] = ["A", "B", "C"] * 60
+    spec = {"dataset_id": upload(worker_client, frame), "weights": "w",
+            "contrasts": {"Group": "contr.sum"},
+            "formula": "Reaction ~ Days + Group + offset(log(Days + 1)) + (1 | Subject)"}
+    original = fit_spec(worker_client, spec)
+    assert original["status"] == "succeeded", original
+    assert [fe["term"] for fe in original["result"]["fixed_effects"]] == [
+        "(Intercept)", "Days", "Group1", "Group2"]
+    document = worker_client.get(f"/v1/models/{original['id']}/export").json()
+    assert (document["model"]["contrasts"], document["model"]["weights"]) == (
+        {"Group": "contr.sum"}, "w")
+    imported = worker_client.post("/v1/models/import", json=document)
+    assert imported.status_code == 201, imported.text
+    assert (imported.json()["contrasts"], imported.json()["weights"]) == (
+        {"Group": "contr.sum"}, "w")
+    rows = {"records": [{"Days": 2.5, "Group": "C", "Subject": 308}]}
+    predictions = [worker_client.post(f"/v1/models/{m}/predictions", json=rows).json()
+                   for m in (original["id"], imported.json()["id"])]
+    assert predictions[0]["predictions"] == predictions[1]["predictions"]
