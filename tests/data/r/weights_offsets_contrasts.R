@@ -81,7 +81,7 @@ cases <- list(
        formula = "Reaction ~ Days", weights = "w"),
   list(case = "sleepstudy_lmer_weights", dataset = "sleepstudy.csv", kind = "lmer",
        method = "REML", formula = "Reaction ~ Days + (Days | Subject)", weights = "w",
-       anova = TRUE, ranova = TRUE, kr = TRUE),
+       anova = TRUE, ranova = TRUE, kr = TRUE, profile = TRUE),
   list(case = "sleepstudy_lmer_weights_ml", dataset = "sleepstudy.csv", kind = "lmer",
        method = "ML", formula = "Reaction ~ Days + (Days | Subject)", weights = "w"),
   list(case = "sleepstudy_lmlist_weights", dataset = "sleepstudy.csv", kind = "lmList",
