@@ -173,14 +173,14 @@ def _serve(settings: Settings, host: str, port: int, no_worker: bool,
                                "log_config": None, "access_log": False}
     processes = processes or settings.api_processes
     if processes > 1:
-        # uvicorn's supervisor starts the processes, each building the app from the
-        # environment (service.asgi), which therefore carries --no-worker
+        # each process builds the app from the environment (service.asgi), which
+        # therefore carries --no-worker
         if no_worker:
             os.environ["MIXEDFIT_EMBEDDED_WORKER"] = "false"
         from service.asgi import serve_processes
 
-        serve_processes(uvicorn.Config("service.asgi:create_served_app", factory=True,
-                                       workers=processes, **options))
+        serve_processes(host, port, processes,
+                        {k: v for k, v in options.items() if k not in ("host", "port")})
         return 0
     uvicorn.run(create_app(settings), **options)
     return 0
