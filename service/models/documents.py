@@ -40,13 +40,35 @@ class ModelDocuments(ImmutableCache[tuple[int, bytes]]):
     def __init__(self, max_bytes: int) -> None:
         super().__init__(max_bytes)
         self._rendering: dict[tuple[str, int], asyncio.Future[bytes]] = {}
+        self._reading: dict[str, asyncio.Future[bytes]] = {}
+
+    async def _unfinished(self, session: Session, model_id: str) -> bytes:
+        """An unfinished model's document, read now; the long polls whose waits end
+        together (hundreds at a wait's end, on a few queued fits) share one read of each
+        model instead of each reading and rendering it on the threadpool. Each caller was
+        allowed to read the model by its own scoped session before it asked."""
+        pending = self._reading.get(model_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._reading[model_id] = future
+        try:
+            body = (await run_in_threadpool(_read_and_render, session, model_id))[1]
+            future.set_result(body)
+            return body
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            raise
+        finally:
+            del self._reading[model_id]
 
     async def document(self, session: Session, principal: Principal, model_id: str,
                        finished: bool, revision: int = 0) -> bytes:
         """The document of a model the caller has just been allowed to read (its scoped
         session found it), ``finished`` or not, whose tags are at ``revision``."""
         if not finished:
-            return (await run_in_threadpool(_read_and_render, session, model_id))[1]
+            return await self._unfinished(session, model_id)
         cached = self.get(model_id, principal)
         if cached is not None and cached[0] == revision:
             return cached[1]
