@@ -120,6 +120,11 @@ def check_frame(predictor: Predictor, frame: pd.DataFrame,
                            "detail": f"{column.name}: absent ({column.type} expected)"})
             continue
         values = frame[column.name]
+        if column.name in _grouping_only(predictor):
+            # a grouping factor is a factor whatever its column held when fitting: any
+            # value is a level, matched by R's label of it (308 and "308" alike), and an
+            # unseen one is predicted at the population level (or refused by new_levels)
+            continue
         if column.type == "numeric" and column.levels is None:
             bad = _not_numbers(values)
             if bad is not None:
@@ -137,6 +142,23 @@ def check_frame(predictor: Predictor, frame: pd.DataFrame,
         raise InvalidInput("The rows do not fit the model's signature (GET "
                            "/v1/models/{id}/signature lists its inputs): "
                            + "; ".join(e["detail"] for e in errors), columns=errors)
+
+
+_GROUPING_ONLY: WeakKeyDictionary[Predictor, frozenset[str]] = WeakKeyDictionary()
+
+
+def _grouping_only(predictor: Predictor) -> frozenset[str]:
+    """The columns a mixed model reads only as grouping factors (no term reads them)."""
+    known = _GROUPING_ONLY.get(predictor)
+    if known is None:
+        if predictor.kind == "lm_by_group":
+            known = frozenset()
+        else:
+            encoder = predictor.encoder
+            groups = {c for spec in encoder.random for c in spec.group}
+            known = frozenset(groups - set(encoder.columns_used(random=True, groups=False)))
+        _GROUPING_ONLY[predictor] = known
+    return known
 
 
 def _not_numbers(values: pd.Series) -> object | None:

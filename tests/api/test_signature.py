@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import ClientFactory, assert_problem
+from tests.api.conftest import DATA, ClientFactory, assert_problem
 from tests.api.fitting import fit_spec
 
 
@@ -74,3 +74,21 @@ def test_a_model_without_a_fit_has_no_signature(client: TestClient, mood_id: str
                                              "formula": "Mood ~ Exercise"}).json()
     assert_problem(client.get(f"/v1/models/{queued['id']}/signature"), 409)
     assert_problem(client.get("/v1/models/nope/signature"), 404)
+
+
+def test_a_grouping_column_of_numbers_takes_any_level(worker_client: TestClient) -> None:
+    """sleepstudy's Subject holds numbers; as a grouping factor it is a factor, so a new
+    subject named in text is a new level (the population's prediction), as in R."""
+    dataset = worker_client.post("/v1/datasets", content=(DATA / "sleepstudy.csv").read_bytes(),
+                                 headers={"Content-Type": "text/csv"}).json()
+    model = fit_spec(worker_client, {"dataset_id": dataset["id"],
+                                     "formula": "Reaction ~ Days + (Days | Subject)"})
+    url = f"/v1/models/{model['id']}/predictions"
+    unseen = worker_client.post(url, json={"records": [{"Days": 3, "Subject": "308_unseen"}]})
+    assert unseen.status_code == 200, unseen.text
+    population = worker_client.post(url, json={"records": [{"Days": 3, "Subject": 308}],
+                                               "include_random_effects": False}).json()
+    assert unseen.json()["predictions"] == population["predictions"]
+    # a term's numeric column is still checked
+    wrong = worker_client.post(url, json={"records": [{"Days": "three", "Subject": 308}]})
+    assert "Days" in assert_problem(wrong, 422)["detail"]
