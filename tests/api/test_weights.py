@@ -92,6 +92,19 @@ def test_negative_weights_fail_the_fit_naming_column_and_rows(
     assert "column 'w'" in model["error"]["detail"] and "rows 4, 8" in model["error"]["detail"]
 
 
+def test_missing_weights_fail_the_fit_naming_column_and_rows(
+        worker_client: TestClient) -> None:
+    frame = case_data("sleepstudy.csv")
+    frame.loc[[5, 11], "w"] = None
+    spec = {"dataset_id": upload(worker_client, frame), "weights": "w",
+            "formula": "Reaction ~ Days + (Days | Subject)"}
+    model = fit_spec(worker_client, spec)
+    assert model["status"] == "failed"
+    assert model["error"]["status"] == 422
+    assert "missing weights not allowed" in model["error"]["detail"]
+    assert "column 'w'" in model["error"]["detail"] and "rows 6, 12" in model["error"]["detail"]
+
+
 def test_a_comparison_refits_a_weighted_model_with_its_weights(
         worker_client: TestClient) -> None:
     """lme4's anova refits REML fits by ML: a weighted model's refit keeps the weights (an

@@ -176,12 +176,17 @@ def test_zero_weights_leave_rows_out_as_lm_does() -> None:
     assert any("weight 0" in m for m in zero.messages)
 
 
-def test_missing_weights_drop_the_row_as_model_frame_does() -> None:
+def test_missing_weights_are_refused_naming_column_and_rows() -> None:
+    """Issue 12: "refuse negative or missing weights clearly" (R's model.frame would drop
+    the row; lm.wfit refuses a missing weight it is given)."""
     data = case_data("sleepstudy.csv")
     weights = data["w"].copy()
-    weights[2] = np.nan
-    result = sleepstudy_lm(weights).result
-    assert result.metrics.n_obs == 179 and result.metrics.n_dropped_missing == 1
+    weights[[2, 9]] = np.nan
+    with pytest.raises(ArgumentError) as refused:
+        sleepstudy_lm(weights)
+    message = str(refused.value)
+    assert "missing weights not allowed" in message and "column 'v'" in message
+    assert "rows 3, 10" in message
 
 
 def test_negative_weights_are_refused_naming_column_and_rows() -> None:

@@ -38,7 +38,12 @@ from service.stats.design.values import (
     numeric_values,
     sort_levels,
 )
-from service.stats.design.weights import check_weights_column, scale_rows, weight_values
+from service.stats.design.weights import (
+    check_weights_column,
+    refuse_missing_weights,
+    scale_rows,
+    weight_values,
+)
 from service.stats.errors import DesignError
 from service.stats.formula import formula_columns
 from service.stats.formula.columns import bind_constants
@@ -74,6 +79,8 @@ def build_design(formula: Formula, data: pd.DataFrame) -> Design:
     check_weights_column(formula.weights, data_kinds)
     used = list(formula_columns(formula))
     kinds = {name: data_kinds[name] for name in used}
+    if formula.weights is not None:
+        refuse_missing_weights(data, used, formula.weights)
     frame, rows = _drop_missing(data, used + ([formula.weights] if formula.weights else []))
     n_dropped = len(data) - len(frame)
     weights = None

@@ -1,8 +1,11 @@
 """Prior weights (the ``weights`` argument of R's ``lm`` and ``lmer``), as R takes them.
 
-Row i's residual variance is σ² / wᵢ. R's ``model.frame`` keeps the weights with the
-variables, so its ``na.omit`` drops a row whose weight is missing; a negative weight is
-refused (lm: "missing or negative weights not allowed"; lme4: ``all(weights >= 0)``). A
+Row i's residual variance is σ² / wᵢ. A missing weight in a row the fit would use is
+refused, naming the rows (lm.wfit's "missing or negative weights not allowed"; R's
+``model.frame`` would drop the row with ``na.omit`` first and fit the rest silently, but a
+weight is a statement about the row, not a measurement of it, and a row without one is
+more likely a mistake than a row to leave out); a negative weight is refused too (lme4:
+``all(weights >= 0)``). A
 zero weight takes a row out of lm's fit, residual df and likelihood, which is what is done
 here for every model: lme4 keeps such rows and reports a log-likelihood of -Inf.
 """
@@ -29,6 +32,18 @@ def check_weights_column(column: str | None, columns: Mapping[str, str]) -> None
     if columns[column] != "numeric":
         raise ArgumentError({"weights": f"column '{column}' is {columns[column]}; prior "
                                         "weights are numbers"})
+
+
+def refuse_missing_weights(data: pd.DataFrame, used: list[str], column: str) -> None:
+    """Refuse a missing weight in a row whose formula columns are complete (a row with
+    another value missing is left out anyway, as R's na.omit leaves it)."""
+    complete = (~data[used].isna().any(axis=1)).to_numpy() if used \
+        else np.ones(len(data), bool)
+    bad = np.flatnonzero(complete & data[column].isna().to_numpy())
+    if len(bad):
+        raise ArgumentError({"weights": (
+            f"missing weights not allowed: column '{column}' has no value in "
+            f"{row_numbers(bad)}; give each row a weight (or leave the row out)")})
 
 
 def weight_values(frame: pd.DataFrame, column: str, kind: ColumnKind,
