@@ -21,7 +21,7 @@ from service.errors import problem_responses
 from service.models.caching import NOT_MODIFIED, finished_freshness
 from service.models.references import ModelIdDep
 from service.models.schemas import PredictionRequest
-from service.models.watch import FinishWatch
+from service.models.watch import read_when_finished
 
 router = APIRouter(prefix="/v1/models", tags=["predictions"])
 
@@ -54,13 +54,9 @@ async def get_batch(
         "MIXEDFIT_MAX_WAIT_SECONDS"))] = 0,
 ) -> PredictionBatch:
     """A batch prediction's status; once succeeded, ``links.result`` downloads it."""
-    row = await run_in_threadpool(_read, session, model_id, batch_id)
-    wait = min(wait, settings.max_wait_seconds)
-    if row.status not in FINISHED and wait > 0:
-        watch: FinishWatch = request.app.state.batch_watch
-        await watch.wait(row.id, wait, request.is_disconnected)
-        row = await run_in_threadpool(_read, session, model_id, batch_id)
-    return row
+    return await read_when_finished(
+        request.app.state.batch_watch, batch_id, lambda: _read(session, model_id, batch_id),
+        FINISHED, min(wait, settings.max_wait_seconds), request.is_disconnected)
 
 
 def _read(session: Any, model_id: str, batch_id: str) -> PredictionBatch:

@@ -28,7 +28,7 @@ from service.inspection.service import StoredModel
 from service.models import service as models
 from service.models.caching import NOT_MODIFIED, Freshness, freshness
 from service.models.references import ModelIdDep
-from service.models.watch import FinishWatch
+from service.models.watch import read_when_finished
 
 router = APIRouter(prefix="/v1/models", tags=["inference"])
 
@@ -72,13 +72,10 @@ async def get_interval(
         "they answer at once"))] = 0,
 ) -> Interval:
     """Read intervals: status, progress, and once succeeded the table."""
-    interval = await run_in_threadpool(_read_interval, session, model_id, interval_id)
-    wait = min(wait, settings.max_wait_seconds)
-    if interval.status not in FINISHED and wait > 0:
-        watch: FinishWatch = request.app.state.interval_watch
-        await watch.wait(interval.id, wait, request.is_disconnected)
-        interval = await run_in_threadpool(_read_interval, session, model_id, interval_id)
-    return interval
+    return await read_when_finished(
+        request.app.state.interval_watch, interval_id,
+        lambda: _read_interval(session, model_id, interval_id), FINISHED,
+        min(wait, settings.max_wait_seconds), request.is_disconnected)
 
 
 def _read_interval(session: Session, model_id: str, interval_id: str) -> Interval:

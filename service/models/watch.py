@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
+from typing import Protocol, TypeVar
 
 import anyio.to_thread
 from anyio import CapacityLimiter
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 log = logging.getLogger("service.models.watch")
 
@@ -141,3 +143,24 @@ class FinishWatch:
             finally:
                 session.rollback()
         return done
+
+
+class _HasStatus(Protocol):
+    @property
+    def status(self) -> str: ...
+
+
+Read = TypeVar("Read", bound=_HasStatus)
+
+
+async def read_when_finished(watch: FinishWatch, target_id: str, read: Callable[[], Read],
+                             finished: Collection[str], wait_seconds: float,
+                             gone: Callable[[], Awaitable[bool]] | None = None) -> Read:
+    """``read()`` on the threadpool; if its status is not one of ``finished`` and the
+    client waits, again once the watch says ``target_id`` finished or the wait is over (a
+    job's long poll: ``read`` ends its transaction, so the wait holds none)."""
+    row = await run_in_threadpool(read)
+    if row.status not in finished and wait_seconds > 0:
+        await watch.wait(target_id, wait_seconds, gone)
+        row = await run_in_threadpool(read)
+    return row
