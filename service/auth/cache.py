@@ -4,7 +4,8 @@ read and no thread.
 The outcome of authenticating an ``Authorization`` header (the caller's principal, or the
 refusal) is kept while the database's change token (``service.db.changes``) is the one
 read before the lookup: any write to the keys (on SQLite: any commit at all) makes the
-next request look again, so a revocation holds at once. Where no token can be had, an
+next request look again, so a revocation holds at once (on PostgreSQL: once this process
+has heard its notification, a millisecond or so after the commit). Where no token can be had, an
 outcome is kept for ``ttl_seconds`` (``MIXEDFIT_AUTH_CACHE_SECONDS``; 0, the default:
 not kept). Entries are keyed by a SHA-256 of the header, never the key itself, and at most
 ``max_entries`` are kept, so a flood of made-up keys cannot fill memory.
@@ -16,11 +17,10 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
 
 from service.auth.keys import Refusal
 from service.auth.principal import Principal
-from service.db.changes import ChangeToken
+from service.db.changes import ChangeToken, Stamp
 
 MAX_ENTRIES = 10_000
 
@@ -31,13 +31,13 @@ class AuthCache:
         self.ttl_seconds = ttl_seconds
         self.max_entries = max_entries
         self.changes = changes or ChangeToken()
-        self._entries: OrderedDict[bytes, tuple[float, Hashable | None, Principal | Refusal]]
+        self._entries: OrderedDict[bytes, tuple[float, Stamp | None, Principal | Refusal]]
         self._entries = OrderedDict()
         self._lock = threading.Lock()
 
-    def token(self) -> Hashable | None:
-        """The change token to ``put`` with an outcome: read before the lookup."""
-        return self.changes.token()
+    def stamp(self) -> Stamp | None:
+        """The change stamp to ``put`` with an outcome: taken before the lookup."""
+        return self.changes.stamp()
 
     @staticmethod
     def _key(authorization: str | None) -> bytes:
@@ -45,29 +45,29 @@ class AuthCache:
                               else b"\x01" + authorization.encode("utf-8", "replace")).digest()
 
     def get(self, authorization: str | None) -> Principal | Refusal | None:
-        now_token = self.changes.token()
-        if self.ttl_seconds <= 0 and now_token is None:
+        if not self._entries:
             return None
         key = self._key(authorization)
         with self._lock:
             entry = self._entries.get(key)
-            if entry is None:
-                return None
-            expires, token, outcome = entry
-            if now_token is not None and token == now_token:
-                return outcome
-            if expires < time.monotonic():
-                del self._entries[key]
-                return None
+        if entry is None:
+            return None
+        expires, stamp, outcome = entry
+        if self.changes.unchanged_since(stamp):
             return outcome
+        if expires < time.monotonic():
+            with self._lock:
+                self._entries.pop(key, None)
+            return None
+        return outcome
 
     def put(self, authorization: str | None, outcome: Principal | Refusal,
-            token: Hashable | None = None) -> None:
-        if self.ttl_seconds <= 0 and token is None:
+            stamp: Stamp | None = None) -> None:
+        if self.ttl_seconds <= 0 and stamp is None:
             return
         key = self._key(authorization)
         with self._lock:
-            self._entries[key] = (time.monotonic() + self.ttl_seconds, token, outcome)
+            self._entries[key] = (time.monotonic() + self.ttl_seconds, stamp, outcome)
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)

@@ -92,10 +92,10 @@ class AuthMiddleware:
         authorization = request.headers.get("authorization")
         outcome: Principal | Refusal | ServiceError | None = self.cache.get(authorization)
         if outcome is None:
-            token = self.cache.token()  # before the lookup: a change during it is seen
+            stamp = self.cache.stamp()  # before the lookup: a change during it is seen
             outcome = await run_in_threadpool(self._check, authorization)
             if isinstance(outcome, Principal | Refusal):  # never a database error
-                self.cache.put(authorization, outcome, token)
+                self.cache.put(authorization, outcome, stamp)
         if isinstance(outcome, ServiceError):
             await service_error_response(request, outcome)(scope, receive, send)
             return

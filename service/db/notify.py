@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import psycopg
 from sqlalchemy.engine import make_url
@@ -29,6 +30,11 @@ FINISHED = "mixedfit_finished"
 # at most this: an app's shutdown must not linger)
 STOP_CHECK_SECONDS = 0.1
 RECONNECT_SECONDS = (0.5, 1.0, 2.0, 5.0)
+# a listening connection only reads: without TCP keepalives one whose peer vanished (a
+# database host gone, a dropped NAT entry) would look connected for hours, hearing nothing;
+# with them it fails within about 20 s and is reopened (and polled for meanwhile)
+KEEPALIVES: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 10,
+                              "keepalives_interval": 3, "keepalives_count": 3}
 
 
 def libpq_url(url: str) -> str:
@@ -59,7 +65,8 @@ class Listener:
         failures = 0
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._url, autocommit=True, connect_timeout=10) as conn:
+                with psycopg.connect(self._url, autocommit=True, connect_timeout=10,
+                                     **KEEPALIVES) as conn:
                     for channel in self._channels:
                         conn.execute(f'LISTEN "{channel}"')
                     self.connected.set()

@@ -12,14 +12,13 @@ for its arrays and dicts.
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from service.auth.principal import Principal
-from service.db.changes import ChangeToken
+from service.db.changes import ChangeToken, Stamp
 from service.models.immutable_cache import ImmutableCache
 from service.models.predicting import categorical_columns
 from service.stats.predict import Predictor
@@ -51,32 +50,30 @@ class PredictorCache(ImmutableCache[CachedModel]):
     def __init__(self, max_bytes: int, changes: ChangeToken | None = None) -> None:
         super().__init__(max_bytes)
         self.changes = changes or ChangeToken()
-        # the change token at which each model was last found to exist
-        self._confirmed: dict[str, Hashable] = {}
+        # the change stamp at which each model was last found to exist
+        self._confirmed: dict[str, Stamp] = {}
         self._confirmed_lock = threading.Lock()
 
-    def add(self, model: CachedModel, token: Hashable | None = None) -> None:
+    def add(self, model: CachedModel, stamp: Stamp | None = None) -> None:
         self.put(model.model_id, model.tenant, model, model.size)
-        self.confirm(model.model_id, token)
+        self.confirm(model.model_id, stamp)
 
     def current(self, model_id: str, principal: Principal) -> CachedModel | None:
         """The cached model if ``principal`` may see it and nothing was written since it
         was last found to exist: servable without asking the database."""
-        token = self.changes.token()
-        if token is None:
-            return None
         with self._confirmed_lock:
-            if self._confirmed.get(model_id) != token:
-                return None
+            stamp = self._confirmed.get(model_id)
+        if not self.changes.unchanged_since(stamp):
+            return None
         return self.get(model_id, principal)
 
-    def confirm(self, model_id: str, token: Hashable | None) -> None:
-        """The model was found to exist at change token ``token`` (read before asking)."""
+    def confirm(self, model_id: str, stamp: Stamp | None) -> None:
+        """The model was found to exist at ``stamp`` (taken before asking)."""
         with self._confirmed_lock:
-            if token is None:
+            if stamp is None:
                 self._confirmed.pop(model_id, None)
             else:
-                self._confirmed[model_id] = token
+                self._confirmed[model_id] = stamp
             # bounded as the cache is: forget confirmations of evicted models
             if len(self._confirmed) > 2 * len(self) + 64:
                 for stale in [m for m in self._confirmed if self.peek(m) is None]:

@@ -341,7 +341,7 @@ def predictable_model(session: Session, model_id: str, cache: PredictorCache | N
     """The compiled predictor of a succeeded model (409 otherwise), from ``cache`` when
     ``principal`` may see it there, else read (tenant-scoped) and compiled; the read
     transaction is ended, so predicting holds none."""
-    token = cache.changes.token() if cache is not None else None  # before any read
+    stamp = cache.changes.stamp() if cache is not None else None  # before any read
     if cache is not None and principal is not None:
         cached = cache.get(model_id, principal)
         # a model can be deleted (by another API process too, whose cache this is not):
@@ -352,7 +352,7 @@ def predictable_model(session: Session, model_id: str, cache: PredictorCache | N
                 return cached
             if repository.model_exists(session, model_id):
                 end_reads(session)
-                cache.confirm(model_id, token)
+                cache.confirm(model_id, stamp)
                 return cached
             cache.discard(model_id)
     row = repository.get_prediction_columns(session, model_id)
@@ -365,7 +365,7 @@ def predictable_model(session: Session, model_id: str, cache: PredictorCache | N
     model = compile_model(row.id, row.tenant, row.prediction_state)
     end_reads(session)
     if cache is not None:
-        cache.add(model, token)
+        cache.add(model, stamp)
     return model
 
 
