@@ -18,9 +18,11 @@ import warnings
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -459,9 +461,7 @@ def frame_from_records(records: Sequence[Mapping[str, Any]],
     (whole JSON numbers as R integers, others as doubles, booleans ``TRUE``/``FALSE``);
     the names must be keys of the records (with ``strict=False`` others are ignored).
     """
-    names: dict[str, None] = {}
-    for record in records:
-        names.update(dict.fromkeys(record))
+    names = dict.fromkeys(chain.from_iterable(records))  # in order of first appearance
     return frame_from_columns({name: [record.get(name) for record in records]
                                for name in names}, categorical, strict=strict)
 
@@ -484,11 +484,23 @@ def frame_from_columns(columns: Mapping[str, Sequence[Any]],
                          for name, values in columns.items()})
 
 
+NUMBER_OR_NONE = frozenset({int, float, type(None)})
+TEXT_OR_NONE = frozenset({str, type(None)})
+
+
 def _labelled_values(values: list[Any]) -> pd.Series:
     return pd.Series(values_as_r_labels(values), dtype=object)
 
 
 def _typed_values(name: str, values: list[Any]) -> Any:
+    kinds = set(map(type, values))
+    if kinds <= NUMBER_OR_NONE:  # JSON's numbers: converted in C (None: NaN)
+        try:
+            return pd.array(np.array(values, dtype=np.float64), dtype="float64")
+        except OverflowError:
+            pass  # an integer beyond a double's range: said below
+    if kinds <= TEXT_OR_NONE:
+        return pd.Series(values, dtype=object)
     present = [v for v in values if v is not None]
     if present and all(isinstance(v, bool) for v in present):
         return pd.array(values, dtype="boolean")
@@ -497,8 +509,8 @@ def _typed_values(name: str, values: list[Any]) -> Any:
                         dtype="float64")
     if all(isinstance(v, str) for v in present):
         return pd.Series(values, dtype=object)
-    kinds = sorted({type(v).__name__ for v in present})
-    raise InvalidInput(f"Column {name!r} mixes value types ({', '.join(kinds)}); give each "
+    names = sorted({type(v).__name__ for v in present})
+    raise InvalidInput(f"Column {name!r} mixes value types ({', '.join(names)}); give each "
                        "column numbers, strings or booleans only.")
 
 

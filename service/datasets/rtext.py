@@ -64,6 +64,9 @@ def series_as_r_labels(series: pd.Series) -> pd.Series:
     return pd.Series(labels, index=series.index, name=series.name, dtype=object)
 
 
+TEXT_OR_NONE = frozenset({str, type(None)})
+
+
 def values_as_r_labels(values: Sequence[object]) -> list[str | None]:
     """Values of one column (JSON scalars, Python objects) as R would write them.
 
@@ -72,6 +75,8 @@ def values_as_r_labels(values: Sequence[object]) -> list[str | None]:
     beside other integers and ``1e+05`` beside ``2.5``); booleans are ``TRUE``/``FALSE``;
     text is kept.
     """
+    if set(map(type, values)) <= TEXT_OR_NONE:  # text and nulls alone: kept as they are
+        return list(values)  # type: ignore[arg-type]
     numbers = [v for v in values if _is_number(v) and not _missing(v)]
     integer = (all(isinstance(v, int | np.integer) for v in numbers)
                and fits_r_integer(numbers))  # type: ignore[arg-type]

@@ -7,11 +7,13 @@ compute child (``service.compute``), where parsing and predicting run under its 
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
+import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,6 +25,8 @@ from service.models.schemas import IntervalKind, NewLevels, PredictionRequest
 from service.models.signature import check_frame
 from service.stats.predict import Predictor
 
+# the Python types of a JSON cell (a row's value) as orjson reads it
+CELL_TYPES = frozenset({str, int, float, bool, type(None)})
 CSV = "text/csv"
 PARQUET = "application/vnd.apache.parquet"
 # the media types a prediction body may have
@@ -48,14 +52,16 @@ class PredictionOptions:
 
 @dataclass(frozen=True)
 class PredictionAnswer:
-    """One prediction per row (None: R's NA) and, with an interval, its columns."""
+    """One prediction per row (float64; NaN: R's NA) and, with an interval, its columns:
+    arrays, since they are pickled from a compute child and written as JSON (orjson) or
+    Parquet straight from the buffer."""
 
-    predictions: list[float | None]
+    predictions: np.ndarray
     interval: IntervalKind | None = None
     level: float | None = None
-    se_fit: list[float | None] | None = None
-    lower: list[float | None] | None = None
-    upper: list[float | None] | None = None
+    se_fit: np.ndarray | None = None
+    lower: np.ndarray | None = None
+    upper: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -144,12 +150,51 @@ def predict_body(state: dict[str, Any], body: bytes, media: str, options: Predic
 
 
 def prediction_request(body: bytes) -> PredictionRequest:
+    quick = _rows_checked_quickly(body)
+    if quick is not None:
+        return quick
     try:
         return PredictionRequest.model_validate_json(body)
     except ValidationError as exc:
         errors = field_errors([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])
         raise InvalidInput("The JSON body is not a prediction request: " + "; ".join(
             f"{e['field'] or 'body'}: {e['detail']}" for e in errors), errors=errors) from None
+
+
+def _rows_checked_quickly(body: bytes) -> PredictionRequest | None:
+    """A well-formed request whose rows are checked by their values' types (a pass in C
+    over each list) rather than by pydantic value by value, which took 1.3 s per million
+    cells; the options are validated by the schema as always. None when anything is not
+    plainly well formed: the schema's validation then says what is wrong."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:  # also integers beyond 64 bits, which the schema takes
+        return None
+    if not isinstance(document, dict):
+        return None
+    records, columns = document.get("records"), document.get("columns")
+    if records is not None and columns is None:
+        if not (type(records) is list and records
+                and set(map(type, records)) == {dict}
+                and set(map(type, chain.from_iterable(r.values() for r in records)))
+                <= CELL_TYPES):
+            return None
+        placeholder: dict[str, Any] = {"records": [{}]}
+    elif columns is not None and records is None:
+        if not (type(columns) is dict and columns
+                and set(map(type, columns.values())) == {list}
+                and set(map(type, chain.from_iterable(columns.values()))) <= CELL_TYPES):
+            return None
+        placeholder = {"columns": {"": []}}
+    else:
+        return None
+    options = {name: value for name, value in document.items()
+               if name not in ("records", "columns")}
+    try:
+        spec = PredictionRequest.model_validate({**options, **placeholder})
+    except ValidationError:
+        return None
+    return spec.model_copy(update={"records": records, "columns": columns})
 
 
 def categorical_columns(state: dict[str, Any]) -> list[str]:
@@ -177,9 +222,8 @@ def _as_frame(frame: pd.DataFrame, max_rows: int) -> pd.DataFrame:
     return frame
 
 
-def _floats(values: Sequence[Any] | Any) -> list[float | None]:
-    out: list[float | None] = []
-    for value in list(values):
-        number = float(value) if value is not None else math.nan
-        out.append(number if math.isfinite(number) else None)
+def _floats(values: Sequence[Any] | Any) -> np.ndarray:
+    """float64 values with every non-finite one NaN (an NA: null in JSON and Parquet)."""
+    out = np.array(values, dtype=np.float64)  # a copy: the caller's array is left alone
+    out[~np.isfinite(out)] = np.nan
     return out

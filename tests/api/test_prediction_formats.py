@@ -96,3 +96,50 @@ def test_malformed_bodies_are_422s_that_say_what_is_wrong(
     refused = assert_problem(client.post(url, content=b"x",
                                          headers={"Content-Type": "image/png"}), 415)
     assert PARQUET in refused["detail"]
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ({"records": [{"Days": [1, 2], "Subject": 308}]}, "records.0.Days"),  # not a scalar
+    ({"records": [{"Days": 1, "Subject": 308}, 5]}, "records.1"),  # not an object
+    ({"columns": {"Days": [1, {"x": 1}], "Subject": [308, 309]}}, "columns.Days.1"),
+    ({"columns": {"Days": 1, "Subject": [308]}}, "columns.Days"),  # not a list
+    ({"records": [{"Days": 1, "Subject": 308}], "level": 2}, "level"),  # a bad option
+    ({"records": [{"Days": 1, "Subject": 308}], "colour": "red"}, "colour"),  # unknown
+    ({"records": []}, "records"),
+])
+def test_rows_that_are_not_scalars_or_bad_options_are_named(
+        model: tuple[TestClient, str], body: dict[str, Any], says: str) -> None:
+    """Well-formed rows are checked by their types at once, not value by value by the
+    schema; anything else gets the schema's own 422, naming the place."""
+    client, url = model
+    problem = assert_problem(client.post(url, json=body), 422)
+    assert says in problem["detail"], problem["detail"]
+
+
+def test_numbers_json_allows_beyond_a_double_are_refused_by_name(
+        model: tuple[TestClient, str]) -> None:
+    client, url = model
+    huge = b'{"records": [{"Days": 1' + b"0" * 400 + b', "Subject": 308}]}'
+    problem = assert_problem(client.post(url, content=huge,
+                                         headers={"Content-Type": "application/json"}), 422)
+    assert "'Days'" in problem["detail"] and "too large" in problem["detail"]
+    # beyond 64 bits but within a double's range: a number like any other
+    big = client.post(url, content=b'{"records": [{"Days": 1' + b"0" * 25 + b', "Subject": 308}]}',
+                      headers={"Content-Type": "application/json"})
+    assert big.status_code == 200 and big.json()["predictions"][0] > 1e20
+
+
+def test_mixed_numbers_and_missing_keys_read_as_the_schema_reads_them(
+        model: tuple[TestClient, str]) -> None:
+    """Whole and fractional numbers in one column are one numeric column; a key absent
+    from a record is a missing value (here the grouping factor's: the population level)."""
+    client, url = model
+    mixed = client.post(url, json={"records": [{"Days": 3, "Subject": 308},
+                                               {"Days": 3.0, "Subject": 308},
+                                               {"Days": 3}]})
+    assert mixed.status_code == 200, mixed.text
+    first, second, third = mixed.json()["predictions"]
+    assert first == second
+    population = client.post(url, json={"records": [{"Days": 3, "Subject": 308}],
+                                        "include_random_effects": False}).json()
+    assert third == population["predictions"][0]
