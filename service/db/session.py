@@ -13,7 +13,7 @@ from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import reserve
+from service.db import jsoncodec, reserve
 from service.db.storage import is_storage_full
 
 # How long a SQLite writer waits for another writer before giving up with "database is
@@ -51,7 +51,9 @@ def create_db_engine(url: str) -> Engine:
             connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_SECONDS
         # pre-ping: connections pooled before a database restart are dead; each checkout
         # tests its connection and replaces a dead one instead of failing the first query
-        engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+        engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args,
+                               json_serializer=jsoncodec.dumps,
+                               json_deserializer=jsoncodec.loads)
     # every engine (the API's, a worker's, a CLI command's) keeps to the storage reserve's
     # rules: on a full disk a write releases it, and a database whose reserve is spent grows
     # no further (service.db.reserve)
@@ -110,7 +112,8 @@ def _create_sqlite_engine(url: str) -> Engine:
     # waits for a pooled connection while every connection's holder waits for a thread
     # would stall the API; SQLite connections cost a file handle each
     engine = create_engine(url, connect_args={"check_same_thread": False},
-                           pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE)
+                           pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE,
+                           json_serializer=jsoncodec.dumps, json_deserializer=jsoncodec.loads)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
