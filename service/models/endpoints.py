@@ -13,7 +13,6 @@ from service.batches.endpoints import create_batch_response
 from service.batches.schemas import PredictionBatch
 from service.body import media_type, read_body, unsupported
 from service.db.models import ModelRow
-from service.db.tenancy import scope_session
 from service.dependencies import (
     ComputeDep,
     SessionDep,
@@ -21,7 +20,6 @@ from service.dependencies import (
     committed_unit_of_work,
     get_principal,
     get_read_session_factory,
-    read_session,
     read_unit_of_work,
 )
 from service.errors import InvalidInput, problem_responses
@@ -58,6 +56,7 @@ from service.models.schemas import (
     RandomEffects,
     check_random_effects,
 )
+from service.models.shared_reads import SharedReads, scope_of
 from service.models.signature import Signature, signature
 from service.models.watch import FinishWatch
 from service.settings import Settings
@@ -102,16 +101,16 @@ async def create_model(
     request.app.state.wake_workers()
     response.headers["Location"] = f"/v1/models/{row.id}"
     if wait > 0:
-        watch: FinishWatch | None = getattr(request.app.state, "finish_watch", None)
         principal = get_principal(request)
-        with get_read_session_factory(request)() as session:
-            scope_session(session, principal)
-            row = await service.wait_for_model(session, row.id,
-                                               min(wait, settings.max_wait_seconds),
-                                               gone=request.is_disconnected, watch=watch)
-            finished = row.status in service.FINISHED
-            body = await _documents(request).document(session, principal, row.id, finished,
-                                                      row.tags_revision)
+        factory = get_read_session_factory(request)
+        model_id = row.id
+        row = await service.wait_for_model(
+            lambda: run_in_threadpool(service.read_model_status, factory, principal, model_id),
+            min(wait, settings.max_wait_seconds), request.app.state.finish_watch,
+            gone=request.is_disconnected)
+        finished = row.status in service.FINISHED
+        body = await _documents(request).document(factory, principal, row.id, finished,
+                                                  row.tags_revision)
         return Response(body, status_code=201 if finished else 202,
                         media_type="application/json",
                         headers={"Location": response.headers["Location"]})
@@ -159,21 +158,29 @@ async def get_model(
 ) -> Any:
     """Read a model; with ``wait``, answer as soon as its fit has finished. A finished
     model carries an ETag (If-None-Match gives 304) and is revalidated: its tags change."""
-    # each read below ends its own transaction: hundreds of long polls arriving at once
-    # each cost their reads' threadpool trips only
-    session = read_session(request)
-    try:
-        row = await service.wait_for_model(
-            session, model_id, min(wait, settings.max_wait_seconds),
-            gone=request.is_disconnected, watch=request.app.state.finish_watch)
-        fresh = freshness(request, row)
-        if fresh.not_modified:
-            return fresh.not_modified_response()
-        body = await _documents(request).document(session, get_principal(request), row.id,
-                                                  row.status in service.FINISHED,
-                                                  row.tags_revision)
-    finally:
-        session.close()
+    # each read below is made in a session of its own that ends at once; long polls on one
+    # model share their reads (hundreds arrive and time out together), a plain read does not
+    # (it must see what the caller wrote just before)
+    principal = get_principal(request)
+    factory = get_read_session_factory(request)
+    wait = min(wait, settings.max_wait_seconds)
+
+    def read() -> ModelRow:
+        return service.read_model_status(factory, principal, model_id)
+
+    async def read_status() -> ModelRow:
+        if wait > 0:
+            return await _status_reads(request).read((model_id, scope_of(principal)), read)
+        return await run_in_threadpool(read)
+
+    row = await service.wait_for_model(read_status, wait, request.app.state.finish_watch,
+                                       gone=request.is_disconnected)
+    fresh = freshness(request, row)
+    if fresh.not_modified:
+        return fresh.not_modified_response()
+    body = await _documents(request).document(factory, principal, row.id,
+                                              row.status in service.FINISHED,
+                                              row.tags_revision)
     return fresh.apply(Response(body, media_type="application/json"))
 
 
@@ -212,6 +219,11 @@ def delete_model(model_id: ModelIdDep, request: Request) -> Response:
         if cache is not None:
             cache.discard(model_id)
     return Response(status_code=204)
+
+
+def _status_reads(request: Request) -> SharedReads[ModelRow]:
+    reads: SharedReads[ModelRow] = request.app.state.model_status_reads
+    return reads
 
 
 def _documents(request: Request) -> ModelDocuments:
@@ -348,7 +360,8 @@ def refuse_batch_options(spec: PredictionRequest) -> None:
             "scores a dataset's rows into one prediction column. Send the rows in the body "
             "(records, columns, CSV or Parquet, in parts if large) for se_fit, lower and "
             "upper or a choice of random effects.",
-            errors=[{"field": name, "detail": "not available for batch predictions"}
+            errors=[{"location": "body", "field": name, "type": "value_error",
+                     "detail": "not available for batch predictions"}
                     for name in asked])
 
 
