@@ -44,6 +44,7 @@ from service.models.endpoints import LOOP_PREDICTION_BYTES
 from service.models.fast_predictions import PredictionFastPath
 from service.models.predictors import PredictorCache
 from service.models.service import FINISHED
+from service.models.shared_reads import SharedReads
 from service.models.watch import FinishWatch
 from service.ops.bodylimit import BodyLimitMiddleware, BodyLimits
 from service.ops.metrics import Metrics, MetricsMiddleware
@@ -165,6 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.changes = changes
     app.state.predictor_cache = PredictorCache(settings.prediction_cache_bytes, changes)
     app.state.model_documents = ModelDocuments(settings.document_cache_bytes)
+    app.state.model_status_reads = SharedReads()
     app.state.compute_pool = ComputePool(
         settings.compute_processes, settings.compute_queue, settings.compute_timeout_seconds,
         settings.compute_memory_bytes)

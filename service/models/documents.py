@@ -11,27 +11,43 @@ process changed the tags.
 
 from __future__ import annotations
 
-import asyncio
+from dataclasses import dataclass
 
-from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.auth.principal import Principal
 from service.db.models import ModelRow
+from service.db.tenancy import scope_session
 from service.models import service
 from service.models.immutable_cache import ImmutableCache
 from service.models.schemas import Model
+from service.models.shared_reads import SharedReads, scope_of
 
 
 def render(row: ModelRow) -> bytes:
     return Model.from_row(row).model_dump_json().encode()
 
 
-def _read_and_render(session: Session, model_id: str) -> tuple[ModelRow, bytes]:
-    row = service.get_model(session, model_id)
-    body = render(row)
-    session.rollback()  # a read: end it before answering
-    return row, body
+@dataclass(frozen=True)
+class Rendered:
+    """A model's document and what its keeping depends on, as read with it."""
+
+    status: str
+    tenant: str | None
+    tags_revision: int
+    body: bytes
+
+
+def read_and_render(factory: sessionmaker[Session], principal: Principal,
+                    model_id: str) -> Rendered:
+    """The model read in a session of its own, scoped to ``principal`` (a shared read
+    outlives the request that started it), and its document."""
+    with factory() as session:
+        scope_session(session, principal)
+        row = service.get_model(session, model_id)
+        rendered = Rendered(row.status, row.tenant, row.tags_revision, render(row))
+        session.rollback()  # a read: end it before answering
+    return rendered
 
 
 class ModelDocuments(ImmutableCache[tuple[int, bytes]]):
@@ -39,53 +55,25 @@ class ModelDocuments(ImmutableCache[tuple[int, bytes]]):
 
     def __init__(self, max_bytes: int) -> None:
         super().__init__(max_bytes)
-        self._rendering: dict[tuple[str, int], asyncio.Future[bytes]] = {}
-        self._reading: dict[str, asyncio.Future[bytes]] = {}
+        self._reads: SharedReads[Rendered] = SharedReads()
 
-    async def _unfinished(self, session: Session, model_id: str) -> bytes:
-        """An unfinished model's document, read now; the long polls whose waits end
-        together (hundreds at a wait's end, on a few queued fits) share one read of each
-        model instead of each reading and rendering it on the threadpool. Each caller was
-        allowed to read the model by its own scoped session before it asked."""
-        pending = self._reading.get(model_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._reading[model_id] = future
-        try:
-            body = (await run_in_threadpool(_read_and_render, session, model_id))[1]
-            future.set_result(body)
-            return body
-        except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
-            raise
-        finally:
-            del self._reading[model_id]
-
-    async def document(self, session: Session, principal: Principal, model_id: str,
-                       finished: bool, revision: int = 0) -> bytes:
-        """The document of a model the caller has just been allowed to read (its scoped
-        session found it), ``finished`` or not, whose tags are at ``revision``."""
+    async def document(self, factory: sessionmaker[Session], principal: Principal,
+                       model_id: str, finished: bool, revision: int = 0) -> bytes:
+        """The document of a model the caller has just been allowed to read, ``finished``
+        or not, whose tags are at ``revision``. Unfinished: read now, one read shared by
+        the long polls whose waits end together (hundreds at a wait's end, on a few queued
+        fits). Finished: kept, and rendered once for all who ask meanwhile."""
+        scope = scope_of(principal)
         if not finished:
-            return await self._unfinished(session, model_id)
+            unfinished = await self._reads.read(
+                ("unfinished", model_id, scope),
+                lambda: read_and_render(factory, principal, model_id))
+            return unfinished.body
         cached = self.get(model_id, principal)
         if cached is not None and cached[0] == revision:
             return cached[1]
-        pending = self._rendering.get((model_id, revision))
-        if pending is not None:  # another waiter is rendering it: share its answer
-            return await asyncio.shield(pending)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._rendering[(model_id, revision)] = future
-        try:
-            row, body = await run_in_threadpool(_read_and_render, session, model_id)
-            if row.status in service.FINISHED:
-                self.put(model_id, row.tenant, (row.tags_revision, body), len(body))
-            future.set_result(body)
-            return body
-        except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
-            raise
-        finally:
-            del self._rendering[(model_id, revision)]
+        done = await self._reads.read(("finished", model_id, revision, scope),
+                                      lambda: read_and_render(factory, principal, model_id))
+        if done.status in service.FINISHED:
+            self.put(model_id, done.tenant, (done.tags_revision, done.body), len(done.body))
+        return done.body

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.auth.principal import Principal
 from service.datasets import repository as datasets
 from service.datasets.service import clean_name
 from service.db.models import DatasetRow, ModelRow, utcnow
 from service.db.session import end_reads
+from service.db.tenancy import scope_session
 from service.errors import PROBLEM_TYPE_PREFIX, Conflict, InvalidInput, NotFound
 from service.jobs import repository as jobs
 from service.models import repository
@@ -26,7 +26,6 @@ from service.models.listing import ModelFilter, decode_cursor, encode_cursor, pa
 from service.models.predictors import CachedModel, PredictorCache, compile_model
 from service.models.schemas import ModelCreate, ModelListQuery, ModelPatch
 from service.models.watch import FinishWatch
-from service.polling import poll_until
 from service.registry import service as registry
 from service.registry.names import MAX_TAGS, parse_reference
 from service.settings import Settings
@@ -309,30 +308,37 @@ def _read_detached(session: Session, model_id: str) -> ModelRow:
     return row
 
 
-async def wait_for_model(session: Session, model_id: str, wait_seconds: float,
-                         gone: Callable[[], Awaitable[bool]] | None = None,
-                         watch: FinishWatch | None = None) -> ModelRow:
-    """The model's id, status and finish time (not its result), read again once its fit
-    has finished or ``wait_seconds`` have passed.
+def read_model_status(factory: sessionmaker[Session], principal: Principal,
+                      model_id: str) -> ModelRow:
+    """The model's id, status and finish time (not its result), read in a session of its
+    own scoped to ``principal`` and ended at once (a read shared by long polls outlives
+    the request that started it)."""
+    with factory() as session:
+        scope_session(session, principal)
+        return _read_detached(session, model_id)
 
-    With ``watch`` the wait holds nothing (no thread, connection or transaction) and is
-    woken by the watch; without, the model is re-read on a back-off. ``gone`` tells whether
-    the client has stopped waiting (then the current row is returned).
+
+async def wait_for_model(read: Callable[[], Awaitable[ModelRow]], wait_seconds: float,
+                         watch: FinishWatch,
+                         gone: Callable[[], Awaitable[bool]] | None = None) -> ModelRow:
+    """The model as ``read`` gives it (its id, status and finish time, not its result),
+    read again once its fit has finished; the wait holds nothing (no thread, connection
+    or transaction) and is woken by ``watch``. ``gone`` tells whether the client has
+    stopped waiting.
+
+    A wait that ends unwoken (its time is up, or the client left) reads nothing more: the
+    watch's last check found the fit unfinished, and the caller's document of an
+    unfinished model is read afresh once for all its waiters (``documents``), so the
+    hundreds of polls that time out together cost one read per model, not one each.
     """
-    if watch is None:
-        return await poll_until(lambda: _read_detached(session, model_id),
-                                lambda row: row.status in FINISHED, wait_seconds, gone)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
-    row = await run_in_threadpool(_read_detached, session, model_id)
+    row = await read()
     while row.status not in FINISHED:
         remaining = deadline - loop.time()
-        if remaining <= 0:
+        if remaining <= 0 or not await watch.wait(row.id, remaining, gone):
             break
-        woken = await watch.wait(model_id, remaining, gone)
-        row = await run_in_threadpool(_read_detached, session, model_id)
-        if not woken:
-            break
+        row = await read()
     return row
 
 

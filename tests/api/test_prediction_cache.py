@@ -7,38 +7,19 @@ model to another tenant nor serves a deleted one."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, text
 
 from service.db.changes import TRUST_SECONDS
 from tests.api.conftest import ClientFactory
 from tests.api.fitting import fit
 from tests.api.keys import make_key
+from tests.api.statements import model_reads
 from tests.api.test_tenants import PREDICT, As, tenants  # noqa: F401 - the fixture
 
 MOOD_LMM = "Mood ~ Exercise + (1 + Exercise | State)"
 ROWS = {"records": [{"Exercise": 2.3, "State": "B"}, {"Exercise": 1.0, "State": "A"},
                     {"Exercise": 4.0, "State": "nowhere"}]}
-
-
-@contextmanager
-def model_reads(app: Any) -> Iterator[list[str]]:
-    """The SQL statements on the models table that the app runs meanwhile."""
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "models" in statement:
-            statements.append(statement)
-
-    engine = app.state.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def existence_checks_only(statements: list[str]) -> bool:
