@@ -12,25 +12,29 @@ from service.jobs.wake import WakeableStop
 from service.jobs.worker import Worker, wait_for_schema
 from service.settings import Settings
 
+# called with the kind and the target of each job the worker has finished with
+AfterJob = Callable[[str, str], None]
+
 
 class _ReportingWorker(Worker):
-    """A worker that calls ``after_job`` each time it has finished a job (the API's long
-    polls in this process are then answered at once)."""
+    """A worker that calls ``after_job`` each time it has finished with a job (the API's
+    long polls in this process are then answered at once)."""
 
     def __init__(self, settings: Settings, session_factory: sessionmaker[Session],
-                 after_job: Callable[[], None] | None) -> None:
+                 after_job: AfterJob | None) -> None:
         super().__init__(settings, session_factory)
         self.after_job = after_job
 
     def run_once(self) -> bool:
         worked = super().run_once()
-        if worked and self.after_job is not None:
-            self.after_job()
+        job = self.last_job
+        if worked and job is not None and self.after_job is not None:
+            self.after_job(job.kind, job.target_id)
         return worked
 
 
 class EmbeddedWorker:
-    def __init__(self, settings: Settings, after_job: Callable[[], None] | None = None) -> None:
+    def __init__(self, settings: Settings, after_job: AfterJob | None = None) -> None:
         self._engine = create_db_engine(settings.database_url)
         self.worker = _ReportingWorker(settings, make_session_factory(self._engine), after_job)
         self._stop = WakeableStop()
@@ -62,9 +66,10 @@ class EmbeddedWorker:
 
 
 def start_embedded_worker(settings: Settings,
-                          after_job: Callable[[], None] | None = None) -> EmbeddedWorker:
+                          after_job: AfterJob | None = None) -> EmbeddedWorker:
     """Start a worker thread on ``settings.database_url``; it starts claiming jobs once the
-    schema is current. ``after_job`` is called (on the worker's thread) after each job."""
+    schema is current. ``after_job`` is called (on the worker's thread) after each job,
+    with its kind and target."""
     worker = EmbeddedWorker(settings, after_job)
     worker.start()
     return worker

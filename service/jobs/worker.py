@@ -59,6 +59,8 @@ class Worker:
         self.worker_id = worker_id or make_worker_id()
         # set by run_forever's caller; run_once alone never stops midway
         self._stop = threading.Event()
+        # the job the last run_once claimed (None: it found none)
+        self.last_job: JobRow | None = None
 
     def run_once(self) -> bool:
         """Claim one job and run it to its end; False when the queue had nothing to claim."""
@@ -67,6 +69,7 @@ class Worker:
             fail_abandoned(session, self.settings.max_recoveries)
             job = jobs.claim_next(session, self.worker_id, self.settings.lease_seconds,
                                   max_recoveries=self.settings.max_recoveries)
+            self.last_job = job
             kind = job_kind(job.kind) if job is not None else None
             if job is not None and kind is not None:
                 kind.claimed(session, job)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Collection
-from dataclasses import asdict, replace
+from dataclasses import asdict, is_dataclass, replace
 from datetime import datetime
 from typing import Any, overload
 
+import orjson
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session, defer, load_only
 
@@ -271,7 +272,7 @@ def store_fit_result(session: Session, model_id: str, fitted: FittedModel) -> bo
     result = fitted.result
     model.result = to_json(result.to_dict())
     model.prediction_state = to_json(fitted.prediction_state)
-    model.conditional_modes = to_json([asdict(cm) for cm in result.conditional_modes])
+    model.conditional_modes = to_json(list(result.conditional_modes))
     model.status = "succeeded"
     model.error = None
     model.finished_at = utcnow()
@@ -372,11 +373,27 @@ def _num(value: float | None) -> float | None:
 
 
 def to_json(value: Any) -> Any:
-    """``value`` as strict JSON data: tuples become lists, NaN and infinities null."""
+    """``value`` (dicts, lists, tuples, dataclasses, numbers, numpy values) as strict JSON
+    data: tuples become lists, dataclasses dicts of their fields, NaN and infinities
+    null, keys text. orjson does it in C (a fit's conditional modes with their
+    conditional covariances took 2 ms by ``asdict`` and a walk in Python); what it
+    refuses (integers beyond 64 bits, keys that are not scalars) is walked here."""
+    try:
+        return orjson.loads(orjson.dumps(value, option=PLAIN_OPTIONS))
+    except (orjson.JSONEncodeError, TypeError):
+        return _plain(value)
+
+
+PLAIN_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return _plain(asdict(value))
     if isinstance(value, dict):
-        return {str(key): to_json(item) for key, item in value.items()}
+        return {str(key): _plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [to_json(item) for item in value]
+        return [_plain(item) for item in value]
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int):
@@ -385,5 +402,5 @@ def to_json(value: Any) -> Any:
         return float(value) if math.isfinite(value) else None
     # numpy scalars and arrays
     if hasattr(value, "tolist"):
-        return to_json(value.tolist())
+        return _plain(value.tolist())
     raise TypeError(f"cannot store a {type(value).__name__} as JSON")

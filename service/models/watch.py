@@ -87,6 +87,18 @@ class FinishWatch:
                 if not events:
                     del self._waiters[model_id]
 
+    def finished(self, model_id: str) -> None:
+        """This process's worker has just ended ``model_id``'s job: wake its waiters now,
+        without a check (callable from any thread). A waiter reads the model again and,
+        should the job have been queued again instead, waits on."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake_waiters_of, model_id)
+
+    def _wake_waiters_of(self, model_id: str) -> None:
+        for event in self._waiters.get(model_id, ()):
+            event.set()
+
     def wake(self) -> None:
         """Check the watched models now (callable from any thread: a worker's)."""
         loop, wakeup = self._loop, self._wakeup
