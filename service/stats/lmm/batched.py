@@ -19,10 +19,13 @@ def cholesky(a: FloatArray) -> FloatArray:
         return np.sqrt(a)
     lower = np.zeros_like(a)
     for j in range(q):
-        lower[j, j] = np.sqrt(a[j, j] - np.einsum("kl,kl->l", lower[j, :j], lower[j, :j]))
+        # column j from the columns before it (none for the first: no empty einsum, whose
+        # set-up is most of this function's cost at small q)
+        lower[j, j] = np.sqrt(a[j, j] - np.einsum("kl,kl->l", lower[j, :j], lower[j, :j])
+                              if j else a[j, j])
         for i in range(j + 1, q):
-            lower[i, j] = (a[i, j] - np.einsum("kl,kl->l", lower[i, :j], lower[j, :j])
-                           ) / lower[j, j]
+            lower[i, j] = ((a[i, j] - np.einsum("kl,kl->l", lower[i, :j], lower[j, :j])
+                            if j else a[i, j]) / lower[j, j])
     return lower
 
 
@@ -63,17 +66,21 @@ def inverse_lower(lower: FloatArray) -> FloatArray:
 
 def congruence(t: FloatArray, a: FloatArray) -> FloatArray:
     """Tᵀ A[:, :, l] T per level for one q × q matrix T."""
-    if t.shape[0] == 1:
+    q = t.shape[0]
+    if q == 1:
         return a * (t[0, 0] ** 2)
-    left = np.tensordot(t.T, a, axes=(1, 0))  # (q, q, l): Tᵀ A
-    return np.ascontiguousarray(np.tensordot(left, t, axes=(1, 0)).transpose(0, 2, 1))
+    # matmul on reshaped views rather than tensordot, whose Python-level set-up cost more
+    # than the arithmetic for the few levels of a small model (this runs at every θ)
+    left = (t.T @ a.reshape(q, -1)).reshape(a.shape)  # (q, q, l): Tᵀ A
+    return np.ascontiguousarray(np.matmul(left.transpose(0, 2, 1), t).transpose(0, 2, 1))
 
 
 def left_multiply(m: FloatArray, b: FloatArray) -> FloatArray:
     """M B[:, :, l] per level for one matrix M; b is (q, k, l)."""
     if m.shape == (1, 1):
         return b * m[0, 0]
-    return np.tensordot(m, b, axes=(1, 0))
+    q, k, levels = b.shape
+    return (m @ b.reshape(q, k * levels)).reshape(m.shape[0], k, levels)
 
 
 def block_product(a: FloatArray, b: FloatArray) -> FloatArray:

@@ -219,7 +219,9 @@ def update_factor(cp: CrossProducts, theta: FloatArray) -> BlockedFactor:
     a11[np.arange(q1), np.arange(q1)] += 1.0
     l11 = batched.cholesky(a11)
     first_xy = batched.forward_solve(l11, batched.left_multiply(t1.T, cp.zxy_first))
-    xy_schur = cp.xy_xy - np.tensordot(first_xy, first_xy, axes=([0, 2], [0, 2]))
+    # Σ over levels and rows of the blocks: one product of the (p + 1) × (l q) matrix
+    flat_xy = first_xy.transpose(1, 0, 2).reshape(first_xy.shape[1], -1)
+    xy_schur = cp.xy_xy - flat_xy @ flat_xy.T
     if cp.n_rest == 0:
         schur = xy_schur
         rest_first = cp.zrest_zfirst  # the empty (0, l1 q1) block, not allocated per call
