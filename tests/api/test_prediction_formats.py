@@ -143,3 +143,16 @@ def test_mixed_numbers_and_missing_keys_read_as_the_schema_reads_them(
     population = client.post(url, json={"records": [{"Days": 3, "Subject": 308}],
                                         "include_random_effects": False}).json()
     assert third == population["predictions"][0]
+
+
+def test_parquet_answers_are_not_gzipped_again(model: tuple[TestClient, str]) -> None:
+    """Parquet is compressed per column already; JSON of as many numbers is gzipped."""
+    client, url = model
+    body = {"columns": {"Days": [d / 10 for d in range(500)], "Subject": [308] * 500}}
+    parquet = client.post(url, json=body, headers={"Accept": PARQUET,
+                                                   "Accept-Encoding": "gzip"})
+    assert parquet.status_code == 200 and len(parquet.content) > 1024
+    assert "content-encoding" not in parquet.headers
+    assert pq.read_table(io.BytesIO(parquet.content)).num_rows == 500
+    as_json = client.post(url, json=body, headers={"Accept-Encoding": "gzip"})
+    assert as_json.headers["content-encoding"] == "gzip"
