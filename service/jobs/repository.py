@@ -207,6 +207,13 @@ def complete(session: Session, job_id: str, worker_id: str) -> bool:
     return _finish(session, job_id, worker_id, "succeeded", None)
 
 
+def complete_locked(session: Session, job: JobRow) -> None:
+    """End a job that this transaction has locked as held (``lock_if_held``): no second
+    query for the lock it has."""
+    _end(job, "succeeded", None)
+    session.flush()
+
+
 def fail(session: Session, job_id: str, worker_id: str, error: str, *, retry: bool) -> str | None:
     """End this attempt with ``error``; requeue if ``retry`` and attempts remain.
 

@@ -120,7 +120,8 @@ def record_outcome(job: JobRow, outcome: WorkOutcome, ctx: TaskContext) -> None:
 
 
 def _write_outcome(session: Session, job: JobRow, outcome: WorkOutcome, worker_id: str) -> None:
-    if jobs.lock_if_held(session, job.id, worker_id) is None:
+    held = jobs.lock_if_held(session, job.id, worker_id)
+    if held is None:
         log.warning("job %s: no longer held by %s; outcome discarded", job.id, worker_id)
         return
     model_id = job.target_id
@@ -129,7 +130,7 @@ def _write_outcome(session: Session, job: JobRow, outcome: WorkOutcome, worker_i
             log.warning("job %s: model %s already has a result", job.id, model_id)
         else:
             log.info("job %s: model %s fitted, result stored", job.id, model_id)
-        jobs.complete(session, job.id, worker_id)
+        jobs.complete_locked(session, held)
         return
     if outcome.status == "invalid":
         models.mark_failed(session, model_id,

@@ -32,6 +32,7 @@ def render(row: ModelRow) -> bytes:
 class Rendered:
     """A model's document and what its keeping depends on, as read with it."""
 
+    id: str
     status: str
     tenant: str | None
     tags_revision: int
@@ -45,7 +46,7 @@ def read_and_render(factory: sessionmaker[Session], principal: Principal,
     with factory() as session:
         scope_session(session, principal)
         row = service.get_model(session, model_id)
-        rendered = Rendered(row.status, row.tenant, row.tags_revision, render(row))
+        rendered = Rendered(row.id, row.status, row.tenant, row.tags_revision, render(row))
         session.rollback()  # a read: end it before answering
     return rendered
 
@@ -74,6 +75,11 @@ class ModelDocuments(ImmutableCache[tuple[int, bytes]]):
             return cached[1]
         done = await self._reads.read(("finished", model_id, revision, scope),
                                       lambda: read_and_render(factory, principal, model_id))
-        if done.status in service.FINISHED:
-            self.put(model_id, done.tenant, (done.tags_revision, done.body), len(done.body))
+        self.keep(done)
         return done.body
+
+    def keep(self, rendered: Rendered) -> None:
+        """Keep a document read and rendered elsewhere, if its model has finished."""
+        if rendered.status in service.FINISHED:
+            self.put(rendered.id, rendered.tenant, (rendered.tags_revision, rendered.body),
+                     len(rendered.body))

@@ -25,7 +25,7 @@ from service.dependencies import (
 from service.errors import InvalidInput, problem_responses
 from service.models import effects, service
 from service.models.caching import NOT_MODIFIED, freshness
-from service.models.documents import ModelDocuments
+from service.models.documents import ModelDocuments, read_and_render
 from service.models.predicting import (
     BODY_TYPES,
     PARQUET,
@@ -104,13 +104,19 @@ async def create_model(
         principal = get_principal(request)
         factory = get_read_session_factory(request)
         model_id = row.id
-        row = await service.wait_for_model(
-            lambda: run_in_threadpool(service.read_model_status, factory, principal, model_id),
+        # each read is the whole document (a queued model's is small): once the fit has
+        # finished, one read answers, not a read of the status and then of the document
+        rendered = await service.wait_for_model(
+            lambda: run_in_threadpool(read_and_render, factory, principal, model_id),
             min(wait, settings.max_wait_seconds), request.app.state.finish_watch,
             gone=request.is_disconnected)
-        finished = row.status in service.FINISHED
-        body = await _documents(request).document(factory, principal, row.id, finished,
-                                                  row.tags_revision)
+        finished = rendered.status in service.FINISHED
+        documents = _documents(request)
+        if finished:
+            documents.keep(rendered)
+            body = rendered.body
+        else:  # the wait is over: the model as it is now (running, say)
+            body = await documents.document(factory, principal, model_id, False)
         return Response(body, status_code=201 if finished else 202,
                         media_type="application/json",
                         headers={"Location": response.headers["Location"]})

@@ -8,6 +8,7 @@ import io
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -318,9 +319,20 @@ def read_model_status(factory: sessionmaker[Session], principal: Principal,
         return _read_detached(session, model_id)
 
 
-async def wait_for_model(read: Callable[[], Awaitable[ModelRow]], wait_seconds: float,
+class _ModelState(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+
+State = TypeVar("State", bound=_ModelState)
+
+
+async def wait_for_model(read: Callable[[], Awaitable[State]], wait_seconds: float,
                          watch: FinishWatch,
-                         gone: Callable[[], Awaitable[bool]] | None = None) -> ModelRow:
+                         gone: Callable[[], Awaitable[bool]] | None = None) -> State:
     """The model as ``read`` gives it (its id, status and finish time, not its result),
     read again once its fit has finished; the wait holds nothing (no thread, connection
     or transaction) and is woken by ``watch``. ``gone`` tells whether the client has
