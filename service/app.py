@@ -116,10 +116,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.interval_watch = interval_watch
         changes: ChangeToken = app.state.changes
 
-        def heard(channel: str) -> None:
+        def heard(channel: str, payload: str | None) -> None:
             if channel == changes_channel:
                 changes.heard()
-            else:
+            elif payload is not None:  # that model's fit finished: its waiters, no query
+                watch.finished(payload)
+            else:  # (re)connected: whatever finished meanwhile was not heard
                 watch.wake()
 
         # PostgreSQL: a finished fit notifies (migration 0009), waiters are answered at once;

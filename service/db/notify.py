@@ -3,11 +3,13 @@
 The triggers of migration 0009 notify ``mixedfit_jobs`` when a job is queued (workers wake
 and claim it at once) and ``mixedfit_finished`` when a fit has finished (the API's long
 polls are answered at once). A ``Listener`` is a thread with its own autocommit connection
-that calls ``on_notify(channel)`` for each notification. Polling stays as the fallback:
-a notification lost while the connection is down is covered by the next poll, and after
-each (re)connection ``on_notify`` is called once for every channel, since whatever
-happened meanwhile was not heard. SQLite has no notifications: ``start_listener`` then
-returns None and the callers poll (embedded mode also wakes in process).
+that calls ``on_notify(channel, payload)`` for each notification (``mixedfit_finished``'s
+payload is the model's id, so its waiters are woken without a query). Polling stays as the
+fallback: a notification lost while the connection is down is covered by the next poll,
+and after each (re)connection ``on_notify(channel, None)`` is called once for every
+channel, since whatever happened meanwhile was not heard. SQLite has no notifications:
+``start_listener`` then returns None and the callers poll (embedded mode also wakes in
+process).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ FINISHED = "mixedfit_finished"
 # at most this: an app's shutdown must not linger)
 STOP_CHECK_SECONDS = 0.1
 RECONNECT_SECONDS = (0.5, 1.0, 2.0, 5.0)
+# called with a notification's channel and payload (None: anything may have happened)
+OnNotify = Callable[[str, str | None], None]
 # a listening connection only reads: without TCP keepalives one whose peer vanished (a
 # database host gone, a dropped NAT entry) would look connected for hours, hearing nothing;
 # with them it fails within about 20 s and is reopened (and polled for meanwhile)
@@ -45,7 +49,7 @@ def libpq_url(url: str) -> str:
 
 class Listener:
     def __init__(self, url: str, channels: Sequence[str],
-                 on_notify: Callable[[str], None]) -> None:
+                 on_notify: OnNotify) -> None:
         self._url = libpq_url(url)
         self._channels = tuple(channels)
         self._on_notify = on_notify
@@ -74,10 +78,10 @@ class Listener:
                         log.info("listening to PostgreSQL notifications again")
                     failures = 0
                     for channel in self._channels:  # what happened while not listening
-                        self._on_notify(channel)
+                        self._on_notify(channel, None)
                     while not self._stop.is_set():
                         for notification in conn.notifies(timeout=STOP_CHECK_SECONDS):
-                            self._on_notify(notification.channel)
+                            self._on_notify(notification.channel, notification.payload or None)
             except Exception as error:  # the database away: poll meanwhile, reconnect
                 self.connected.clear()
                 if failures == 0:
@@ -89,7 +93,7 @@ class Listener:
 
 
 def start_listener(url: str, channels: Sequence[str],
-                   on_notify: Callable[[str], None]) -> Listener | None:
+                   on_notify: OnNotify) -> Listener | None:
     """A started ``Listener`` on a PostgreSQL database; None on SQLite."""
     if is_sqlite(url):
         return None

@@ -166,7 +166,8 @@ def run_worker_process(settings: Settings | None = None) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     engine = create_db_engine(settings.database_url)
-    listener = start_listener(settings.database_url, [notify.JOBS], lambda _channel: stop.wake())
+    listener = start_listener(settings.database_url, [notify.JOBS],
+                              lambda _channel, _payload: stop.wake())
     try:
         session_factory = make_session_factory(engine)
         if wait_for_schema(session_factory, stop):

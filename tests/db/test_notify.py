@@ -25,24 +25,32 @@ def postgres_url(database_url: str) -> str:
     return database_url
 
 
-def _listen(url: str) -> tuple[notify.Listener, queue.Queue[str]]:
+def _listen(url: str) -> tuple[notify.Listener, queue.Queue[str], queue.Queue[str | None]]:
     heard: queue.Queue[str] = queue.Queue()
-    listener = notify.start_listener(url, [notify.JOBS, notify.FINISHED], heard.put)
+    payloads: queue.Queue[str | None] = queue.Queue()
+
+    def on_notify(channel: str, payload: str | None) -> None:
+        payloads.put(payload)
+        heard.put(channel)
+
+    listener = notify.start_listener(url, [notify.JOBS, notify.FINISHED], on_notify)
     assert listener is not None
     assert listener.connected.wait(HEARD_SECONDS)
-    # the calls made on connecting (what happened while not listening)
+    # the calls made on connecting (what happened while not listening): no payload
     assert {heard.get(timeout=HEARD_SECONDS), heard.get(timeout=HEARD_SECONDS)} == {
         notify.JOBS, notify.FINISHED}
-    return listener, heard
+    assert [payloads.get_nowait(), payloads.get_nowait()] == [None, None]
+    return listener, heard, payloads
 
 
 def test_a_queued_job_and_a_finished_fit_are_heard(
         postgres_url: str, session_factory: sessionmaker[Session]) -> None:
-    listener, heard = _listen(postgres_url)
+    listener, heard, payloads = _listen(postgres_url)
     try:
         model_id, _ = submit_fit(session_factory, pd.DataFrame({"y": [1.0, 2.0], "x": [1, 2]}),
                               "y ~ x")
         assert heard.get(timeout=HEARD_SECONDS) == notify.JOBS
+        assert payloads.get_nowait() == "fit"  # the job's kind
         with session_factory.begin() as session:
             session.execute(update(ModelRow).where(ModelRow.id == model_id)
                             .values(status="running"))
@@ -50,6 +58,7 @@ def test_a_queued_job_and_a_finished_fit_are_heard(
             session.execute(update(ModelRow).where(ModelRow.id == model_id)
                             .values(status="succeeded"))
         assert heard.get(timeout=HEARD_SECONDS) == notify.FINISHED
+        assert payloads.get_nowait() == model_id  # its waiters are woken by its id
         assert heard.empty()  # "running" is not a finish
     finally:
         listener.stop()
@@ -57,7 +66,7 @@ def test_a_queued_job_and_a_finished_fit_are_heard(
 
 def test_a_listener_whose_connection_dies_reconnects(
         postgres_url: str, session_factory: sessionmaker[Session]) -> None:
-    listener, heard = _listen(postgres_url)
+    listener, heard, _ = _listen(postgres_url)
     try:
         with session_factory.begin() as session:
             killed = session.execute(text(
