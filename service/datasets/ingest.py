@@ -27,7 +27,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from service.datasets.rtext import FALSE_TEXT, TRUE_TEXT, series_as_r_labels, values_as_r_labels
+from service.datasets.rtext import (
+    FALSE_TEXT,
+    TEXT_OR_NONE,
+    TRUE_TEXT,
+    series_as_r_labels,
+    values_as_r_labels,
+)
 from service.errors import InvalidInput, PayloadTooLarge
 
 DType = Literal["numeric", "categorical", "boolean"]
@@ -485,7 +491,6 @@ def frame_from_columns(columns: Mapping[str, Sequence[Any]],
 
 
 NUMBER_OR_NONE = frozenset({int, float, type(None)})
-TEXT_OR_NONE = frozenset({str, type(None)})
 
 
 def _labelled_values(values: list[Any]) -> pd.Series:

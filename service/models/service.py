@@ -333,10 +333,10 @@ State = TypeVar("State", bound=_ModelState)
 async def wait_for_model(read: Callable[[], Awaitable[State]], wait_seconds: float,
                          watch: FinishWatch,
                          gone: Callable[[], Awaitable[bool]] | None = None) -> State:
-    """The model as ``read`` gives it (its id, status and finish time, not its result),
-    read again once its fit has finished; the wait holds nothing (no thread, connection
-    or transaction) and is woken by ``watch``. ``gone`` tells whether the client has
-    stopped waiting.
+    """The model as ``read`` gives it (anything with its id and status: the status row of
+    ``read_model_status``, or a rendered document), read again once its fit has finished;
+    the wait holds nothing (no thread, connection or transaction) and is woken by
+    ``watch``. ``gone`` tells whether the client has stopped waiting.
 
     A wait that ends unwoken (its time is up, or the client left) reads nothing more: the
     watch's last check found the fit unfinished, and the caller's document of an
