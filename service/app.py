@@ -42,6 +42,7 @@ from service.models import repository as models
 from service.models.documents import ModelDocuments
 from service.models.endpoints import LOOP_PREDICTION_BYTES
 from service.models.fast_predictions import PredictionFastPath
+from service.models.fast_reads import ModelReadFastPath
 from service.models.prediction_output import PARQUET
 from service.models.predictors import PredictorCache
 from service.models.service import FINISHED, FIT_JOB
@@ -199,6 +200,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(PredictionFastPath, cache=lambda: app.state.predictor_cache,
                        max_bytes=LOOP_PREDICTION_BYTES,
                        max_rows=settings.max_prediction_rows)
+    # and reads of a model, long polls above all, which arrive by the hundred at once
+    # (service.models.fast_reads)
+    app.add_middleware(ModelReadFastPath)
     # innermost but one (added first), so inside the auth middleware, whose principal they read:
     # the rate limit counts per tenant, and idempotency keys are per tenant
     app.add_middleware(IdempotencyMiddleware, session_factory=lambda: app.state.session_factory,

@@ -38,6 +38,7 @@ from service.models.predicting import (
 )
 from service.models.prediction_output import OPENAPI_CONTENT, answer_type, predictions_response
 from service.models.predictors import CachedModel, PredictorCache
+from service.models.reading import model_answer
 from service.models.references import ModelIdDep
 from service.models.schemas import (
     INTERVAL_DESCRIPTION,
@@ -56,7 +57,6 @@ from service.models.schemas import (
     RandomEffects,
     check_random_effects,
 )
-from service.models.shared_reads import SharedReads, scope_of
 from service.models.signature import Signature, signature
 from service.models.watch import FinishWatch
 from service.settings import Settings
@@ -156,38 +156,13 @@ def _next_link(request: Request, cursor: str | None) -> str | None:
 async def get_model(
     model_id: ModelIdDep,
     request: Request,
-    response: Response,
-    settings: SettingsDep,
     wait: Annotated[float, Query(ge=0, description=(
         "Seconds to wait for the fit to finish before answering (long poll); capped at the "
         "server's MIXEDFIT_MAX_WAIT_SECONDS"))] = 0,
 ) -> Any:
     """Read a model; with ``wait``, answer as soon as its fit has finished. A finished
     model carries an ETag (If-None-Match gives 304) and is revalidated: its tags change."""
-    # each read below is made in a session of its own that ends at once; long polls on one
-    # model share their reads (hundreds arrive and time out together), a plain read does not
-    # (it must see what the caller wrote just before)
-    principal = get_principal(request)
-    factory = get_read_session_factory(request)
-    wait = min(wait, settings.max_wait_seconds)
-
-    def read() -> ModelRow:
-        return service.read_model_status(factory, principal, model_id)
-
-    async def read_status() -> ModelRow:
-        if wait > 0:
-            return await _status_reads(request).read((model_id, scope_of(principal)), read)
-        return await run_in_threadpool(read)
-
-    row = await service.wait_for_model(read_status, wait, request.app.state.finish_watch,
-                                       gone=request.is_disconnected)
-    fresh = freshness(request, row)
-    if fresh.not_modified:
-        return fresh.not_modified_response()
-    body = await _documents(request).document(factory, principal, row.id,
-                                              row.status in service.FINISHED,
-                                              row.tags_revision)
-    return fresh.apply(Response(body, media_type="application/json"))
+    return await model_answer(request, model_id, wait)
 
 
 @router.patch("/{model_id}", response_model=Model, responses=problem_responses(404, 422),
@@ -225,11 +200,6 @@ def delete_model(model_id: ModelIdDep, request: Request) -> Response:
         if cache is not None:
             cache.discard(model_id)
     return Response(status_code=204)
-
-
-def _status_reads(request: Request) -> SharedReads[ModelRow]:
-    reads: SharedReads[ModelRow] = request.app.state.model_status_reads
-    return reads
 
 
 def _documents(request: Request) -> ModelDocuments:

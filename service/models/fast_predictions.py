@@ -25,29 +25,25 @@ from service.auth.principal import STATE_KEY, Principal
 from service.models.predicting import PredictionOptions, predict_rows, read_body_shape
 from service.models.prediction_output import answer_type, predictions_response
 from service.models.predictors import PredictorCache
+from service.ops.asgi import ShortWay
 
 PATH = re.compile(r"/v1/models/([0-9A-Za-z_-]{1,64})/predictions")
 JSON = "application/json"
 QUERY_DEFAULTS = PredictionOptions()
 
 
-class PredictionFastPath:
+class PredictionFastPath(ShortWay):
     def __init__(self, app: ASGIApp, cache: Callable[[], PredictorCache | None],
                  max_bytes: int, max_rows: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.cache = cache
-        # the predictions route, as the router matched it for a request that went there:
-        # the access line and the metrics name it (until then, nothing goes the short way)
-        self.route: Any = None
         self.max_bytes = max_bytes
         self.max_rows = max_rows
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         model = self._plain_request_of(scope)
         if model is None or self.route is None:
-            await self.app(scope, receive, send)
-            if self.route is None and model is not None:
-                self.route = scope.get("route")
+            await self.to_route(scope, receive, send, learn=model is not None)
             return
         model_id, cached = model
         messages: list[Message] = []
