@@ -16,6 +16,8 @@ and an admin principal are not limited: they see every tenant's rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event, literal
@@ -31,6 +33,16 @@ def scope_session(session: Session, principal: Principal) -> Session:
     """Limit ``session`` to what ``principal`` may see, and stamp its new rows with its tenant."""
     session.info[PRINCIPAL_KEY] = principal
     return session
+
+
+@contextmanager
+def tenant_read(factory: sessionmaker[Session], principal: Principal) -> Iterator[Session]:
+    """A session of its own limited to ``principal``, whose read is ended on leaving: for
+    a read that may outlive the request that started it (a read shared by long polls)."""
+    with factory() as session:
+        scope_session(session, principal)
+        yield session
+        session.rollback()
 
 
 def session_principal(session: Session) -> Principal | None:

@@ -210,8 +210,7 @@ def complete(session: Session, job_id: str, worker_id: str) -> bool:
 def complete_locked(session: Session, job: JobRow) -> None:
     """End a job that this transaction has locked as held (``lock_if_held``): no second
     query for the lock it has."""
-    _end(job, "succeeded", None)
-    session.flush()
+    _end_flushed(session, job, "succeeded", None)
 
 
 def fail(session: Session, job_id: str, worker_id: str, error: str, *, retry: bool) -> str | None:
@@ -244,9 +243,13 @@ def _finish(session: Session, job_id: str, worker_id: str, status: str,
     job = lock_if_held(session, job_id, worker_id)
     if job is None:
         return False
+    _end_flushed(session, job, status, error)
+    return True
+
+
+def _end_flushed(session: Session, job: JobRow, status: str, error: str | None) -> None:
     _end(job, status, error)
     session.flush()
-    return True
 
 
 def _end(job: JobRow, status: str, error: str | None) -> None:

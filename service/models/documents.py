@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.auth.principal import Principal
 from service.db.models import ModelRow
-from service.db.tenancy import scope_session
+from service.db.tenancy import tenant_read
 from service.models import service
 from service.models.immutable_cache import ImmutableCache
 from service.models.schemas import Model
@@ -43,12 +43,9 @@ def read_and_render(factory: sessionmaker[Session], principal: Principal,
                     model_id: str) -> Rendered:
     """The model read in a session of its own, scoped to ``principal`` (a shared read
     outlives the request that started it), and its document."""
-    with factory() as session:
-        scope_session(session, principal)
+    with tenant_read(factory, principal) as session:
         row = service.get_model(session, model_id)
-        rendered = Rendered(row.id, row.status, row.tenant, row.tags_revision, render(row))
-        session.rollback()  # a read: end it before answering
-    return rendered
+        return Rendered(row.id, row.status, row.tenant, row.tags_revision, render(row))
 
 
 class ModelDocuments(ImmutableCache[tuple[int, bytes]]):

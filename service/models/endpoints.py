@@ -98,29 +98,28 @@ async def create_model(
 ) -> Any:
     """Check a formula against its dataset and queue the fit (202; poll the Location)."""
     row = await run_in_threadpool(_create, request, spec, settings)
+    model_id = row.id
+    watch: FinishWatch = request.app.state.finish_watch
+    # watched before the worker is woken: the fit cannot finish unseen
+    registered = watch.register(model_id) if wait > 0 else None
     request.app.state.wake_workers()
-    response.headers["Location"] = f"/v1/models/{row.id}"
-    if wait > 0:
-        principal = get_principal(request)
-        factory = get_read_session_factory(request)
-        model_id = row.id
-        # each read is the whole document (a queued model's is small): once the fit has
-        # finished, one read answers, not a read of the status and then of the document
-        rendered = await service.wait_for_model(
-            lambda: run_in_threadpool(read_and_render, factory, principal, model_id),
-            min(wait, settings.max_wait_seconds), request.app.state.finish_watch,
-            gone=request.is_disconnected)
-        finished = rendered.status in service.FINISHED
-        documents = _documents(request)
-        if finished:
-            documents.keep(rendered)
-            body = rendered.body
-        else:  # the wait is over: the model as it is now (running, say)
-            body = await documents.document(factory, principal, model_id, False)
-        return Response(body, status_code=201 if finished else 202,
-                        media_type="application/json",
-                        headers={"Location": response.headers["Location"]})
-    return Model.from_row(row)
+    response.headers["Location"] = f"/v1/models/{model_id}"
+    if registered is None:
+        return Model.from_row(row)
+    principal = get_principal(request)
+    factory = get_read_session_factory(request)
+    # each read is the whole document (a queued model's is small): once the fit has
+    # finished, one read answers, not a read of the status and then of the document; at
+    # the end of the wait, the model as it is then (running, say)
+    rendered = await service.wait_for_model(
+        lambda: run_in_threadpool(read_and_render, factory, principal, model_id),
+        min(wait, settings.max_wait_seconds), watch, gone=request.is_disconnected,
+        just_queued=(model_id, registered))
+    finished = rendered.status in service.FINISHED
+    if finished:
+        _documents(request).keep(rendered)
+    return Response(rendered.body, status_code=201 if finished else 202,
+                    media_type="application/json", headers={"Location": f"/v1/models/{model_id}"})
 
 
 def _create(request: Request, spec: ModelCreate, settings: Settings) -> ModelRow:

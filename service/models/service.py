@@ -8,7 +8,7 @@ import io
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -19,14 +19,14 @@ from service.datasets import repository as datasets
 from service.datasets.service import clean_name
 from service.db.models import DatasetRow, ModelRow, utcnow
 from service.db.session import end_reads
-from service.db.tenancy import scope_session
+from service.db.tenancy import tenant_read
 from service.errors import PROBLEM_TYPE_PREFIX, Conflict, InvalidInput, NotFound
 from service.jobs import repository as jobs
 from service.models import repository
 from service.models.listing import ModelFilter, decode_cursor, encode_cursor, parse_tags
 from service.models.predictors import CachedModel, PredictorCache, compile_model
 from service.models.schemas import ModelCreate, ModelListQuery, ModelPatch
-from service.models.watch import FinishWatch
+from service.models.watch import FinishWatch, HasIdAndStatus
 from service.registry import service as registry
 from service.registry.names import MAX_TAGS, parse_reference
 from service.settings import Settings
@@ -314,25 +314,17 @@ def read_model_status(factory: sessionmaker[Session], principal: Principal,
     """The model's id, status and finish time (not its result), read in a session of its
     own scoped to ``principal`` and ended at once (a read shared by long polls outlives
     the request that started it)."""
-    with factory() as session:
-        scope_session(session, principal)
+    with tenant_read(factory, principal) as session:
         return _read_detached(session, model_id)
 
 
-class _ModelState(Protocol):
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def status(self) -> str: ...
-
-
-State = TypeVar("State", bound=_ModelState)
+State = TypeVar("State", bound=HasIdAndStatus)
 
 
 async def wait_for_model(read: Callable[[], Awaitable[State]], wait_seconds: float,
                          watch: FinishWatch,
-                         gone: Callable[[], Awaitable[bool]] | None = None) -> State:
+                         gone: Callable[[], Awaitable[bool]] | None = None, *,
+                         just_queued: tuple[str, asyncio.Event] | None = None) -> State:
     """The model as ``read`` gives it (anything with its id and status: the status row of
     ``read_model_status``, or a rendered document), read again once its fit has finished;
     the wait holds nothing (no thread, connection or transaction) and is woken by
@@ -342,9 +334,16 @@ async def wait_for_model(read: Callable[[], Awaitable[State]], wait_seconds: flo
     watch's last check found the fit unfinished, and the caller's document of an
     unfinished model is read afresh once for all its waiters (``documents``), so the
     hundreds of polls that time out together cost one read per model, not one each.
+
+    ``just_queued``: the id of a model the caller has just queued and the watch's
+    registration of it, made before its worker was woken; the first read is then made
+    once the fit has finished (or the wait is over), not while the worker claims it.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
+    if just_queued is not None:  # registered with the watch before its worker was woken
+        model_id, registered = just_queued
+        await watch.wait(model_id, wait_seconds, gone, registered)
     row = await read()
     while row.status not in FINISHED:
         remaining = deadline - loop.time()

@@ -60,14 +60,23 @@ class FinishWatch:
         """How many long polls are waiting now."""
         return sum(len(events) for events in self._waiters.values())
 
-    async def wait(self, model_id: str, timeout: float,
-                   gone: Callable[[], Awaitable[bool]] | None = None) -> bool:
-        """Sleep until ``model_id`` has finished (True), ``timeout`` seconds have passed or
-        the client has gone (``gone()``; both False). The caller reads the model again."""
-        loop = asyncio.get_running_loop()
-        self._start(loop)
+    def register(self, model_id: str) -> asyncio.Event:
+        """Watch ``model_id`` from now on, for a ``wait`` to come (on the event loop). A
+        client that has just queued a fit registers before any worker is woken: then its
+        fit cannot finish unseen, and it need not read the model before waiting."""
+        self._start(asyncio.get_running_loop())
         event = asyncio.Event()
         self._waiters.setdefault(model_id, set()).add(event)
+        return event
+
+    async def wait(self, model_id: str, timeout: float,
+                   gone: Callable[[], Awaitable[bool]] | None = None,
+                   registered: asyncio.Event | None = None) -> bool:
+        """Sleep until ``model_id`` has finished (True), ``timeout`` seconds have passed or
+        the client has gone (``gone()``; both False). The caller reads the model again.
+        ``registered``: what ``register`` gave for it (no longer watched afterwards)."""
+        loop = asyncio.get_running_loop()
+        event = registered or self.register(model_id)
         deadline = loop.time() + timeout
         try:
             while not event.is_set():
@@ -157,12 +166,17 @@ class FinishWatch:
         return done
 
 
-class _HasStatus(Protocol):
+class HasStatus(Protocol):
     @property
     def status(self) -> str: ...
 
 
-Read = TypeVar("Read", bound=_HasStatus)
+class HasIdAndStatus(HasStatus, Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+Read = TypeVar("Read", bound=HasStatus)
 
 
 async def read_when_finished(watch: FinishWatch, target_id: str, read: Callable[[], Read],
