@@ -169,8 +169,10 @@ def _serve(settings: Settings, host: str, port: int, no_worker: bool,
         upgrade(settings.database_url)
     # no `server: uvicorn` header; logging as configured in main (log_config=None), with the
     # app's access line (request id, route template, duration) instead of uvicorn's
+    # httptools, with a lingering close so that a refused body's 413 reaches its client
     options: dict[str, Any] = {"host": host, "port": port, "server_header": False,
-                               "log_config": None, "access_log": False}
+                               "log_config": None, "access_log": False,
+                               "http": "service.ops.lingering:LingeringHttpToolsProtocol"}
     processes = processes or settings.api_processes
     if processes > 1:
         # each process builds the app from the environment (service.asgi), which
