@@ -7,7 +7,7 @@ conditional modes and the prediction state are served by their own endpoints.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -208,7 +208,8 @@ class FitResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``result`` object of the API contract (without the conditional modes)."""
-        out = asdict(self)
+        # the modes (with their conditional covariances) left out before the deep copy
+        out = asdict(replace(self, conditional_modes=()))
         del out["conditional_modes"]
         del out["kind"]
         del out["method"]
