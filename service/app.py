@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.staticfiles import StaticFiles
 
-from service.api import api_router
+from service.api import include_api
 from service.auth.middleware import AuthMiddleware
 from service.batches import repository as batches
 from service.compute import ComputePool
@@ -193,7 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics(session_factory)
     app.state.metrics = metrics
     install_error_handlers(app)
-    app.include_router(api_router)
+    include_api(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # the innermost: small predictions from a current cached model skip the routing, after
     # every other middleware has done its part (service.models.fast_predictions)
