@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import uuid
 from types import FrameType
 
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 
 # after an unexpected error (database down, ...) wait this long before trying again
 ERROR_BACKOFF_SECONDS = 2.0
+# how often a worker looks for jobs whose workers kept dying (a query of its own, once on
+# every claim before: a millisecond of each small fit's round trip for a rare event)
+ABANDONED_CHECK_SECONDS = 5.0
 
 
 def job_context(job: JobRow) -> LogContext:
@@ -61,12 +65,15 @@ class Worker:
         self._stop = threading.Event()
         # the job the last run_once claimed (None: it found none)
         self.last_job: JobRow | None = None
+        self._next_abandoned_check = 0.0  # the first claim checks
 
     def run_once(self) -> bool:
         """Claim one job and run it to its end; False when the queue had nothing to claim."""
         retention.maybe_prune(self.session_factory, self.settings)  # once a minute at most
         with self.session_factory.begin() as session:
-            fail_abandoned(session, self.settings.max_recoveries)
+            if time.monotonic() >= self._next_abandoned_check:
+                fail_abandoned(session, self.settings.max_recoveries)
+                self._next_abandoned_check = time.monotonic() + ABANDONED_CHECK_SECONDS
             job = jobs.claim_next(session, self.worker_id, self.settings.lease_seconds,
                                   max_recoveries=self.settings.max_recoveries)
             self.last_job = job

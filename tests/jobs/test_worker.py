@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ from service.datasets.repository import delete_dataset
 from service.db.models import FixedEffectRow, ModelRow
 from service.jobs import repository as jobs
 from service.jobs import start_embedded_worker
+from service.jobs import worker as worker_module
 from service.jobs.child import FitRequest
 from service.jobs.runner import WorkOutcome, run_work
 from service.jobs.tasks import TaskContext, record_outcome
@@ -177,6 +179,25 @@ def test_a_crashed_fit_process_is_retried(settings: Settings, session_factory: S
     state = stored(session_factory, model_id, job_id)
     assert (state.model_status, state.job_status, state.attempts) == (
         "succeeded", "succeeded", 2)
+
+
+def test_a_busy_worker_still_fails_abandoned_jobs_within_the_check_interval(
+        settings: Settings, session_factory: SessionFactory, mood: pd.DataFrame,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # the check is not made on every claim (service.jobs.worker.ABANDONED_CHECK_SECONDS)
+    monkeypatch.setattr(worker_module, "ABANDONED_CHECK_SECONDS", 0.3)
+    worker = Worker(settings.model_copy(update={"max_recoveries": 2}), session_factory)
+    assert not worker.run_once()  # the first claim checks: nothing abandoned yet
+    model_id, job_id = submit_fit(session_factory, mood, "Mood ~ Exercise", max_attempts=3)
+    for dead in ("dead0", "dead1", "dead2"):
+        with session_factory.begin() as session:
+            assert jobs.claim_next(session, dead, lease_seconds=-1.0, max_recoveries=2)
+    assert not worker.run_once()  # within the interval: not looked for again
+    assert stored(session_factory, model_id, job_id).job_status == "running"
+    time.sleep(0.35)
+    assert not worker.run_once()
+    state = stored(session_factory, model_id, job_id)
+    assert (state.model_status, state.job_status) == ("failed", "failed")
 
 
 def test_a_fit_whose_workers_keep_dying_fails_with_a_problem_saying_so(
