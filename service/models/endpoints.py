@@ -103,7 +103,8 @@ async def create_model(
     # watched before the worker is woken: the fit cannot finish unseen
     registered = watch.register(model_id) if wait > 0 else None
     request.app.state.wake_workers()
-    response.headers["Location"] = f"/v1/models/{model_id}"
+    location = f"/v1/models/{model_id}"
+    response.headers["Location"] = location
     if registered is None:
         return Model.from_row(row)
     principal = get_principal(request)
@@ -119,7 +120,7 @@ async def create_model(
     if finished:
         _documents(request).keep(rendered)
     return Response(rendered.body, status_code=201 if finished else 202,
-                    media_type="application/json", headers={"Location": f"/v1/models/{model_id}"})
+                    media_type="application/json", headers={"Location": location})
 
 
 def _create(request: Request, spec: ModelCreate, settings: Settings) -> ModelRow:

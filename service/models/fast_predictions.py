@@ -32,7 +32,7 @@ JSON = "application/json"
 QUERY_DEFAULTS = PredictionOptions()
 
 
-class PredictionFastPath(ShortWay):
+class PredictionFastPath(ShortWay[tuple[str, Any]]):
     def __init__(self, app: ASGIApp, cache: Callable[[], PredictorCache | None],
                  max_bytes: int, max_rows: int) -> None:
         super().__init__(app)
@@ -40,12 +40,9 @@ class PredictionFastPath(ShortWay):
         self.max_bytes = max_bytes
         self.max_rows = max_rows
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        model = self._plain_request_of(scope)
-        if model is None or self.route is None:
-            await self.to_route(scope, receive, send, learn=model is not None)
-            return
-        model_id, cached = model
+    async def answer(self, plain: tuple[str, Any], scope: Scope, receive: Receive,
+                     send: Send) -> None:
+        model_id, cached = plain
         messages: list[Message] = []
         body = b""
         complete = False
@@ -69,7 +66,7 @@ class PredictionFastPath(ShortWay):
                                         answer_type(Headers(scope=scope).get("accept")))
         await response(scope, receive, send)
 
-    def _plain_request_of(self, scope: Scope) -> tuple[str, Any] | None:
+    def plain_request_of(self, scope: Scope) -> tuple[str, Any] | None:
         """The model id and its current cached model, if this request can go the short
         way (nothing read yet)."""
         if (scope["type"] != "http" or scope["method"] != "POST" or scope.get("query_string")

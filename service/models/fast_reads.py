@@ -27,12 +27,9 @@ PATH = re.compile(r"/v1/models/([0-9A-Za-z_-]{1,64})")
 WAIT = re.compile(rb"wait=(\d{1,9}(?:\.\d{0,9})?)")
 
 
-class ModelReadFastPath(ShortWay):
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        plain = self._plain_request_of(scope)
-        if plain is None or self.route is None:
-            await self.to_route(scope, receive, send, learn=plain is not None)
-            return
+class ModelReadFastPath(ShortWay[tuple[str, float]]):
+    async def answer(self, plain: tuple[str, float], scope: Scope, receive: Receive,
+                     send: Send) -> None:
         model_id, wait = plain
         try:
             response = await model_answer(Request(scope, receive), model_id, wait)
@@ -42,8 +39,7 @@ class ModelReadFastPath(ShortWay):
         scope["route"] = self.route
         await response(scope, receive, send)
 
-    @staticmethod
-    def _plain_request_of(scope: Scope) -> tuple[str, float] | None:
+    def plain_request_of(self, scope: Scope) -> tuple[str, float] | None:
         if (scope["type"] != "http" or scope["method"] != "GET"
                 or (match := PATH.fullmatch(scope["path"])) is None
                 or not isinstance(scope.get("state", {}).get(STATE_KEY), Principal)):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# what a short way has found out about a request it can answer
+Plain = TypeVar("Plain")
 
 
 class WatchedSend:
@@ -21,21 +24,31 @@ class WatchedSend:
         await self._send(message)
 
 
-class ShortWay:
+class ShortWay(Generic[Plain]):
     """The base of a middleware that answers some requests of one route itself, with the
     route's own answer (``service.models.fast_reads``, ``fast_predictions``).
 
-    The access line and the metrics name a request's route, which the router sets in the
-    scope; a short way sets the same one, learned from the first request of its kind that
-    went through the router. Until then every request goes that way."""
+    ``plain_request_of`` says whether a request is of the short way's kind (and what it
+    needs to answer it), ``answer`` answers it. The access line and the metrics name a
+    request's route, which the router sets in the scope; a short way sets the same one,
+    learned from the first request of its kind that went through the router. Until then
+    every request goes that way."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.route: Any = None
 
-    async def to_route(self, scope: Scope, receive: Receive, send: Send, *,
-                       learn: bool) -> None:
-        """The request to the router; ``learn``: it is of the short way's kind."""
+    def plain_request_of(self, scope: Scope) -> Plain | None:
+        raise NotImplementedError
+
+    async def answer(self, plain: Plain, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        plain = self.plain_request_of(scope)
+        if plain is not None and self.route is not None:
+            await self.answer(plain, scope, receive, send)
+            return
         await self.app(scope, receive, send)
-        if learn and self.route is None:
+        if plain is not None and self.route is None:
             self.route = scope.get("route")
