@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from service.datasets.ingest import frame_from_columns, frame_from_records, read_csv
 from service.errors import InvalidInput, PayloadTooLarge, field_errors
+from service.models.plain_rows import plain_columns
 from service.models.schemas import IntervalKind, NewLevels, PredictionRequest
 from service.models.signature import check_frame
 from service.stats.predict import Predictor
@@ -92,6 +93,9 @@ def predict_rows(predictor: Predictor, categorical: list[str], request: Predicti
                  max_rows: int) -> PredictionAnswer:
     """Predictions for the rows of a checked body from a compiled model, whose
     ``categorical`` columns are read as text."""
+    answered = _predict_plainly(predictor, categorical, request)
+    if answered is not None:
+        return answered
     frame = _as_frame(_frame(request, categorical, max_rows), max_rows)
     options = request.options
     groups = options.random_effects
@@ -107,6 +111,22 @@ def predict_rows(predictor: Predictor, categorical: list[str], request: Predicti
         new_levels=options.new_levels, groups=groups)
     return PredictionAnswer(_floats(table.fit), options.interval, options.level,
                             _floats(table.se_fit), _floats(table.lower), _floats(table.upper))
+
+
+def _predict_plainly(predictor: Predictor, categorical: list[str],
+                     request: PredictionBody) -> PredictionAnswer | None:
+    """Predictions without a data frame for JSON rows that need none (``plain_rows``);
+    None when the frame's way must answer: the same numbers by the same arithmetic."""
+    options = request.options
+    if request.media in (CSV, PARQUET) or options.interval != "none":
+        return None
+    arrays = plain_columns(request.records, request.columns, categorical)
+    if arrays is None:
+        return None
+    prediction = predictor.predict_arrays(
+        *arrays, include_random_effects=options.include_random_effects,
+        new_levels=options.new_levels, groups=options.random_effects)
+    return None if prediction is None else PredictionAnswer(_floats(prediction))
 
 
 def _frame(request: PredictionBody, categorical: list[str], max_rows: int) -> pd.DataFrame:

@@ -10,7 +10,7 @@ levels not seen in fitting get the population-level prediction (``allow.new.leve
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Literal
 
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from service.stats.design.encoder import DesignEncoder, RandomSpec
-from service.stats.design.types import Design, FloatArray, RandomBlock
+from service.stats.design.types import Design, FloatArray, IntArray, RandomBlock
 from service.stats.errors import PredictionError
 from service.stats.predict_by_group import by_group, empty_table, put_table, put_values
 from service.stats.prediction_intervals import (
@@ -108,6 +108,23 @@ class _StoredModes:
     modes: FloatArray  # levels x terms
     rows: dict[str, int]
     index: int  # in the state's random_effects
+    # the stored row of each of an encoder's levels, by the identity of its levels tuple
+    # (each prediction would otherwise look up every level of the group)
+    _rows_of: dict[int, tuple[tuple[str, ...], IntArray]] = field(
+        default_factory=dict, compare=False, repr=False)
+
+    def rows_of(self, levels: tuple[str, ...], group: str) -> IntArray:
+        """The stored row of each of ``levels`` (an encoder's levels of this term)."""
+        known = self._rows_of.get(id(levels))
+        if known is not None and known[0] is levels:
+            return known[1]
+        missing = [level for level in levels if level not in self.rows]
+        if missing:
+            raise PredictionError(f"the stored model has no modes for level(s) "
+                                  f"{', '.join(missing[:10])} of {group}")
+        rows = np.array([self.rows[level] for level in levels], dtype=np.intp)
+        self._rows_of[id(levels)] = (levels, rows)
+        return rows
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,6 +166,8 @@ class Predictor:
         self._uncertainty_state = state.get("uncertainty")
         # encoders restricted to a selection of grouping factors (lme4's re.form)
         self._restricted: dict[frozenset[str], DesignEncoder] = {}
+        # the fixed effects in the order of an encoder's columns
+        self._betas: dict[tuple[str, ...], FloatArray] = {}
 
     @cached_property
     def uncertainty(self) -> Uncertainty | None:
@@ -166,6 +185,42 @@ class Predictor:
             return by_group(self, data, lambda group, part: group.predict(part),
                             lambda n: np.empty(n), put_values)
         return self._encode(data, include_random_effects, new_levels, groups).prediction
+
+    def predict_arrays(self, columns: Mapping[str, np.ndarray], n: int, *,
+                       include_random_effects: bool = True,
+                       new_levels: Literal["population", "error"] = "population",
+                       groups: Collection[str] | None = None) -> FloatArray | None:
+        """As :meth:`predict` for ``n`` complete rows given as arrays (float64 for numeric
+        columns, level labels for categorical ones: ``DesignEncoder.transform_arrays``),
+        by the same arithmetic; None when :meth:`predict` must answer (a per-group model,
+        rows or a model that the arrays' encoding does not cover, or an error to name)."""
+        if self.kind == "lm_by_group":
+            return None
+        try:
+            encoder = self._encoder_for(include_random_effects, groups)
+        except PredictionError:
+            return None
+        encoded = encoder.transform_arrays(columns, n, new_levels=new_levels,
+                                           random=bool(encoder.random))
+        if encoded is None:
+            return None
+        X, blocks = encoded
+        beta = self._beta_for(encoder.fixed_names)
+        if beta is None:
+            return None
+        prediction: FloatArray = X @ beta
+        entries = list(self.modes)
+        for block in blocks:
+            prediction += _random_part(block, _take_entry(entries, block))
+        return prediction
+
+    def _beta_for(self, names: tuple[str, ...]) -> FloatArray | None:
+        known = self._betas.get(names)
+        if known is None:
+            if any(name not in self.fixed for name in names):
+                return None
+            known = self._betas[names] = np.array([self.fixed[name] for name in names])
+        return known
 
     def predict_intervals(self, data: pd.DataFrame, *, interval: Interval, level: float,
                           include_random_effects: bool = True,
@@ -387,12 +442,7 @@ def _seen_levels(block: RandomBlock, entry: _StoredModes,
                  no_group: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The rows whose level has modes (not unseen, not marked in ``no_group``, whose group
     is missing), and for each of them its level's row in the stored modes."""
-    stored = entry.rows
-    missing = [level for level in block.levels if level not in stored]
-    if missing:
-        raise PredictionError(f"the stored model has no modes for level(s) "
-                              f"{', '.join(missing[:10])} of {block.group}")
-    rows = np.array([stored[level] for level in block.levels], dtype=np.intp)
+    rows = entry.rows_of(block.levels, block.group)
     seen = block.codes >= 0
     if no_group is not None:
         seen &= ~no_group

@@ -26,6 +26,7 @@ from service.stats.formula.tree import Expr
 from service.stats.rows import row_numbers
 
 NewLevels = Literal["population", "error"]
+CATEGORICAL: ColumnKind = "categorical"
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,6 +122,66 @@ class DesignEncoder:
             fixed_names=self.fixed_names, random=blocks,
             rows=np.arange(len(frame), dtype=np.intp), response_name=self.response_name,
             encoder=self, dropped_aliased=self.dropped_aliased, offset=offset)
+
+    def transform_arrays(self, columns: Mapping[str, np.ndarray], n: int, *,
+                         new_levels: NewLevels = "population",
+                         random: bool = True) -> tuple[FloatArray, tuple[RandomBlock, ...]] | None:
+        """X and the random blocks of a few complete rows given as arrays, by the same
+        functions as :meth:`transform` but without a data frame (pandas costs tens of
+        microseconds per operation, a one-row prediction a millisecond); None when the
+        rows or the model need more than this covers, for :meth:`transform` to answer.
+
+        ``columns`` holds float64 arrays for numeric columns and object arrays of level
+        labels (text, as R writes them) for categorical ones, with no missing value. It
+        covers models without offsets whose terms read numeric columns (through any
+        expression) and factors of categorical columns, grouped by categorical columns:
+        a new level of a factor, an unseen group with ``new_levels="error"``, any other
+        column kind are left to :meth:`transform`, which says what is wrong.
+        """
+        if self.offsets:
+            return None
+        specs = self.random if random else ()
+        if any(c not in columns for c in self.columns_used(random=random)):
+            return None
+        params = dict(self.params)
+        values: dict[str, Value] = {}
+        for label in self._needed_variables(random):
+            variable = self.variables[label]
+            if variable.categorical:
+                if self.kinds.get(variable.column) != "categorical":
+                    return None
+                codes, unknown = recode(*label_codes(columns[variable.column]),
+                                        variable.levels, ("categorical",))
+                if unknown:
+                    return None
+                values[label] = codes
+                continue
+            expr = self.exprs[label]
+            names = list(dict.fromkeys(expr_columns(expr)))
+            if any(self.kinds.get(name) != "numeric" for name in names):
+                return None
+            try:
+                values[label], _ = Evaluator({name: columns[name] for name in names}, params,
+                                             learn=False, error=PredictionError).variable(expr)
+            except StatsError:
+                return None
+        blocks = []
+        for spec in specs:
+            if any(self.kinds.get(c, "categorical") != "categorical" for c in spec.group):
+                return None
+            joined = (columns[spec.group[0]] if len(spec.group) == 1 else
+                      np.array([":".join(parts) for parts in
+                                zip(*(columns[c] for c in spec.group), strict=True)],
+                               dtype=object))
+            kinds = tuple(CATEGORICAL for _ in spec.group)
+            codes, _ = recode(*label_codes(joined), spec.levels, kinds)
+            if new_levels == "error" and (codes < 0).any():
+                return None
+            covariates, names = model_columns(spec.intercept, spec.terms, self.variables,
+                                              values, n)
+            blocks.append(RandomBlock(group=spec.group_label, terms=tuple(names),
+                                      levels=spec.levels, codes=codes, covariates=covariates))
+        return self.fixed_matrix(values, n), tuple(blocks)
 
     def offset_values(self, frame: pd.DataFrame, error: type[StatsError]) -> FloatArray | None:
         """The sum of the ``offset(...)`` expressions per row (None without offsets)."""
@@ -244,6 +305,15 @@ def group_codes(frame: pd.DataFrame, group: tuple[str, ...], kinds: Mapping[str,
     out = np.full(len(frame), -1, dtype=np.intp)
     out[valid] = inverse.reshape(-1)
     return out, tuple(names)
+
+
+def label_codes(labels: np.ndarray) -> tuple[IntArray, tuple[str, ...]]:
+    """Level labels (text, none missing) as codes into the distinct ones in order of first
+    appearance: ``factor_codes`` of a categorical column, without pandas."""
+    index: dict[str, int] = {}
+    codes = np.fromiter((index.setdefault(label, len(index)) for label in labels.tolist()),
+                        dtype=np.intp, count=len(labels))
+    return codes, tuple(index)
 
 
 @lru_cache(maxsize=256)
