@@ -9,6 +9,7 @@ for a double) is None here, and the frame's way reads the body and says what is 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ TEXT = frozenset({str})
 BOOLEANS = frozenset({bool})
 
 
-def plain_columns(records: Sequence[Mapping[str, Any]] | None,
+def plain_columns(records: Sequence[dict[str, Any]] | None,
                   columns: Mapping[str, Sequence[Any]] | None,
                   categorical: Collection[str]) -> tuple[dict[str, np.ndarray], int] | None:
     """The rows' columns (float64 numbers; level labels, as R writes them, for the model's
@@ -58,14 +59,13 @@ def plain_columns(records: Sequence[Mapping[str, Any]] | None,
     return arrays, lengths.pop()
 
 
-def _columns_of(records: Sequence[Mapping[str, Any]] | None,
+def _columns_of(records: Sequence[dict[str, Any]] | None,
                 columns: Mapping[str, Sequence[Any]] | None
                 ) -> Mapping[str, Sequence[Any]] | None:
     if columns is not None:
         return columns
     if not records:
         return None
-    names = records[0].keys()
-    if any(record.keys() != names for record in records):
-        return None  # a key absent from a record is a missing value
-    return {name: [record[name] for record in records] for name in names}
+    # as the frame's way reads them: every key of any record, None where a record lacks it
+    names = dict.fromkeys(chain.from_iterable(records))
+    return {name: list(map(dict.get, records, repeat(name))) for name in names}

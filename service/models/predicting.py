@@ -196,7 +196,7 @@ def _rows_checked_quickly(body: bytes) -> PredictionRequest | None:
     if records is not None and columns is None:
         if not (type(records) is list and records
                 and set(map(type, records)) == {dict}
-                and set(map(type, chain.from_iterable(r.values() for r in records)))
+                and set(map(type, chain.from_iterable(map(dict.values, records))))
                 <= CELL_TYPES):
             return None
         placeholder: dict[str, Any] = {"records": [{}]}
