@@ -102,6 +102,8 @@ BODIES: dict[str, tuple[int, dict[str, Any], dict[str, Any], frozenset[str] | No
     # the model is covered and the frame's way has no error to say)
     "one_row": (1, {}, {}, frozenset()),
     "many_rows": (37, {}, {}, frozenset()),
+    # labels coded by pandas' factorize rather than a dict (over 64 rows)
+    "hundreds_of_rows": (150, {}, {}, frozenset()),
     "population": (5, {}, {"include_random_effects": False}, frozenset()),
     "unseen_group": (3, {"g": ["g1", "new", "g2"], "k": [1, 99, 2]}, {}, frozenset()),
     "unseen_group_refused": (2, {"g": ["new", "g2"], "k": [99, 2]},
