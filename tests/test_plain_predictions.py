@@ -15,13 +15,19 @@ import json
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 
 from service.datasets.ingest import frame_from_columns, normalize
 from service.errors import InvalidInput
 from service.models.plain_rows import plain_columns
-from service.models.predicting import categorical_columns
+from service.models.predicting import (
+    PredictionOptions,
+    categorical_columns,
+    predict_rows,
+    read_body_shape,
+)
 from service.models.signature import check_frame
 from service.stats.errors import StatsError
 from service.stats.fit import fit_model
@@ -164,3 +170,27 @@ def test_records_like_columns() -> None:
     assert plain_columns([{"x": 1.0, "g": "g1"}, {"x": 2.5}], None, ["g"]) is None
     assert plain_columns([], None, []) is None
     assert plain_columns(None, {"x": [10**400]}, []) is None  # beyond a double's range
+
+
+@pytest.mark.parametrize("bad", [{"z": ["abc", "def"]}, {"f": ["a", "zz"]}])
+def test_left_out_terms_still_checked(bad: dict[str, list[Any]]) -> None:
+    """With some grouping factors named, the signature check still refuses bad values in
+    a column that only a left-out term reads (the arrays never see it): a request through
+    ``predict_rows`` gets that 422, not an answer."""
+    data = _NUMERIC
+    state = json.loads(json.dumps(
+        fit_model("y ~ x + (1 | g) + (z + f | h)", data).prediction_state))
+    predictor, categorical = Predictor(state), categorical_columns(state)
+    good: dict[str, list[Any]] = {"x": [1.0, 2.0], "g": ["g1", "g2"], "h": ["p", "q"],
+                                  "z": [1.5, 2.5], "f": ["a", "b"]}
+    for columns, refused in ((good, False), ({**good, **bad}, True)):
+        body = orjson.dumps({"columns": columns, "random_effects": ["g"]})
+        request = read_body_shape(body, "application/json", PredictionOptions(), 1000)
+        if refused:
+            with pytest.raises(InvalidInput):
+                predict_rows(predictor, categorical, request, 1000)
+        else:
+            answer = predict_rows(predictor, categorical, request, 1000)
+            frame = frame_from_columns(columns, categorical, strict=False)
+            np.testing.assert_array_equal(answer.predictions,
+                                          predictor.predict(frame, groups=["g"]))

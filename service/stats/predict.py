@@ -200,18 +200,21 @@ class Predictor:
             encoder = self._encoder_for(include_random_effects, groups)
         except PredictionError:
             return None
-        encoded = encoder.transform_arrays(columns, n, new_levels=new_levels,
-                                           random=bool(encoder.random))
-        if encoded is None:
+        try:
+            encoded = encoder.transform_arrays(columns, n, new_levels=new_levels,
+                                               random=bool(encoder.random))
+            if encoded is None:
+                return None
+            X, blocks = encoded
+            beta = self._beta_for(encoder.fixed_names)
+            if beta is None:
+                return None
+            prediction: FloatArray = X @ beta
+            entries = list(self.modes)
+            for block in blocks:
+                prediction += _random_part(block, _take_entry(entries, block))
+        except PredictionError:  # a stored model that does not fit its encoder: said there
             return None
-        X, blocks = encoded
-        beta = self._beta_for(encoder.fixed_names)
-        if beta is None:
-            return None
-        prediction: FloatArray = X @ beta
-        entries = list(self.modes)
-        for block in blocks:
-            prediction += _random_part(block, _take_entry(entries, block))
         return prediction
 
     def _beta_for(self, names: tuple[str, ...]) -> FloatArray | None:
