@@ -218,11 +218,15 @@ class Predictor:
         return prediction
 
     def _beta_for(self, names: tuple[str, ...]) -> FloatArray | None:
+        """The fixed effects in the order of an encoder's columns (None: one has no
+        estimate), made once and shared by every prediction, so read-only."""
         known = self._betas.get(names)
         if known is None:
             if any(name not in self.fixed for name in names):
                 return None
-            known = self._betas[names] = np.array([self.fixed[name] for name in names])
+            known = np.array([self.fixed[name] for name in names])
+            known.setflags(write=False)
+            self._betas[names] = known
         return known
 
     def predict_intervals(self, data: pd.DataFrame, *, interval: Interval, level: float,
@@ -278,10 +282,10 @@ class Predictor:
         design = encoder.transform(_with_placeholders(encoder, frame, specs),
                                    new_levels=new_levels, random=with_random,
                                    values_checked=True)
-        absent = [name for name in design.fixed_names if name not in self.fixed]
-        if absent:
+        beta = self._beta_for(design.fixed_names)
+        if beta is None:
+            absent = [name for name in design.fixed_names if name not in self.fixed]
             raise PredictionError(f"the stored model has no estimate for {', '.join(absent)}")
-        beta = np.array([self.fixed[name] for name in design.fixed_names])
         # R's predict adds the offset of the new data
         prediction: FloatArray = design.with_offset(design.X @ beta)
         entries = list(self.modes)

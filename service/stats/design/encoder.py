@@ -148,10 +148,10 @@ class DesignEncoder:
         for label in self._needed_variables(random):
             variable = self.variables[label]
             if variable.categorical:
-                if self.kinds.get(variable.column) != "categorical":
+                if self.kinds.get(variable.column) != CATEGORICAL:
                     return None
                 codes, unknown = recode(*label_codes(columns[variable.column]),
-                                        variable.levels, ("categorical",))
+                                        variable.levels, (CATEGORICAL,))
                 if unknown:
                     return None
                 values[label] = codes
@@ -167,7 +167,7 @@ class DesignEncoder:
                 return None
         blocks = []
         for spec in specs:
-            if any(self.kinds.get(c, "categorical") != "categorical" for c in spec.group):
+            if any(self.kinds.get(c, CATEGORICAL) != CATEGORICAL for c in spec.group):
                 return None
             joined = (columns[spec.group[0]] if len(spec.group) == 1 else
                       np.array([":".join(parts) for parts in
@@ -177,10 +177,7 @@ class DesignEncoder:
             codes, _ = recode(*label_codes(joined), spec.levels, kinds)
             if new_levels == "error" and (codes < 0).any():
                 return None
-            covariates, names = model_columns(spec.intercept, spec.terms, self.variables,
-                                              values, n)
-            blocks.append(RandomBlock(group=spec.group_label, terms=tuple(names),
-                                      levels=spec.levels, codes=codes, covariates=covariates))
+            blocks.append(self._coded_block(spec, codes, values, n))
         return self.fixed_matrix(values, n), tuple(blocks)
 
     def offset_values(self, frame: pd.DataFrame, error: type[StatsError]) -> FloatArray | None:
@@ -211,15 +208,19 @@ class DesignEncoder:
     def block(self, spec: RandomSpec, frame: pd.DataFrame, values: Mapping[str, Value],
               new_levels: NewLevels, error: type[StatsError]) -> RandomBlock:
         """The random block of one term: level codes and the n × q covariates."""
-        covariates, names = model_columns(spec.intercept, spec.terms, self.variables, values,
-                                          len(frame))
         codes, unseen = recode(*group_codes(frame, spec.group, self.kinds, error), spec.levels,
-                               tuple(self.kinds.get(c, "categorical") for c in spec.group))
+                               tuple(self.kinds.get(c, CATEGORICAL) for c in spec.group))
         if new_levels == "error" and (codes < 0).any():
             if not unseen:
                 unseen = ["(missing)"]
             raise PredictionError(f"group '{spec.group_label}' has levels not seen when "
                                   f"fitting: {', '.join(sorted(unseen))}")
+        return self._coded_block(spec, codes, values, len(frame))
+
+    def _coded_block(self, spec: RandomSpec, codes: IntArray, values: Mapping[str, Value],
+                     n: int) -> RandomBlock:
+        """The random block of one term whose rows' level codes are known."""
+        covariates, names = model_columns(spec.intercept, spec.terms, self.variables, values, n)
         return RandomBlock(group=spec.group_label, terms=tuple(names), levels=spec.levels,
                            codes=codes, covariates=covariates)
 
