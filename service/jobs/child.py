@@ -174,6 +174,8 @@ class ProgressSender:
         self._last = 0.0
 
     def __call__(self, done: int, total: int) -> None:
+        if done >= total:
+            return  # the outcome follows at once and says it is done
         now = time.monotonic()
         if now - self._last < PROGRESS_SECONDS:
             return
