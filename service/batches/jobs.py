@@ -31,7 +31,7 @@ TARGET = Target(
            "memory": " Score the dataset in parts or raise MIXEDFIT_FIT_MEMORY_BYTES."})
 
 
-def run_batch_job(job: JobRow, ctx: TaskContext) -> None:
+def run_batch_job(job: JobRow, ctx: TaskContext, _claimed: object = None) -> None:
     run_targeted(job, ctx, TARGET, lambda: _load_work(job, ctx))
 
 

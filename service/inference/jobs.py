@@ -69,7 +69,7 @@ class ProgressWriter:
                         retry.describe(error))
 
 
-def run_interval_job(job: JobRow, ctx: TaskContext) -> None:
+def run_interval_job(job: JobRow, ctx: TaskContext, _claimed: object = None) -> None:
     run_targeted(job, ctx, TARGET, lambda: _load_work(job, ctx),
                  ProgressWriter(ctx, job.target_id))
 

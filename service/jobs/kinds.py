@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -28,10 +28,12 @@ def _nothing(*_args: object) -> None:
 @dataclass(frozen=True)
 class JobKind:
     name: str
-    # carries the claimed job to its end (stored, failed, requeued or released)
-    run: Callable[[JobRow, TaskContext], None]
-    # in the claim's transaction: the target marked running
-    claimed: Callable[[Session, JobRow], None] = _nothing
+    # carries the claimed job to its end (stored, failed, requeued or released), given what
+    # ``claimed`` returned
+    run: Callable[[JobRow, TaskContext, Any], None]
+    # in the claim's transaction: the target marked running; what it returns (a fit: its
+    # loaded work, read in that same transaction) is handed to ``run``
+    claimed: Callable[[Session, JobRow], Any] = _nothing
     # (session, job, max_recoveries): the job was failed because its workers kept dying
     abandoned: Callable[[Session, JobRow, int], None] = _nothing
 

@@ -32,7 +32,8 @@ log = logging.getLogger("service.jobs.runner")
 # given back; as Celery's max-tasks-per-child)
 MAX_FITS_PER_PROCESS = 100
 
-OutcomeStatus = Literal["succeeded", "invalid", "timeout", "memory", "crashed", "cancelled"]
+OutcomeStatus = Literal["succeeded", "invalid", "timeout", "memory", "crashed", "cancelled",
+                        "missing"]
 # (done, total) as the work reported it
 OnProgress = Callable[[int, int], None]
 
@@ -64,6 +65,8 @@ class _WarmProcess(Child):
                          duplex=True)
         self.memory_bytes = memory_bytes
         self.fits = 0
+        # the dataset whose frame the process keeps (``child.dataset_frame``), as it said
+        self.held: str | None = None
 
 
 # each worker thread (the embedded worker, a worker process's loop) keeps its own
@@ -87,6 +90,13 @@ def _take_warm(memory_bytes: int) -> _WarmProcess:
     return process
 
 
+def warm_holds(dataset_key: str) -> bool:
+    """Whether this thread's warm fit process keeps the frame of ``dataset_key`` (a fit on
+    it may then be sent without the dataset's bytes)."""
+    process: _WarmProcess | None = getattr(_warm, "process", None)
+    return process is not None and process.held == dataset_key
+
+
 def warm_process_pid() -> int | None:
     """The pid of this thread's warm fit process, if it has one (for tests and logs)."""
     process: _WarmProcess | None = getattr(_warm, "process", None)
@@ -95,14 +105,17 @@ def warm_process_pid() -> int | None:
 
 def run_work(work: ChildWork, *, timeout_seconds: float, memory_bytes: int,
              tick_seconds: float, on_tick: Callable[[], bool],
-             on_progress: OnProgress | None = None) -> WorkOutcome:
+             on_progress: OnProgress | None = None,
+             with_data: Callable[[], ChildWork] | None = None) -> WorkOutcome:
     """Run ``work`` (a fit, say) in this thread's warm process and say how it ended.
 
     A fit that runs out of time, is cancelled, crashes or fails internally ends its
     process (killed if need be); the next fit starts a new one. A warm process found dead
     when handed the fit (killed while it waited) is no crash of the fit: the fit is given
     to a fresh process. The progress the work reports is passed to ``on_progress``
-    (done, total) on this thread as it arrives.
+    (done, total) on this thread as it arrives. Work sent without its dataset's bytes
+    (``warm_holds``) that reaches a process without the frame (replaced meanwhile) is
+    sent again as ``with_data()`` gives it, bytes and all.
     """
     child = _take_warm(memory_bytes)
     reused = child.fits > 0
@@ -111,6 +124,12 @@ def run_work(work: ChildWork, *, timeout_seconds: float, memory_bytes: int,
     if outcome.status == "crashed" and reused:
         outcome = _run_in(_take_warm(memory_bytes), work, timeout_seconds, memory_bytes,
                           tick_seconds, on_tick, on_progress)
+    if outcome.status == "missing" and with_data is not None:
+        outcome = _run_in(_take_warm(memory_bytes), with_data(), timeout_seconds,
+                          memory_bytes, tick_seconds, on_tick, on_progress)
+    if outcome.status == "missing":
+        return WorkOutcome("crashed", message=(
+            f"the {work.label} was sent without its data, which its process did not hold"))
     return outcome
 
 
@@ -139,14 +158,15 @@ def _run_in(child: _WarmProcess, work: ChildWork, timeout_seconds: float,
             if not child.reader.poll(max(0.0, min(next_tick, deadline) - now)):
                 continue
             try:
-                outcome = child.reader.recv()
+                message = child.reader.recv()
             except EOFError:
                 return _crashed(label, child.exit_code(), memory_bytes)
-            if outcome[0] != "progress":
+            if message[0] != "progress":
                 break
             if on_progress is not None:
-                on_progress(int(outcome[1]), int(outcome[2]))
-        keep = outcome[0] in ("ok", "invalid")
+                on_progress(int(message[1]), int(message[2]))
+        _, outcome, child.held = message  # ("done", outcome, held)
+        keep = outcome[0] in ("ok", "invalid", "missing")
         return _read_outcome(label, outcome, memory_bytes)
     except (BrokenPipeError, ConnectionResetError):
         return _crashed(label, child.exit_code(), memory_bytes)
@@ -163,6 +183,8 @@ def _read_outcome(label: str, outcome: tuple[object, ...], memory_bytes: int) ->
         return WorkOutcome("succeeded", value=outcome[1])
     if kind == "invalid":
         return WorkOutcome("invalid", error_type=str(outcome[1]), message=str(outcome[2]))
+    if kind == "missing":
+        return WorkOutcome("missing")
     if kind == "memory":
         return WorkOutcome("memory", message=_memory_message(label, memory_bytes))
     # The traceback is for operators (the worker's log), not for clients: the stored problem

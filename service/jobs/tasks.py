@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,7 +24,7 @@ from service.jobs import repository as jobs
 from service.jobs.child import ChildWork, FitRequest
 from service.jobs.kinds import JobKind, job_kind
 from service.jobs.lease import LeaseKeeper
-from service.jobs.runner import OnProgress, WorkOutcome, run_work
+from service.jobs.runner import OnProgress, WorkOutcome, run_work, warm_holds
 from service.models import repository as models
 from service.settings import Settings
 
@@ -45,28 +45,37 @@ class TaskContext:
 
     def work_on(self, job: JobRow, load: Callable[[], ChildWork | None],
                 on_progress: OnProgress | None = None,
+                with_data: Callable[[], ChildWork] | None = None,
                 ) -> tuple[WorkOutcome, LeaseKeeper] | None:
         """Load the job's work (``load``, waiting out a database outage; None: nothing to
         do), run it in this thread's warm process under the fit's limits while keeping the
-        lease (passing the progress it reports to ``on_progress``), and log how it ended."""
+        lease (passing the progress it reports to ``on_progress``), and log how it ended.
+        ``with_data``: the work with its dataset's bytes, for a process that turns out not
+        to hold them (``runner.run_work``), loaded the same way."""
         work = retry.while_unavailable(load, f"load the data of job {job.id}", self.stop)
         if work is None:
             return None
         lease = self.lease(job)
         started = time.monotonic()
+        reload = None if with_data is None else (lambda: retry.while_unavailable(
+            with_data, f"load the data of job {job.id}", self.stop))
         outcome = run_work(work, timeout_seconds=self.settings.fit_timeout_seconds,
                            memory_bytes=self.settings.fit_memory_bytes,
                            tick_seconds=lease.tick_seconds, on_tick=lease.tick,
-                           on_progress=on_progress)
+                           on_progress=on_progress, with_data=reload)
         log.info("job %s: the %s of %s ended after %.2f s: %s%s", job.id, work.label,
                  job.target_id, time.monotonic() - started, outcome.status,
                  f" ({outcome.message})" if outcome.message else "")
         return outcome, lease
 
 
-def run_fit_job(job: JobRow, ctx: TaskContext) -> None:
-    """Carry out one claimed fit job to its end (stored, failed, requeued or released)."""
-    ran = ctx.work_on(job, lambda: _load_request(job, ctx))
+def run_fit_job(job: JobRow, ctx: TaskContext, request: FitRequest | None) -> None:
+    """Carry out one claimed fit job to its end (stored, failed, requeued or released);
+    ``request``: the fit as its claim read it (None: the claim ended the job already)."""
+    if request is None:
+        return
+    ran = ctx.work_on(job, lambda: request,
+                      with_data=lambda: _with_content(request, ctx.session_factory))
     if ran is None:
         return
     outcome, lease = ran
@@ -79,24 +88,41 @@ def run_fit_job(job: JobRow, ctx: TaskContext) -> None:
     record_outcome(job, outcome, ctx)
 
 
-def _load_request(job: JobRow, ctx: TaskContext) -> FitRequest | None:
-    with ctx.session_factory.begin() as session:
-        model = models.get_model(session, job.target_id)
-        if model is None:
-            jobs.fail(session, job.id, ctx.worker_id, "the model was deleted", retry=False)
-            return None
-        if model.status == "succeeded":
-            # another job for this model has stored its result already
-            jobs.complete(session, job.id, ctx.worker_id)
-            return None
-        dataset = get_dataset(session, model.dataset_id, with_content=True)
+def _claimed_fit(session: Session, job: JobRow) -> FitRequest | None:
+    """In the claim's transaction: the model marked running and its fit read (one
+    transaction, not two: a small fit's round trip is made of such). None: there is
+    nothing to fit (the model or its dataset is gone, or another job stored its result),
+    and the job is ended here. The dataset's bytes are read only when this thread's warm
+    process does not keep its frame already."""
+    worker_id = job.lease_owner or ""
+    model = models.get_model(session, job.target_id)
+    if model is None:
+        jobs.fail(session, job.id, worker_id, "the model was deleted", retry=False)
+        return None
+    if model.status == "succeeded":
+        # another job for this model has stored its result already
+        jobs.complete(session, job.id, worker_id)
+        return None
+    dataset = get_dataset(session, model.dataset_id)
+    if dataset is None:
+        models.mark_failed(session, model.id, problems.dataset_missing(model.dataset_id))
+        jobs.fail(session, job.id, worker_id, "the dataset was deleted", retry=False)
+        return None
+    models.mark_row_running(model)
+    return FitRequest(formula=model.formula, method=model.method,
+                      parquet=None if warm_holds(dataset.id) else dataset.content,
+                      pool=True if model.pool is None else model.pool,
+                      contrasts=model.contrasts, weights=model.weights,
+                      dataset_key=dataset.id)
+
+
+def _with_content(request: FitRequest, session_factory: sessionmaker[Session]) -> FitRequest:
+    """``request`` with its dataset's bytes (the frame was not where it was thought)."""
+    with session_factory.begin() as session:
+        dataset = get_dataset(session, request.dataset_key or "", with_content=True)
         if dataset is None:
-            models.mark_failed(session, model.id, problems.dataset_missing(model.dataset_id))
-            jobs.fail(session, job.id, ctx.worker_id, "the dataset was deleted", retry=False)
-            return None
-        return FitRequest(formula=model.formula, method=model.method, parquet=dataset.content,
-                          pool=True if model.pool is None else model.pool,
-                          contrasts=model.contrasts, weights=model.weights)
+            raise LookupError(f"the dataset {request.dataset_key} of the fit is gone")
+        return replace(request, parquet=dataset.content)
 
 
 # outcomes that another attempt would repeat: never retried
@@ -170,6 +196,4 @@ def _fit_abandoned(session: Session, job: JobRow, max_recoveries: int) -> None:
         job.recoveries + 1, max_recoveries, job.attempts))
 
 
-FIT = JobKind("fit", run=run_fit_job,
-              claimed=lambda session, job: models.mark_running(session, job.target_id),
-              abandoned=_fit_abandoned)
+FIT = JobKind("fit", run=run_fit_job, claimed=_claimed_fit, abandoned=_fit_abandoned)

@@ -78,8 +78,9 @@ class Worker:
                                   max_recoveries=self.settings.max_recoveries)
             self.last_job = job
             kind = job_kind(job.kind) if job is not None else None
+            claimed = None
             if job is not None and kind is not None:
-                kind.claimed(session, job)
+                claimed = kind.claimed(session, job)
         if job is None:
             return False
         # every line until the job ends carries its ids and the request that queued it
@@ -91,7 +92,7 @@ class Worker:
             context = TaskContext(self.settings, self.session_factory, self.worker_id,
                                   self._stop)
             if kind is not None:
-                kind.run(job, context)
+                kind.run(job, context, claimed)
             else:
                 with self.session_factory.begin() as session:
                     jobs.fail(session, job.id, self.worker_id,

@@ -235,9 +235,9 @@ def find_same_fit(session: Session, dataset_id: str, formula: str, method: str,
     return session.scalars(statement).first()
 
 
-def mark_running(session: Session, model_id: str) -> None:
-    model = get_model(session, model_id)
-    if model is not None and model.status in ("queued", "running"):
+def mark_row_running(model: ModelRow) -> None:
+    """``model`` (read in the caller's transaction) marked running, if it was waiting."""
+    if model.status in ("queued", "running"):
         model.status = "running"
         model.started_at = utcnow()
         model.error = None
