@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.telemetry import TelemetryConfig
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
-from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 from starlette.staticfiles import StaticFiles
 
 from service.api import include_api
@@ -50,6 +50,7 @@ from service.models.service import FINISHED, FIT_JOB
 from service.models.shared_reads import SharedReads
 from service.models.watch import FinishWatch
 from service.ops.bodylimit import BodyLimitMiddleware, BodyLimits
+from service.ops.compression import CompressionMiddleware
 from service.ops.metrics import Metrics, MetricsMiddleware
 from service.ops.ratelimit import (
     RateLimiter,
@@ -253,8 +254,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     # large answers (results, residual tables, SVG) compressed for clients that accept it
-    # Parquet is compressed already (Snappy per column): gzip would cost time for nothing
-    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES,
+    # (zstd or gzip); Parquet is compressed already (Snappy per column): compressing it
+    # again would cost time for nothing
+    app.add_middleware(CompressionMiddleware, minimum_size=GZIP_MINIMUM_BYTES,
                        compresslevel=GZIP_LEVEL,
                        exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, PARQUET))
     # keep this the last middleware added (the outermost): every answer passes through it

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.api.conftest import DATA
+
 MAX_POLLS = 60  # each poll waits up to 5 s: small fits have minutes to finish
 
 
@@ -32,3 +34,14 @@ def fit(client: TestClient, dataset_id: str, formula: str, method: str = "REML"
         ) -> dict[str, Any]:
     """Fit ``formula`` to a stored dataset and wait for the fit."""
     return fit_spec(client, {"dataset_id": dataset_id, "formula": formula, "method": method})
+
+
+def fit_sleepstudy(client: TestClient, formula: str = "Reaction ~ Days + (Days | Subject)"
+                   ) -> str:
+    """Upload lme4's sleepstudy (Subject's levels are numbers: 308, 309, ...), fit
+    ``formula`` to it and return the finished model's id."""
+    dataset = client.post("/v1/datasets", content=(DATA / "sleepstudy.csv").read_bytes(),
+                          headers={"Content-Type": "text/csv"}).json()
+    fitted = fit(client, dataset["id"], formula)
+    assert fitted["status"] == "succeeded", fitted
+    return str(fitted["id"])

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import DATA, ClientFactory, assert_problem
-from tests.api.fitting import fit
+from tests.api.conftest import ClientFactory, assert_problem
+from tests.api.fitting import fit_sleepstudy
 
 ROWS = {"records": [{"Days": 0.0, "Subject": 308}, {"Days": 3.5, "Subject": 999}]}
 
@@ -17,11 +17,7 @@ ROWS = {"records": [{"Days": 0.0, "Subject": 308}, {"Days": 3.5, "Subject": 999}
 @pytest.fixture
 def model(make_client: ClientFactory) -> tuple[TestClient, str]:
     client = make_client(embedded_worker=True)
-    dataset = client.post("/v1/datasets", content=(DATA / "sleepstudy.csv").read_bytes(),
-                          headers={"Content-Type": "text/csv"}).json()
-    fitted = fit(client, dataset["id"], "Reaction ~ Days + (Days | Subject)")
-    assert fitted["status"] == "succeeded", fitted
-    return client, fitted["id"]
+    return client, fit_sleepstudy(client)
 
 
 def _both(client: TestClient, model_id: str, **request: Any) -> tuple[Any, Any]:

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import DATA, ClientFactory, assert_problem
-from tests.api.fitting import fit
+from tests.api.conftest import ClientFactory, assert_problem
+from tests.api.fitting import fit_sleepstudy
 
 PARQUET = "application/vnd.apache.parquet"
 # Subject is a grouping factor whose levels are numbers (308, 309, ...); 999 is unseen
@@ -23,11 +23,7 @@ SUBJECTS = [308, 309, 372, 999]
 @pytest.fixture
 def model(make_client: ClientFactory) -> tuple[TestClient, str]:
     client = make_client(embedded_worker=True)
-    dataset = client.post("/v1/datasets", content=(DATA / "sleepstudy.csv").read_bytes(),
-                          headers={"Content-Type": "text/csv"}).json()
-    fitted = fit(client, dataset["id"], "Reaction ~ Days + (Days | Subject)")
-    assert fitted["status"] == "succeeded", fitted
-    return client, f"/v1/models/{fitted['id']}/predictions"
+    return client, f"/v1/models/{fit_sleepstudy(client)}/predictions"
 
 
 def _parquet(table: pa.Table) -> bytes:
