@@ -63,7 +63,8 @@ MODELS: dict[str, tuple[pd.DataFrame, str, bool | str]] = {
     "lmm_nested": (_NUMERIC, "y ~ x + (1 | g/h)", True),
     "lmm_uncorrelated": (_NUMERIC, "y ~ z + (z || g)", True),
     "lmm_declared_group": (_DECLARED, "y ~ x + (1 | k)", True),
-    "lmm_numeric_group": (_NUMERIC, "y ~ x + (1 | k)", "fixed"),
+    "lmm_numeric_group": (_NUMERIC, "y ~ x + (1 | k)", True),
+    "lmm_numeric_interaction_group": (_NUMERIC, "y ~ x + (1 | g:k)", True),
     "lm_offset": (_NUMERIC, "y ~ x + offset(z)", False),
     "lm_factor_of_number": (_NUMERIC, "y ~ factor(k) + x", False),
     "lm_boolean": (_NUMERIC, "y ~ b + x", False),
@@ -119,6 +120,8 @@ BODIES: dict[str, tuple[int, dict[str, Any], dict[str, Any], frozenset[str] | No
     "missing_value": (2, {"x": [1.0, None]}, {}, None),
     "mixed_types": (2, {"z": [1.0, "two"]}, {}, None),
     "integers": (2, {"x": [1, 2], "z": [2, 3]}, {}, frozenset()),
+    # a numeric grouping column's values matched to its levels by value (3.0 is 3)
+    "group_numbers_as_floats": (3, {"k": [3.0, 1.0, 2.5]}, {}, frozenset()),
 }
 
 

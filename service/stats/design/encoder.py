@@ -20,7 +20,13 @@ from service.stats.design.functions import Evaluator
 from service.stats.design.serialize import encoder_from_json, encoder_to_json
 from service.stats.design.terms import TermSpec, Value, Variable, model_columns
 from service.stats.design.types import Design, FloatArray, IntArray, RandomBlock
-from service.stats.design.values import ColumnKind, factor_codes, level_key, numeric_values
+from service.stats.design.values import (
+    ColumnKind,
+    factor_codes,
+    format_number,
+    level_key,
+    numeric_values,
+)
 from service.stats.errors import PredictionError, StatsError
 from service.stats.formula.tree import Expr
 from service.stats.rows import row_numbers
@@ -167,13 +173,14 @@ class DesignEncoder:
                 return None
         blocks = []
         for spec in specs:
-            if any(self.kinds.get(c, CATEGORICAL) != CATEGORICAL for c in spec.group):
+            kinds = tuple(self.kinds.get(c, CATEGORICAL) for c in spec.group)
+            if any(kind not in (CATEGORICAL, "numeric") for kind in kinds):
                 return None
-            joined = (columns[spec.group[0]] if len(spec.group) == 1 else
-                      np.array([":".join(parts) for parts in
-                                zip(*(columns[c] for c in spec.group), strict=True)],
+            parts = [group_labels(columns[c], kind)
+                     for c, kind in zip(spec.group, kinds, strict=True)]
+            joined = (parts[0] if len(parts) == 1 else
+                      np.array([":".join(labels) for labels in zip(*parts, strict=True)],
                                dtype=object))
-            kinds = tuple(CATEGORICAL for _ in spec.group)
             codes, _ = recode(*label_codes(joined), spec.levels, kinds)
             if new_levels == "error" and (codes < 0).any():
                 return None
@@ -306,6 +313,21 @@ def group_codes(frame: pd.DataFrame, group: tuple[str, ...], kinds: Mapping[str,
     out = np.full(len(frame), -1, dtype=np.intp)
     out[valid] = inverse.reshape(-1)
     return out, tuple(names)
+
+
+def group_labels(values: np.ndarray, kind: ColumnKind) -> np.ndarray:
+    """A grouping column's values as level labels: a categorical column's are labels
+    already; numbers (float64) are written as ``factor_codes`` writes a numeric column's,
+    each distinct value once, and matched to the fitted levels by value (``level_key``),
+    so ``308`` and ``308.0`` are the same subject."""
+    if kind != "numeric":
+        return values
+    if len(values) > FEW_ROWS:
+        codes, distinct = pd.factorize(values)
+    else:
+        distinct, codes = np.unique(values, return_inverse=True)
+    written = np.array([format_number(float(v)) for v in distinct.tolist()], dtype=object)
+    return written[codes.reshape(-1)]
 
 
 def label_codes(labels: np.ndarray) -> tuple[IntArray, tuple[str, ...]]:
