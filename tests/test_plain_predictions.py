@@ -134,6 +134,17 @@ def test_arrays_way_equals_frame_way(case: str, body: str) -> None:
     plain = plain_columns(None, columns, categorical)
     found = None if plain is None else predictor.predict_arrays(*plain, **options)
     expected = _frame_way(predictor, categorical, columns, **options)
+    # as a body is read: with the types the quick check found in each column
+    body = read_body_shape(orjson.dumps({"columns": columns}), "application/json",
+                           PredictionOptions(), 1000)
+    assert body.column_types == {name: frozenset(map(type, values))
+                                 for name, values in columns.items()}
+    typed = plain_columns(None, body.columns, categorical, body.column_types)
+    assert (typed is None) == (plain is None)
+    if typed is not None and plain is not None:
+        assert typed[1] == plain[1] and typed[0].keys() == plain[0].keys()
+        for name, values in typed[0].items():
+            np.testing.assert_array_equal(values, plain[0][name])
     if found is not None:
         assert not isinstance(expected, str), expected
         np.testing.assert_array_equal(found, expected)  # exactly: the same arithmetic

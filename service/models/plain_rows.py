@@ -23,9 +23,12 @@ BOOLEANS = frozenset({bool})
 
 def plain_columns(records: Sequence[dict[str, Any]] | None,
                   columns: Mapping[str, Sequence[Any]] | None,
-                  categorical: Collection[str]) -> tuple[dict[str, np.ndarray], int] | None:
+                  categorical: Collection[str],
+                  column_types: Mapping[str, frozenset[type]] | None = None,
+                  ) -> tuple[dict[str, np.ndarray], int] | None:
     """The rows' columns (float64 numbers; level labels, as R writes them, for the model's
     ``categorical`` columns) and their number, or None when the frame's way must read them.
+    ``column_types``: the Python types in each of ``columns``, where already known.
 
     A column of text or booleans that the model reads as numbers is left out, so the
     arrays' way finds it absent and leaves the rows to the frame's way, which parses or
@@ -38,14 +41,20 @@ def plain_columns(records: Sequence[dict[str, Any]] | None,
         return None
     declared = set(categorical)
     arrays: dict[str, np.ndarray] = {}
+    known = column_types if columns is not None and column_types is not None else {}
     for name, values in table.items():
+        kinds = known.get(name)
+        if kinds is None:
+            kinds = frozenset(map(type, values))
         if name in declared:
+            if kinds <= TEXT:  # labels as they are, as values_as_r_labels keeps text
+                arrays[name] = np.array(values, dtype=object)
+                continue
             labels = values_as_r_labels(values)
             if None in labels:
                 return None
             arrays[name] = np.array(labels, dtype=object)
             continue
-        kinds = set(map(type, values))
         if kinds <= NUMBERS:
             try:
                 numbers = np.array(values, dtype=np.float64)

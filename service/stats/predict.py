@@ -461,6 +461,8 @@ def _random_part(block: RandomBlock, entry: _StoredModes,
     """Row-wise covariates · modes of the row's level (0 for unseen levels and for the rows
     marked in ``no_group``, whose group is missing)."""
     seen, level_rows = _seen_levels(block, entry, no_group)
+    if seen.all():  # the usual case: no rows to leave out, no copies of the covariates
+        return np.einsum("ij,ij->i", block.covariates, entry.modes[level_rows])
     out = np.zeros(len(block.codes))
     out[seen] = np.einsum("ij,ij->i", block.covariates[seen], entry.modes[level_rows])
     return out
