@@ -7,8 +7,11 @@ presents a key used a moment ago, or predicts from a cached model, needs no sess
 query and no thread while nothing was written, and a revocation or a delete in any process
 is seen by the next request.
 
-- SQLite: ``PRAGMA data_version`` on a connection of its own, which changes whenever
-  another connection (of any process) has committed a change: exact, and microseconds.
+- SQLite: the count of such changes that migration 0016's triggers keep (API keys
+  written, models or datasets deleted), read on a connection of its own whenever ``PRAGMA
+  data_version`` says that another connection (of any process) has committed: exact, and
+  microseconds; a fit stored or a dataset uploaded changes the file, not the count. (On a
+  database before 0016, every commit counts.)
 - PostgreSQL: a count of the notifications on ``mixedfit_changes`` (migration 0013's
   triggers: API keys written, models or datasets deleted), heard by this process's
   listener; while the listener is not connected nothing can be told (None: check every
@@ -77,6 +80,8 @@ class SQLiteChanges(ChangeToken):
         self.path = path
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._version: int | None = None  # the file's data_version when last read
+        self._token: Hashable | None = None  # the token read then
 
     def token(self) -> Hashable | None:
         with self._lock:
@@ -84,15 +89,31 @@ class SQLiteChanges(ChangeToken):
                 if self._connection is None:
                     if not os.path.exists(self.path):
                         return None
-                    # read-only and never creating the file; autocommit, so each PRAGMA
+                    # read-only and never creating the file; autocommit, so each statement
                     # sees the newest commit
                     self._connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
                                                        check_same_thread=False,
                                                        isolation_level=None)
                 row = self._connection.execute("PRAGMA data_version").fetchone()
-                return int(row[0]) if row else None
+                if row is None:
+                    return None
+                version = int(row[0])
+                if version != self._version:
+                    # read after the version: a change committed in between is counted
+                    # now, one committed later changes the version again
+                    self._token = self._count(self._connection, version)
+                    self._version = version
+                return self._token
             except sqlite3.Error:
                 return None
+
+    @staticmethod
+    def _count(connection: sqlite3.Connection, version: int) -> Hashable:
+        try:
+            row = connection.execute("SELECT changes FROM change_count WHERE id = 1").fetchone()
+        except sqlite3.OperationalError:  # no such table: a schema before 0016
+            row = None
+        return ("file", version) if row is None else ("count", int(row[0]))
 
     def close(self) -> None:
         with self._lock:

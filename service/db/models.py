@@ -277,3 +277,17 @@ class StorageReserveRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     filler: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ChangeCountRow(Base):
+    """SQLite: a count of the changes that caches of key lookups and of models must see
+    (API keys written, models or datasets deleted), kept by migration 0016's triggers and
+    read by ``service.db.changes`` when the file has changed; so a fit stored, a dataset
+    uploaded, do not make every cache check again. One row. On PostgreSQL the same changes
+    are notified instead (0013) and the row stays at 0.
+    """
+
+    __tablename__ = "change_count"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    changes: Mapped[int] = mapped_column(Integer)
