@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session, defer, undefer
 
 from service.db import reserve
@@ -16,13 +16,18 @@ def add_dataset(session: Session, row: DatasetRow) -> DatasetRow:
     return row
 
 
+# built once (a statement costs more to build than to run), the id a parameter; by
+# whether the content is loaded
+_BY_ID = {with_content: select(DatasetRow).where(DatasetRow.id == bindparam("dataset_id"))
+          .options(undefer(DatasetRow.content) if with_content else defer(DatasetRow.content))
+          for with_content in (False, True)}
+
+
 def get_dataset(session: Session, dataset_id: str, *, with_content: bool = False
                 ) -> DatasetRow | None:
     if not can_exist(dataset_id):
         return None
-    option = undefer(DatasetRow.content) if with_content else defer(DatasetRow.content)
-    statement = select(DatasetRow).where(DatasetRow.id == dataset_id).options(option)
-    return session.scalars(statement).one_or_none()
+    return session.scalars(_BY_ID[with_content], {"dataset_id": dataset_id}).one_or_none()
 
 
 def list_datasets(session: Session, limit: int, offset: int) -> tuple[list[DatasetRow], int]:

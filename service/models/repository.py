@@ -12,10 +12,22 @@ from collections import Counter
 from collections.abc import Collection
 from dataclasses import asdict, is_dataclass, replace
 from datetime import datetime
-from typing import Any, overload
+from typing import Any, cast, overload
 
 import orjson
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session, defer, load_only
 
 from service.db import notify
@@ -42,13 +54,16 @@ def add_model(session: Session, row: ModelRow) -> ModelRow:
     return row
 
 
+# built once (a statement costs more to build than to run), the id a parameter
+_BY_ID = select(ModelRow).where(ModelRow.id == bindparam("model_id"))
+_BY_ID_LOCKED = _BY_ID.with_for_update()
+
+
 def get_model(session: Session, model_id: str, *, for_update: bool = False) -> ModelRow | None:
     if not can_exist(model_id):
         return None
-    statement = select(ModelRow).where(ModelRow.id == model_id)
-    if for_update:
-        statement = statement.with_for_update()
-    return session.scalars(statement).one_or_none()
+    statement = _BY_ID_LOCKED if for_update else _BY_ID
+    return session.scalars(statement, {"model_id": model_id}).one_or_none()
 
 
 def model_exists(session: Session, model_id: str) -> bool:
@@ -281,26 +296,37 @@ def store_fit_result(session: Session, model_id: str, fitted: FittedModel) -> bo
 
 
 def add_result_rows(session: Session, model_id: str, result: FitResult) -> None:
-    """The queryable rows of a stored result: fixed effects, variance components, metrics."""
-    session.add_all(_fixed_effect_rows(model_id, result))
-    session.add_all(variance_component_rows(model_id, result))
-    session.add_all(_metric_rows(model_id, result.metrics))
-    session.flush()
+    """The queryable rows of a stored result: fixed effects, variance components, metrics.
+
+    Written as one INSERT of plain values per table in the session's transaction, not as
+    row objects through the unit of work, whose bookkeeping per object made this the
+    largest part of storing a small fit (19 metrics alone: 0.50 ms, 0.07 so)."""
+    session.flush()  # the model's own changes first: the rows refer to it
+    connection = session.connection()
+    for statement, rows in ((_INSERT_FIXED, _fixed_effect_rows(model_id, result)),
+                            (_INSERT_VARIANCES, variance_component_values(model_id, result)),
+                            (_INSERT_METRICS, _metric_rows(model_id, result.metrics))):
+        if rows:
+            connection.execute(statement, rows)
 
 
-def _fixed_effect_rows(model_id: str, result: FitResult) -> list[FixedEffectRow]:
+_INSERT_FIXED = insert(cast(Table, FixedEffectRow.__table__))
+_INSERT_VARIANCES = insert(cast(Table, VarianceComponentRow.__table__))
+_INSERT_METRICS = insert(cast(Table, ModelMetricRow.__table__))
+
+
+def _fixed_effect_rows(model_id: str, result: FitResult) -> list[dict[str, Any]]:
     return [
-        FixedEffectRow(
-            model_id=model_id, position=position, term=_label(fe.term),
-            estimate=_num(fe.estimate),
-            std_error=_num(fe.std_error), statistic=_num(fe.statistic), df=_num(fe.df),
-            p_value=_num(fe.p_value), conf_low=_num(fe.conf_low), conf_high=_num(fe.conf_high),
-            aliased=fe.aliased)
+        {"model_id": model_id, "position": position, "term": _label(fe.term),
+         "estimate": _num(fe.estimate), "std_error": _num(fe.std_error),
+         "statistic": _num(fe.statistic), "df": _num(fe.df), "p_value": _num(fe.p_value),
+         "conf_low": _num(fe.conf_low), "conf_high": _num(fe.conf_high),
+         "aliased": fe.aliased}
         for position, fe in enumerate(result.fixed_effects)
     ]
 
 
-def variance_component_rows(model_id: str, result: FitResult) -> list[VarianceComponentRow]:
+def variance_component_values(model_id: str, result: FitResult) -> list[dict[str, Any]]:
     """Rows in the order and naming of R's ``as.data.frame(VarCorr(m))``.
 
     Per grouping term: the variances, then the covariances of each pair (i < j) with the
@@ -309,12 +335,12 @@ def variance_component_rows(model_id: str, result: FitResult) -> list[VarianceCo
     """
     if result.kind != "lmm":
         return []
-    rows: list[VarianceComponentRow] = []
+    rows: list[dict[str, Any]] = []
 
     def add(group: str, term1: str | None, term2: str | None, vcov: float, sdcor: float) -> None:
-        rows.append(VarianceComponentRow(
-            model_id=model_id, position=len(rows), group_name=_label(group),
-            term1=_label(term1), term2=_label(term2), variance=_num(vcov), std_dev=_num(sdcor)))
+        rows.append({"model_id": model_id, "position": len(rows), "group_name": _label(group),
+                     "term1": _label(term1), "term2": _label(term2), "variance": _num(vcov),
+                     "std_dev": _num(sdcor)})
 
     for term, group in zip(result.random_effects, _unique_group_names(result.random_effects),
                            strict=True):
@@ -342,9 +368,9 @@ def _unique_group_names(terms: tuple[RandomEffectsTerm, ...]) -> list[str]:
     return names
 
 
-def _metric_rows(model_id: str, metrics: Metrics) -> list[ModelMetricRow]:
+def _metric_rows(model_id: str, metrics: Metrics) -> list[dict[str, Any]]:
     return [
-        ModelMetricRow(model_id=model_id, name=name, value=_num(value))
+        {"model_id": model_id, "name": name, "value": _num(value)}
         for name, value in asdict(metrics).items()
         if value is None or isinstance(value, int | float)
     ]

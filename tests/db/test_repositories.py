@@ -17,7 +17,7 @@ from service.models.repository import (
     list_models,
     mark_failed,
     store_fit_result,
-    variance_component_rows,
+    variance_component_values,
 )
 from service.stats.fit import FittedModel
 from tests.db.factories import DATA, dataset_row, expected, model_row, result_from_r
@@ -132,16 +132,16 @@ def test_fit_result_is_stored_as_document_and_queryable_rows(
 @pytest.mark.parametrize("name", ["sleepstudy_reml", "orthodont_slopes", "sleepstudy_uncorr",
                                   "pastes_nested", "dyestuff2_singular"])
 def test_variance_components_follow_r_as_data_frame_varcorr(name: str) -> None:
-    rows = variance_component_rows("m", result_from_r(name))
-    got = [(row.group_name, row.term1, row.term2) for row in rows]
+    rows = variance_component_values("m", result_from_r(name))
+    got = [(row["group_name"], row["term1"], row["term2"]) for row in rows]
     want = [(v["group"], v["var1"], v["var2"]) for v in expected(name)["varcorr"]]
     assert got == want
     for row, v in zip(rows, expected(name)["varcorr"], strict=True):
         # covariances are rebuilt from R's correlation and standard deviations, so they
         # agree to rounding only; everything else is R's number passed through
-        assert row.variance is not None and row.std_dev is not None
-        assert math.isclose(row.variance, v["vcov"], rel_tol=1e-12, abs_tol=1e-15)
-        assert math.isclose(row.std_dev, v["sdcor"], rel_tol=1e-12, abs_tol=1e-15)
+        assert row["variance"] is not None and row["std_dev"] is not None
+        assert math.isclose(row["variance"], v["vcov"], rel_tol=1e-12, abs_tol=1e-15)
+        assert math.isclose(row["std_dev"], v["sdcor"], rel_tol=1e-12, abs_tol=1e-15)
 
 
 def test_a_second_result_for_the_same_model_is_refused(session_factory: SessionFactory,
