@@ -11,13 +11,16 @@ before this.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
 OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-LONG_DIGITS = re.compile(r"\d{19,}")
+# 19 digits in a row, found by mapping every digit to 0 and looking for nineteen 0s: two
+# passes in C (4.5 microseconds on a sleepstudy fit's 3 kB of conditional modes) where a
+# regular expression took 330, on every model read
+DIGITS_AS_ZEROS = bytes.maketrans(b"123456789", b"000000000")
+NINETEEN_DIGITS = b"0" * 19
 
 
 def dumps(value: Any) -> str:
@@ -30,7 +33,8 @@ def dumps(value: Any) -> str:
 def loads(text: str | bytes) -> Any:
     # orjson reads an integer beyond 64 bits as a float; 19 digits in a row (never in a
     # double's shortest text) may be one, read exactly by json
-    if LONG_DIGITS.search(text if isinstance(text, str) else text.decode()):
+    data = text.encode() if isinstance(text, str) else text
+    if data.translate(DIGITS_AS_ZEROS).find(NINETEEN_DIGITS) != -1:
         return json.loads(text)
     try:
         return orjson.loads(text)
