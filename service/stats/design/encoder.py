@@ -184,7 +184,7 @@ class DesignEncoder:
             codes, _ = recode(*label_codes(joined), spec.levels, kinds)
             if new_levels == "error" and (codes < 0).any():
                 return None
-            blocks.append(self._coded_block(spec, codes, values, n))
+            blocks.append(self.coded_block(spec, codes, values, n))
         return self.fixed_matrix(values, n), tuple(blocks)
 
     def offset_values(self, frame: pd.DataFrame, error: type[StatsError]) -> FloatArray | None:
@@ -222,9 +222,9 @@ class DesignEncoder:
                 unseen = ["(missing)"]
             raise PredictionError(f"group '{spec.group_label}' has levels not seen when "
                                   f"fitting: {', '.join(sorted(unseen))}")
-        return self._coded_block(spec, codes, values, len(frame))
+        return self.coded_block(spec, codes, values, len(frame))
 
-    def _coded_block(self, spec: RandomSpec, codes: IntArray, values: Mapping[str, Value],
+    def coded_block(self, spec: RandomSpec, codes: IntArray, values: Mapping[str, Value],
                      n: int) -> RandomBlock:
         """The random block of one term whose rows' level codes are known."""
         covariates, names = model_columns(spec.intercept, spec.terms, self.variables, values, n)

@@ -9,6 +9,7 @@ sent as 100000, 1e5 or "1e+05" is the same level, whichever way the fit wrote it
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Literal
 
 import numpy as np
@@ -41,6 +42,31 @@ def column_kind(series: pd.Series) -> ColumnKind:
 def infer_kinds(frame: pd.DataFrame) -> dict[str, ColumnKind]:
     """The kind of every column of a frame, keyed by column name."""
     return {str(name): column_kind(frame[name]) for name in frame.columns}
+
+
+class ColumnKinds(Mapping[str, ColumnKind]):
+    """The kinds of a frame's columns, each found when first asked for: a design reads a
+    few columns of what may be a wide dataset, and checks the names of the others only."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self._frame = frame
+        self._names = {str(name): name for name in frame.columns}
+        self._kinds: dict[str, ColumnKind] = {}
+
+    def __getitem__(self, name: str) -> ColumnKind:
+        kind = self._kinds.get(name)
+        if kind is None:
+            kind = self._kinds[name] = column_kind(self._frame[self._names[name]])
+        return kind
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 def format_number(value: float) -> str:
