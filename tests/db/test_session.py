@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+import pytest
+from sqlalchemy import Engine, exc, text
 
+from service.db import session as session_module
 from service.db.session import create_db_engine, normalize_url
 
 
@@ -54,3 +57,41 @@ def test_sqlite_transactions_take_the_write_lock_at_begin(tmp_path: Path) -> Non
 def test_the_test_database_is_reachable(engine: Engine) -> None:
     with engine.connect() as connection:
         assert connection.execute(text("SELECT 1")).scalar() == 1
+
+
+def _backend_pid(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _terminate(url: str, pid: int) -> None:
+    killer = create_db_engine(url)
+    try:
+        with killer.connect() as connection:
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        killer.dispose()
+
+
+def test_a_dead_pooled_connection_is_replaced_once_idle_and_trusted_just_after_use(
+        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL: a pooled connection returned longer ago than the bypass window is
+    tested at checkout and replaced if its server is gone; one returned a moment ago is
+    handed out untested (the round trip saved), so its server's death fails that query
+    once, and SQLAlchemy then replaces the connections pooled before."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("pooled connections to a server are PostgreSQL's")
+    monkeypatch.setattr(session_module, "PING_BYPASS_SECONDS", 0.2)
+    engine = create_db_engine(database_url)
+    try:
+        first = _backend_pid(engine)
+        _terminate(database_url, first)
+        time.sleep(0.3)  # idle past the window: tested, found dead, replaced
+        second = _backend_pid(engine)
+        assert second != first
+        _terminate(database_url, second)  # and used again at once: not tested
+        with pytest.raises(exc.OperationalError):
+            _backend_pid(engine)
+        assert _backend_pid(engine) not in (first, second)  # the pool was renewed
+    finally:
+        engine.dispose()
