@@ -48,9 +48,12 @@ from service.stats.fit import FittedModel
 from service.stats.results import FitResult, Metrics, RandomEffectsTerm
 
 
-def add_model(session: Session, row: ModelRow) -> ModelRow:
+def add_model(session: Session, row: ModelRow, *, flush: bool = True) -> ModelRow:
+    """Add a new model; ``flush=False`` leaves its INSERT to the next flush (one flush for
+    the model and its job, when the job is queued in the same transaction)."""
     session.add(row)
-    session.flush()
+    if flush:
+        session.flush()
     return row
 
 

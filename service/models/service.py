@@ -91,8 +91,9 @@ def create_model(session: Session, spec: ModelCreate, max_attempts: int,
         # last, just before the insert: the name's counter row stays locked until commit
         row.name = spec.name
         row.registered_model_id, row.version = registry.register_version(session, spec.name)
-    repository.add_model(session, row)
-    # same transaction as the model: a model is never stored without its job
+    # same transaction as the model (a model is never stored without its job), and one
+    # flush for both: enqueue's
+    repository.add_model(session, row, flush=False)
     jobs.enqueue(session, FIT_JOB, row.id, max_attempts)
     return row
 
