@@ -64,9 +64,15 @@ class ZstdResponder(GZipResponder):
                  thread_minimum_size: int, exclude_content_types: tuple[str, ...]) -> None:
         super().__init__(app, minimum_size, thread_minimum_size=thread_minimum_size,
                          exclude_content_types=exclude_content_types)
-        self._stream = zstandard.ZstdCompressor(level=level).compressobj()
+        self._level = level
+        # made when a body is compressed (a compressor's context costs 10 microseconds,
+        # most answers are too small to compress), one per answer (a context serves one
+        # stream at a time)
+        self._stream: zstandard.ZstdCompressionObj | None = None
 
     def _compress_body(self, body: bytes, more_body: bool) -> bytes:
+        if self._stream is None:
+            self._stream = zstandard.ZstdCompressor(level=self._level).compressobj()
         # each part of a streamed answer is flushed as a block, so the client can read it
         # as it comes; the last one ends the frame
         mode = (zstandard.COMPRESSOBJ_FLUSH_BLOCK if more_body
