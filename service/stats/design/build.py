@@ -20,6 +20,7 @@ from service.stats.design.encoder import (
     RandomSpec,
     evaluate_variables,
     group_codes,
+    recode,
 )
 from service.stats.design.expr import (
     deparse,
@@ -280,10 +281,10 @@ def _random_spec(term: Any, frame: pd.DataFrame, kinds: dict[str, ColumnKind],
     _check_identifiable(term.group_label, len(levels), len(names), n)
     spec = RandomSpec(intercept=term.intercept, terms=terms, names=tuple(names),
                       group=tuple(term.group), group_label=term.group_label, levels=levels)
-    # the levels are the labels that occur, in R's order: each label's place among them
-    position = {level: i for i, level in enumerate(levels)}
-    places = np.array([position[label] for label in labels], dtype=np.intp)
-    codes = np.where(label_codes >= 0, places[np.maximum(label_codes, 0)], -1).astype(np.intp)
+    # the rows' codes into the labels, as codes into the levels (as the encoder's block
+    # codes new data)
+    codes, _ = recode(label_codes, labels, levels,
+                      tuple(kinds.get(c, "categorical") for c in term.group))
     return spec, codes
 
 

@@ -225,7 +225,7 @@ class DesignEncoder:
         return self.coded_block(spec, codes, values, len(frame))
 
     def coded_block(self, spec: RandomSpec, codes: IntArray, values: Mapping[str, Value],
-                     n: int) -> RandomBlock:
+                    n: int) -> RandomBlock:
         """The random block of one term whose rows' level codes are known."""
         covariates, names = model_columns(spec.intercept, spec.terms, self.variables, values, n)
         return RandomBlock(group=spec.group_label, terms=tuple(names), levels=spec.levels,
