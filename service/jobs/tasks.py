@@ -103,14 +103,15 @@ def _claimed_fit(session: Session, job: JobRow) -> FitRequest | None:
         # another job for this model has stored its result already
         jobs.complete(session, job.id, worker_id)
         return None
-    dataset = get_dataset(session, model.dataset_id)
+    held = warm_holds(model.dataset_id)
+    dataset = get_dataset(session, model.dataset_id, with_content=not held)
     if dataset is None:
         models.mark_failed(session, model.id, problems.dataset_missing(model.dataset_id))
         jobs.fail(session, job.id, worker_id, "the dataset was deleted", retry=False)
         return None
     models.mark_row_running(model)
     return FitRequest(formula=model.formula, method=model.method,
-                      parquet=None if warm_holds(dataset.id) else dataset.content,
+                      parquet=None if held else dataset.content,
                       pool=True if model.pool is None else model.pool,
                       contrasts=model.contrasts, weights=model.weights,
                       dataset_key=dataset.id)
