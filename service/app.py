@@ -40,7 +40,7 @@ from service.idempotency import IdempotencyMiddleware
 from service.idempotency.openapi import document_idempotency_key
 from service.inference import repository as intervals
 from service.models import repository as models
-from service.models.documents import ModelDocuments
+from service.models.documents import ModelDocuments, read_after_job
 from service.models.endpoints import LOOP_PREDICTION_BYTES
 from service.models.fast_predictions import PredictionFastPath
 from service.models.fast_reads import ModelReadFastPath
@@ -139,7 +139,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             def finished_a_job(kind: str, target_id: str) -> None:
                 if kind == FIT_JOB:  # its model's waiters, at once and without a query
-                    watch.finished(target_id)
+                    # a client waits (it posted with ?wait=, or polls): the document is
+                    # read here, on the worker's thread, not after a trip through the
+                    # event loop to the threadpool; kept for the polls, handed to the
+                    # client that queued it
+                    handed = (read_after_job(app.state.read_session_factory, target_id)
+                              if watch.watching(target_id) else None)
+                    if handed is not None:
+                        app.state.model_documents.keep(handed)
+                    watch.finished(target_id, handed)
                 else:
                     batch_watch.wake()
                     interval_watch.wake()
@@ -147,6 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             worker = await run_in_threadpool(start_embedded_worker, settings, finished_a_job)
             # a queued fit is claimed at once, not at the worker's next poll
             app.state.wake_workers = worker.wake
+            app.state.embedded_worker = worker
         # Everything made so far (numpy, pandas, scipy, matplotlib and the app: millions of
         # objects) lives as long as the process: out of the collector's sight, a full
         # collection scans only what requests made since. Scanning them all took 125-150 ms
@@ -189,6 +198,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.schema_gate = None
     # called when a job is queued (embedded mode: the in-process worker's wake)
     app.state.wake_workers = _nobody
+    # embedded mode: the in-process worker, which a request may hand its fit to directly
+    app.state.embedded_worker = None
 
     def session_factory() -> sessionmaker[Session] | None:
         factory: sessionmaker[Session] | None = app.state.read_session_factory

@@ -23,6 +23,7 @@ over. Every function runs inside the caller's transaction and never commits.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,9 +45,25 @@ from service.db.models import JobRow, utcnow
 STATUSES = ("queued", "running", "succeeded", "failed")
 
 
-def enqueue(session: Session, kind: str, target_id: str, max_attempts: int) -> JobRow:
+@dataclass(frozen=True)
+class Lease:
+    """A claim made with the job's insert: the worker that holds it, and for how long."""
+
+    worker_id: str
+    seconds: float
+
+
+def enqueue(session: Session, kind: str, target_id: str, max_attempts: int,
+            claimed: Lease | None = None) -> JobRow:
+    """Queue a job; ``claimed``: insert it already claimed by that worker, as its first
+    attempt (as ``claim_next`` would leave it), for a worker that is handed it directly."""
+    now = utcnow()
     job = JobRow(id=str(uuid.uuid4()), kind=kind, target_id=target_id, status="queued",
-                 attempts=0, max_attempts=max_attempts, created_at=utcnow())
+                 attempts=0, max_attempts=max_attempts, created_at=now)
+    if claimed is not None:
+        job.status, job.attempts, job.started_at = "running", 1, now
+        job.lease_owner = claimed.worker_id
+        job.lease_expires_at = now + timedelta(seconds=claimed.seconds)
     session.add(job)
     session.flush()
     return job

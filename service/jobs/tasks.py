@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.datasets.repository import get_dataset
-from service.db.models import JobRow
+from service.db.models import JobRow, ModelRow
 from service.jobs import problems, retry
 from service.jobs import repository as jobs
 from service.jobs.child import ChildWork, FitRequest
@@ -83,7 +83,7 @@ def run_fit_job(job: JobRow, ctx: TaskContext, request: FitRequest | None) -> No
         if lease.lost.is_set():
             log.warning("job %s: lease lost to another worker; result discarded", job.id)
         else:
-            _release(job, ctx)
+            release(job, ctx)
         return
     record_outcome(job, outcome, ctx)
 
@@ -110,11 +110,28 @@ def _claimed_fit(session: Session, job: JobRow) -> FitRequest | None:
         jobs.fail(session, job.id, worker_id, "the dataset was deleted", retry=False)
         return None
     models.mark_row_running(model)
-    return FitRequest(formula=model.formula, method=model.method,
-                      parquet=None if held else dataset.content,
+    return fit_request(model, None if held else dataset.content)
+
+
+def fit_request(model: ModelRow, parquet: bytes | None) -> FitRequest:
+    """The fit of ``model`` for a warm process: with its dataset's bytes, or None when
+    the process keeps that dataset's frame."""
+    return FitRequest(formula=model.formula, method=model.method, parquet=parquet,
                       pool=True if model.pool is None else model.pool,
                       contrasts=model.contrasts, weights=model.weights,
-                      dataset_key=dataset.id)
+                      dataset_key=model.dataset_id)
+
+
+def run_handed_fit(job: JobRow, ctx: TaskContext, request: FitRequest) -> None:
+    """``run_fit_job`` for a fit handed to this worker with its job already claimed
+    (``request``: without the dataset's bytes, which are read here unless this thread's
+    warm process keeps its frame)."""
+    key = request.dataset_key
+    if key is None or not warm_holds(key):
+        request = retry.while_unavailable(
+            lambda: _with_content(request, ctx.session_factory),
+            f"load the data of job {job.id}", ctx.stop)
+    run_fit_job(job, ctx, request)
 
 
 def _with_content(request: FitRequest, session_factory: sessionmaker[Session]) -> FitRequest:
@@ -176,7 +193,8 @@ def _write_outcome(session: Session, job: JobRow, outcome: WorkOutcome, worker_i
         models.mark_queued(session, model_id)
 
 
-def _release(job: JobRow, ctx: TaskContext) -> None:
+def release(job: JobRow, ctx: TaskContext) -> None:
+    """Give a job this worker holds back to the queue (it is stopping)."""
     # no retry: the worker is stopping; if the database is down the lease runs out instead
     with ctx.session_factory.begin() as session:
         if jobs.release(session, job.id, ctx.worker_id):

@@ -13,7 +13,9 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,6 +38,9 @@ from service.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 # after an unexpected error (database down, ...) wait this long before trying again
+# how a claimed job of some kind is run: (the job, its task context, what the claim read)
+KindRun = Callable[[JobRow, TaskContext, Any], None]
+
 ERROR_BACKOFF_SECONDS = 2.0
 # how often a worker looks for jobs whose workers kept dying (a query of its own, once on
 # every claim before: a millisecond of each small fit's round trip for a rare event)
@@ -83,6 +88,13 @@ class Worker:
                 claimed = kind.claimed(session, job)
         if job is None:
             return False
+        self.run_claimed(job, claimed)
+        return True
+
+    def run_claimed(self, job: JobRow, claimed: Any, run: KindRun | None = None) -> None:
+        """Run a job this worker holds to its end; ``claimed``: what its kind read with the
+        claim (``JobKind.claimed``), for ``run`` (by default, its kind's)."""
+        kind = job_kind(job.kind)
         # every line until the job ends carries its ids and the request that queued it
         with bound(job_context(job)):
             log.info("job %s (%s %s) claimed by %s, attempt %d of %d%s", job.id, job.kind,
@@ -91,14 +103,15 @@ class Worker:
                      if job.recoveries else "")
             context = TaskContext(self.settings, self.session_factory, self.worker_id,
                                   self._stop)
-            if kind is not None:
+            if run is not None:
+                run(job, context, claimed)
+            elif kind is not None:
                 kind.run(job, context, claimed)
             else:
                 with self.session_factory.begin() as session:
                     jobs.fail(session, job.id, self.worker_id,
                               f"unknown job kind {job.kind!r}", retry=False)
             log.info("job %s done", job.id)
-        return True
 
     def run_forever(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set; a running fit is then cut short and its job released."""

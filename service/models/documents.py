@@ -11,17 +11,20 @@ process changed the tags.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.auth.principal import Principal
+from service.auth.principal import SYSTEM, Principal
 from service.db.models import ModelRow
 from service.db.tenancy import tenant_read
 from service.models import service
 from service.models.immutable_cache import ImmutableCache
 from service.models.schemas import Model
 from service.models.shared_reads import SharedReads, scope_of
+
+log = logging.getLogger(__name__)
 
 
 def render(row: ModelRow) -> bytes:
@@ -46,6 +49,18 @@ def read_and_render(factory: sessionmaker[Session], principal: Principal,
     with tenant_read(factory, principal) as session:
         row = service.get_model(session, model_id)
         return Rendered(row.id, row.status, row.tenant, row.tags_revision, render(row))
+
+
+def read_after_job(factory: sessionmaker[Session], model_id: str) -> Rendered | None:
+    """The document of a model whose job has just ended, read by its worker's thread for
+    the clients of this process that wait on it (``FinishWatch.finished``), so that they
+    are answered without a read of their own; None if it cannot be read now (the model
+    was deleted, the database is unavailable): they read it themselves then."""
+    try:
+        return read_and_render(factory, SYSTEM, model_id)
+    except Exception as error:  # the waiters' own read says what is wrong
+        log.info("model %s: not read after its job (%s)", model_id, type(error).__name__)
+        return None
 
 
 class ModelDocuments(ImmutableCache[tuple[int, bytes]]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -23,9 +24,11 @@ from service.dependencies import (
     read_unit_of_work,
 )
 from service.errors import InvalidInput, problem_responses
+from service.jobs.embedded import EmbeddedWorker
+from service.jobs.tasks import fit_request
 from service.models import effects, service
 from service.models.caching import NOT_MODIFIED, freshness
-from service.models.documents import ModelDocuments, read_and_render
+from service.models.documents import ModelDocuments, Rendered, read_and_render
 from service.models.predicting import (
     BODY_TYPES,
     PARQUET,
@@ -97,11 +100,18 @@ async def create_model(
         "the server's MIXEDFIT_MAX_WAIT_SECONDS"))] = 0,
 ) -> Any:
     """Check a formula against its dataset and queue the fit (202; poll the Location)."""
-    row = await run_in_threadpool(_create, request, spec, settings)
-    model_id = row.id
     watch: FinishWatch = request.app.state.finish_watch
-    # watched before the worker is woken: the fit cannot finish unseen
+    model_id = str(uuid.uuid4())
+    # watched before its worker can start: the fit cannot finish unseen
     registered = watch.register(model_id) if wait > 0 else None
+    # a client that waits has its fit handed straight to this process's worker, if idle
+    direct: EmbeddedWorker | None = request.app.state.embedded_worker if wait > 0 else None
+    try:
+        row = await run_in_threadpool(_create, request, spec, settings, model_id, direct)
+    except BaseException:
+        if registered is not None:
+            watch.forget(model_id, registered)
+        raise
     request.app.state.wake_workers()
     location = f"/v1/models/{model_id}"
     response.headers["Location"] = location
@@ -109,12 +119,20 @@ async def create_model(
         return Model.from_row(row)
     principal = get_principal(request)
     factory = get_read_session_factory(request)
+
+    async def read() -> Rendered:
+        # the document this process's worker read when the fit ended, if it handed one
+        # over: this client created the model, so it may see it; else read it now
+        handed = watch.take_handed(model_id)
+        if isinstance(handed, Rendered) and handed.id == model_id:
+            return handed
+        return await run_in_threadpool(read_and_render, factory, principal, model_id)
+
     # each read is the whole document (a queued model's is small): once the fit has
     # finished, one read answers, not a read of the status and then of the document; at
     # the end of the wait, the model as it is then (running, say)
     rendered = await service.wait_for_model(
-        lambda: run_in_threadpool(read_and_render, factory, principal, model_id),
-        min(wait, settings.max_wait_seconds), watch, gone=request.is_disconnected,
+        read, min(wait, settings.max_wait_seconds), watch, gone=request.is_disconnected,
         just_queued=(model_id, registered))
     finished = rendered.status in service.FINISHED
     if finished:
@@ -123,12 +141,25 @@ async def create_model(
                     media_type="application/json", headers={"Location": location})
 
 
-def _create(request: Request, spec: ModelCreate, settings: Settings) -> ModelRow:
+def _create(request: Request, spec: ModelCreate, settings: Settings, model_id: str,
+            direct: EmbeddedWorker | None) -> ModelRow:
     # committed here, not when the endpoint returns: a worker can only claim what is
-    # committed, and ?wait waits for that worker
-    with committed_unit_of_work(request) as session:
-        return service.create_model(session, spec, settings.max_attempts,
-                                    service.DesignLimits.of(settings))
+    # committed, and ?wait waits for that worker. An idle worker of this process is handed
+    # the fit with its job inserted already claimed by it: no claim, no poll.
+    lease = direct.reserve() if direct is not None else None
+    handed = False
+    try:
+        with committed_unit_of_work(request) as session:
+            row, job = service.create_model_and_job(
+                session, spec, settings.max_attempts, service.DesignLimits.of(settings),
+                model_id=model_id, claimed=lease)
+        if direct is not None and lease is not None:
+            direct.hand(job, fit_request(row, None))
+            handed = True
+    finally:
+        if direct is not None and lease is not None and not handed:
+            direct.unreserve()
+    return row
 
 
 @router.get("", response_model=ModelList, responses=problem_responses(422))

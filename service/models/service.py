@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.auth.principal import Principal
 from service.datasets import repository as datasets
 from service.datasets.service import clean_name
-from service.db.models import DatasetRow, ModelRow, utcnow
+from service.db.models import DatasetRow, JobRow, ModelRow, utcnow
 from service.db.session import end_reads
 from service.db.tenancy import tenant_read
 from service.errors import PROBLEM_TYPE_PREFIX, Conflict, InvalidInput, NotFound
@@ -70,6 +70,16 @@ def create_model(session: Session, spec: ModelCreate, max_attempts: int,
     """Check the formula against the dataset (and, with ``limits``, the size of its
     design), store the model (the next version of ``spec.name``, if given) and queue its
     fit. ``label``: a free-text name for a model outside the registry (a refit)."""
+    return create_model_and_job(session, spec, max_attempts, limits, label)[0]
+
+
+def create_model_and_job(session: Session, spec: ModelCreate, max_attempts: int,
+                         limits: DesignLimits | None = None, label: str | None = None, *,
+                         model_id: str | None = None, claimed: jobs.Lease | None = None,
+                         ) -> tuple[ModelRow, JobRow]:
+    """``create_model``, and the fit's job. ``model_id``: the new model's id, chosen by the
+    caller (who watches it before it exists); ``claimed``: the job inserted already
+    claimed by that worker, and the model running (a fit handed to an idle worker)."""
     formula = parse_formula(spec.formula)
     dataset = datasets.get_dataset(session, spec.dataset_id)
     if dataset is None:
@@ -81,10 +91,13 @@ def create_model(session: Session, spec: ModelCreate, max_attempts: int,
         size = design_size(bind_constants(formula, kinds), kinds,
                            _levels(session, dataset, formula), dataset.n_rows)
         check_design_size(size, limits)
+    now = utcnow()
     row = ModelRow(
-        id=str(uuid.uuid4()), name=clean_name(label), dataset_id=dataset.id,
-        formula=spec.formula, method=spec.method, kind=formula.kind, status="queued",
-        pool=spec.pool if formula.kind == "lm_by_group" else None, created_at=utcnow(),
+        id=model_id or str(uuid.uuid4()), name=clean_name(label), dataset_id=dataset.id,
+        formula=spec.formula, method=spec.method, kind=formula.kind,
+        status="queued" if claimed is None else "running",
+        started_at=None if claimed is None else now,
+        pool=spec.pool if formula.kind == "lm_by_group" else None, created_at=now,
         contrasts=dict(spec.contrasts) if spec.contrasts else None, weights=spec.weights,
     )
     if spec.name is not None:
@@ -94,8 +107,8 @@ def create_model(session: Session, spec: ModelCreate, max_attempts: int,
     # same transaction as the model (a model is never stored without its job), and one
     # flush for both: enqueue's
     repository.add_model(session, row, flush=False)
-    jobs.enqueue(session, FIT_JOB, row.id, max_attempts)
-    return row
+    job = jobs.enqueue(session, FIT_JOB, row.id, max_attempts, claimed)
+    return row, job
 
 
 def check_arguments(formula: Formula, kinds: dict[str, str]) -> None:

@@ -11,12 +11,17 @@ at once instead of at the next interval.
 
 The watch only says "look again": the waiter re-reads its model through its own
 tenant-scoped session, so the watch's unscoped query never shows anyone another tenant's row.
+The one exception is the client that has just queued a fit (``POST /v1/models?wait=``): the
+worker of its own process may hand over the finished model's document with the wake
+(``finished``), read and rendered on the worker's thread, and that client takes it
+(``take_handed``) instead of reading again: it is the model the client itself created.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection
 from typing import Protocol, TypeVar
 
@@ -34,6 +39,9 @@ GONE_CHECK_SECONDS = 1.0
 BATCH = 500
 # after a failed check (the database unavailable), wait this long before the next
 ERROR_PAUSE_SECONDS = 1.0
+# documents handed over by a worker and not yet taken (their waiter left first): at most
+# this many are kept, the oldest dropped first
+HANDED_MAX = 64
 
 
 # (session, ids) -> the ids among them whose work has finished
@@ -49,6 +57,8 @@ class FinishWatch:
         self._finished_among = finished_among
         self._poll_seconds = poll_seconds
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        # model id -> what its worker handed over with the wake (touched on the loop only)
+        self._handed: OrderedDict[str, object] = OrderedDict()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -68,6 +78,14 @@ class FinishWatch:
         event = asyncio.Event()
         self._waiters.setdefault(model_id, set()).add(event)
         return event
+
+    def forget(self, model_id: str, registered: asyncio.Event) -> None:
+        """Stop watching for a ``register`` whose wait will not come (on the event loop)."""
+        events = self._waiters.get(model_id)
+        if events is not None:
+            events.discard(registered)
+            if not events:
+                del self._waiters[model_id]
 
     async def wait(self, model_id: str, timeout: float,
                    gone: Callable[[], Awaitable[bool]] | None = None,
@@ -90,23 +108,34 @@ class FinishWatch:
                         return False
             return True
         finally:
-            events = self._waiters.get(model_id)
-            if events is not None:
-                events.discard(event)
-                if not events:
-                    del self._waiters[model_id]
+            self.forget(model_id, event)
 
-    def finished(self, model_id: str) -> None:
+    def watching(self, model_id: str) -> bool:
+        """Whether a client waits for ``model_id`` now (callable from any thread)."""
+        return model_id in self._waiters
+
+    def finished(self, model_id: str, handed: object = None) -> None:
         """This process's worker has just ended ``model_id``'s job: wake its waiters now,
         without a check (callable from any thread). A waiter reads the model again and,
-        should the job have been queued again instead, waits on."""
+        should the job have been queued again instead, waits on. ``handed``: the model as
+        the worker read it after the job, for the waiter that queued it (``take_handed``)."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._wake_waiters_of, model_id)
+            loop.call_soon_threadsafe(self._wake_waiters_of, model_id, handed)
 
-    def _wake_waiters_of(self, model_id: str) -> None:
-        for event in self._waiters.get(model_id, ()):
+    def _wake_waiters_of(self, model_id: str, handed: object = None) -> None:
+        events = self._waiters.get(model_id, ())
+        if handed is not None and events:
+            self._handed[model_id] = handed
+            while len(self._handed) > HANDED_MAX:
+                self._handed.popitem(last=False)
+        for event in events:
             event.set()
+
+    def take_handed(self, model_id: str) -> object:
+        """What the worker handed over with ``model_id``'s wake (None: nothing), once; only
+        for the client that queued that model (on the event loop)."""
+        return self._handed.pop(model_id, None)
 
     def wake(self) -> None:
         """Check the watched models now (callable from any thread: a worker's)."""

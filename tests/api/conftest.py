@@ -55,13 +55,18 @@ def mood_csv() -> bytes:
     return (DATA / "mood.csv").read_bytes()
 
 
-@pytest.fixture
-def mood_id(client: TestClient, mood_csv: bytes) -> str:
-    response = client.post("/v1/datasets?name=mood", content=mood_csv,
+def upload_csv(client: TestClient, content: bytes, name: str = "mood") -> str:
+    """Store a CSV dataset; its id."""
+    response = client.post(f"/v1/datasets?name={name}", content=content,
                            headers={"Content-Type": "text/csv"})
     assert response.status_code == 201, response.text
     dataset_id: str = response.json()["id"]
     return dataset_id
+
+
+@pytest.fixture
+def mood_id(client: TestClient, mood_csv: bytes) -> str:
+    return upload_csv(client, mood_csv)
 
 
 def assert_problem(response: Any, status: int) -> dict[str, Any]:
