@@ -247,10 +247,23 @@ def complete(session: Session, job_id: str, worker_id: str) -> bool:
     return _finish(session, job_id, worker_id, "succeeded", None)
 
 
-def complete_locked(session: Session, job: JobRow) -> None:
-    """End a job that this transaction has locked as held (``lock_if_held``): no second
-    query for the lock it has."""
-    _end_flushed(session, job, "succeeded", None)
+# a job ended as succeeded by the worker that holds it, in one statement that also locks
+# its row (as ``lock_if_held`` would) for the rest of the transaction
+_COMPLETE_HELD = (update(JobRow)
+                  .where(JobRow.id == bindparam("job_id"), JobRow.status == "running",
+                         JobRow.lease_owner == bindparam("worker_id"))
+                  .values(status="succeeded", lease_owner=None, lease_expires_at=None,
+                          last_error=None, finished_at=bindparam("now"))
+                  .execution_options(synchronize_session=False))
+
+
+def complete_if_held(session: Session, job_id: str, worker_id: str) -> bool:
+    """End the job as succeeded if ``worker_id`` still holds it (an expired lease that
+    nobody took over still counts, as for ``lock_if_held``); False, and nothing written,
+    if another worker has taken it over or it ended otherwise (cancelled)."""
+    result = session.execute(_COMPLETE_HELD, {"job_id": job_id, "worker_id": worker_id,
+                                              "now": utcnow()})
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def fail(session: Session, job_id: str, worker_id: str, error: str, *, retry: bool) -> str | None:

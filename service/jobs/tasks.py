@@ -164,17 +164,19 @@ def record_outcome(job: JobRow, outcome: WorkOutcome, ctx: TaskContext) -> None:
 
 
 def _write_outcome(session: Session, job: JobRow, outcome: WorkOutcome, worker_id: str) -> None:
-    held = jobs.lock_if_held(session, job.id, worker_id)
-    if held is None:
-        log.warning("job %s: no longer held by %s; outcome discarded", job.id, worker_id)
-        return
     model_id = job.target_id
     if outcome.status == "succeeded":
-        if not models.store_fit_result(session, model_id, outcome.value):
+        # the job ended first, in the statement that checks (and locks) that this worker
+        # still holds it: nothing is stored otherwise
+        if not jobs.complete_if_held(session, job.id, worker_id):
+            log.warning("job %s: no longer held by %s; outcome discarded", job.id, worker_id)
+        elif not models.store_fit_result(session, model_id, outcome.value):
             log.warning("job %s: model %s already has a result", job.id, model_id)
         else:
             log.info("job %s: model %s fitted, result stored", job.id, model_id)
-        jobs.complete_locked(session, held)
+        return
+    if jobs.lock_if_held(session, job.id, worker_id) is None:
+        log.warning("job %s: no longer held by %s; outcome discarded", job.id, worker_id)
         return
     if outcome.status == "invalid":
         models.mark_failed(session, model_id,

@@ -284,18 +284,31 @@ def store_fit_result(session: Session, model_id: str, fitted: FittedModel) -> bo
     The model row is locked first, so two writers of the same model serialize here and the
     second sees ``succeeded``; the result tables' primary keys are the last line of defence.
     """
-    model = get_model(session, model_id, for_update=True)
-    if model is None or model.status == "succeeded":
+    if not can_exist(model_id):
         return False
     result = fitted.result
-    model.result = to_json(result.to_dict())
-    model.prediction_state = to_json(fitted.prediction_state)
-    model.conditional_modes = to_json(list(result.conditional_modes))
-    model.status = "succeeded"
-    model.error = None
-    model.finished_at = utcnow()
+    # one UPDATE that finds, locks and writes the row (a read of it first, then the unit
+    # of work's UPDATE, were two statements and an object's bookkeeping more)
+    stored = session.execute(_STORE_RESULT, {
+        "model_id": model_id, "new_result": to_json(result.to_dict()),
+        "new_prediction_state": to_json(fitted.prediction_state),
+        "new_conditional_modes": to_json(list(result.conditional_modes)),
+        "now": utcnow()})
+    if not stored.rowcount:  # type: ignore[attr-defined]
+        return False  # gone, or succeeded already
     add_result_rows(session, model_id, result)
     return True
+
+
+_STORE_RESULT = (update(ModelRow)
+                 .where(ModelRow.id == bindparam("model_id"), ModelRow.status != "succeeded")
+                 .values(result=bindparam("new_result", type_=ModelRow.result.type),
+                         prediction_state=bindparam("new_prediction_state",
+                                                    type_=ModelRow.prediction_state.type),
+                         conditional_modes=bindparam("new_conditional_modes",
+                                                     type_=ModelRow.conditional_modes.type),
+                         status="succeeded", error=None, finished_at=bindparam("now"))
+                 .execution_options(synchronize_session=False))
 
 
 def add_result_rows(session: Session, model_id: str, result: FitResult) -> None:
