@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.auth.principal import SYSTEM, Principal
 from service.db.models import ModelRow
 from service.db.tenancy import tenant_read
-from service.models import service
+from service.errors import NotFound
+from service.models import repository, service
 from service.models.immutable_cache import ImmutableCache
 from service.models.schemas import Model
 from service.models.shared_reads import SharedReads, scope_of
@@ -47,7 +48,9 @@ def read_and_render(factory: sessionmaker[Session], principal: Principal,
     """The model read in a session of its own, scoped to ``principal`` (a shared read
     outlives the request that started it), and its document."""
     with tenant_read(factory, principal) as session:
-        row = service.get_model(session, model_id)
+        row = repository.get_model_document(session, model_id)
+        if row is None:
+            raise NotFound(f"There is no model with id {model_id!r}.")
         return Rendered(row.id, row.status, row.tenant, row.tags_revision, render(row))
 
 

@@ -60,6 +60,10 @@ def add_model(session: Session, row: ModelRow, *, flush: bool = True) -> ModelRo
 # built once (a statement costs more to build than to run), the id a parameter
 _BY_ID = select(ModelRow).where(ModelRow.id == bindparam("model_id"))
 _BY_ID_LOCKED = _BY_ID.with_for_update()
+# what a model's document shows: not the prediction state nor the conditional modes, the
+# two largest columns, which a read of the whole row decodes from JSON for nothing
+_DOCUMENT_BY_ID = _BY_ID.options(defer(ModelRow.prediction_state, raiseload=True),
+                                 defer(ModelRow.conditional_modes, raiseload=True))
 
 
 def get_model(session: Session, model_id: str, *, for_update: bool = False) -> ModelRow | None:
@@ -67,6 +71,14 @@ def get_model(session: Session, model_id: str, *, for_update: bool = False) -> M
         return None
     statement = _BY_ID_LOCKED if for_update else _BY_ID
     return session.scalars(statement, {"model_id": model_id}).one_or_none()
+
+
+def get_model_document(session: Session, model_id: str) -> ModelRow | None:
+    """A model with what its JSON document shows (``Model.from_row``) loaded, and not its
+    prediction state or conditional modes (reading either raises)."""
+    if not can_exist(model_id):
+        return None
+    return session.scalars(_DOCUMENT_BY_ID, {"model_id": model_id}).one_or_none()
 
 
 def model_exists(session: Session, model_id: str) -> bool:
