@@ -32,8 +32,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from service.stats import tdist
 from service.stats.design import build_design
 from service.stats.design.build import check_poly_inputs
 from service.stats.design.types import Design, IntArray
@@ -267,7 +267,7 @@ def _pooled_group(group: GroupFit, sd: float, df: float) -> GroupFit:
     if group.metrics is None:
         return group
     ratio = sd / group.metrics.sigma
-    t_crit = float(stats.t.ppf(0.5 + CONF_LEVEL / 2, df))
+    t_crit = tdist.quantile(0.5 + CONF_LEVEL / 2, df)
     fixed = []
     for fe in group.fixed_effects:
         if fe.estimate is None or fe.std_error is None:
@@ -276,7 +276,7 @@ def _pooled_group(group: GroupFit, sd: float, df: float) -> GroupFit:
         se = fe.std_error * ratio
         t = fe.estimate / se
         fixed.append(replace(fe, std_error=se, statistic=t, df=df,
-                             p_value=float(2.0 * stats.t.sf(abs(t), df)),
+                             p_value=tdist.two_sided_p(t, df),
                              conf_low=fe.estimate - t_crit * se,
                              conf_high=fe.estimate + t_crit * se))
     return replace(group, fixed_effects=tuple(fixed))

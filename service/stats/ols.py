@@ -23,8 +23,8 @@ import math
 
 import numpy as np
 import statsmodels.api as sm
-from scipy import stats
 
+from service.stats import tdist
 from service.stats.design.types import Design, FloatArray
 from service.stats.diagnostics import BreuschPagan, breusch_pagan
 from service.stats.errors import FitError
@@ -95,8 +95,8 @@ def fit_ols(design: Design) -> FitResult:
     vcov = np.asarray(ols.normalized_cov_params, dtype=np.float64) * sigma2
     se = np.sqrt(np.diag(vcov))
     t = beta / se
-    p_values = 2.0 * stats.t.sf(np.abs(t), df_resid)
-    t_crit = float(stats.t.ppf(0.5 + CONF_LEVEL / 2, df_resid))
+    p_values = tdist.two_sided_p(t, float(df_resid))
+    t_crit = tdist.quantile(0.5 + CONF_LEVEL / 2, float(df_resid))
     fixed = tuple(
         FixedEffect(
             term=name,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from service.stats import tdist
 from service.stats.design.types import Design, FloatArray, RandomBlock
 from service.stats.lmm.derivatives import (
     VarianceDerivatives,
@@ -227,7 +228,7 @@ def make_result(design: Design, cp: CrossProducts, method: Method, optimum: Opti
         fixed.append(FixedEffect(
             term=name, estimate=float(beta[j]), std_error=float(se[j]),
             statistic=float(t_value), df=float(df[j]),
-            p_value=float(2.0 * stats.t.sf(abs(t_value), df[j])),
+            p_value=tdist.two_sided_p(float(t_value), float(df[j])),
             conf_low=float(beta[j] - _Z_975 * se[j]),
             conf_high=float(beta[j] + _Z_975 * se[j])))
 
