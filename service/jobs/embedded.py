@@ -114,7 +114,9 @@ class EmbeddedWorker:
 
     def reserve(self) -> Lease | None:
         """See ``_ReportingWorker.reserve`` (thread-safe, as are ``hand`` and ``unreserve``)."""
-        return self.worker.reserve() if self._thread.is_alive() else None
+        if not self._thread.is_alive() or self._stop.is_set():
+            return None  # stopping: its fit goes to the queue, for the next start
+        return self.worker.reserve()
 
     def hand(self, job: JobRow, request: FitRequest) -> None:
         self.worker.hand(job, request)
