@@ -37,10 +37,11 @@ from service.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-# after an unexpected error (database down, ...) wait this long before trying again
-# how a claimed job of some kind is run: (the job, its task context, what the claim read)
+# how a claimed job of some kind is run: (the job, its task context, what the claim read),
+# as ``JobKind.run``
 KindRun = Callable[[JobRow, TaskContext, Any], None]
 
+# after an unexpected error (database down, ...) wait this long before trying again
 ERROR_BACKOFF_SECONDS = 2.0
 # how often a worker looks for jobs whose workers kept dying (a query of its own, once on
 # every claim before: a millisecond of each small fit's round trip for a rare event)
