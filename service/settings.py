@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     # workers keep dying fails after this many
     max_recoveries: int = 10
     worker_poll_seconds: float = 0.25
+    # while a worker hears PostgreSQL's notifications, a queued job wakes it: its poll is
+    # then only the fallback for what nobody announces (a lease that ran out: a worker died;
+    # a notification lost on a connection that died silently), this often, or a quarter
+    # of the lease when that is shorter, so a dead worker's fit is taken over as promptly
+    worker_listening_poll_seconds: float = Field(default=5.0, gt=0)
     # failed and cancelled models are deleted this many days after they ended, unless an
     # alias points at them (the workers sweep once a minute); 0: kept for ever
     failed_model_retention_days: float = 0.0
