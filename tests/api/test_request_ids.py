@@ -218,3 +218,21 @@ def test_a_worker_process_logs_the_request_id_of_the_fit_it_runs(
     assert any(f"model {model['id']} fitted" in line["message"] for line in fit)
     # the worker's own lines (start, stop) belong to no request
     assert any("started" in line["message"] and "request_id" not in line for line in lines)
+
+
+def test_a_lines_time_is_its_records_moment_in_utc_to_the_millisecond() -> None:
+    """The time text (the second's part kept from one line to the next) is what
+    datetime makes of the record's moment, at second boundaries and roundings too."""
+    from datetime import UTC, datetime
+
+    formatter = JsonFormatter()
+    record = logging.LogRecord("mixedfit.test", logging.INFO, __file__, 1, "m", (), None)
+    base = 1_790_000_000.0
+    moments = ([base + i * 0.0001 for i in range(30_000)]  # 3 s, every 0.1 ms
+               + [base + i + 0.9999995 for i in range(50)]  # rounds up to the next second
+               + [base + i * 7.3e-7 for i in range(5_000)] + [0.0, 86_399.9996])
+    for moment in moments:
+        record.created = moment
+        stamp = datetime.fromtimestamp(moment, UTC)
+        want = stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+        assert json.loads(formatter.format(record))["time"] == want, moment
