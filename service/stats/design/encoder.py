@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -28,11 +28,24 @@ from service.stats.design.values import (
     numeric_values,
 )
 from service.stats.errors import PredictionError, StatsError
-from service.stats.formula.tree import Expr
+from service.stats.formula.tree import Column, Expr
 from service.stats.rows import row_numbers
 
 NewLevels = Literal["population", "error"]
 CATEGORICAL: ColumnKind = "categorical"
+
+
+@dataclass(frozen=True)
+class _PlainPlan:
+    """An encoder's reading of plain arrays (``DesignEncoder.transform_arrays``): the
+    columns it needs; each factor's label, column and levels; each numeric variable's
+    label, its column when the expression is one bare column (else None), its expression
+    and the columns that reads; each random term's grouping columns' kinds."""
+
+    columns: tuple[str, ...]
+    factors: tuple[tuple[str, str, tuple[str, ...]], ...]
+    numeric: tuple[tuple[str, str | None, Expr, tuple[str, ...]], ...]
+    group_kinds: tuple[tuple[ColumnKind, ...], ...]
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,7 +86,7 @@ class DesignEncoder:
     def response_name(self) -> str:
         return deparse(self.response)
 
-    @property
+    @cached_property
     def fixed_names(self) -> tuple[str, ...]:
         """The fixed-effect column names after dropping aliased columns."""
         dropped = set(self.dropped_aliased)
@@ -144,38 +157,31 @@ class DesignEncoder:
         a new level of a factor, an unseen group with ``new_levels="error"``, any other
         column kind are left to :meth:`transform`, which says what is wrong.
         """
-        if self.offsets:
+        plan = self._plain_plan if random else self._plain_plan_fixed
+        if plan is None or any(c not in columns for c in plan.columns):
             return None
-        specs = self.random if random else ()
-        if any(c not in columns for c in self.columns_used(random=random)):
-            return None
-        params = dict(self.params)
         values: dict[str, Value] = {}
-        for label in self._needed_variables(random):
-            variable = self.variables[label]
-            if variable.categorical:
-                if self.kinds.get(variable.column) != CATEGORICAL:
-                    return None
-                codes, unknown = recode(*label_codes(columns[variable.column]),
-                                        variable.levels, (CATEGORICAL,))
-                if unknown:
-                    return None
-                values[label] = codes
-                continue
-            expr = self.exprs[label]
-            names = list(dict.fromkeys(expr_columns(expr)))
-            if any(self.kinds.get(name) != "numeric" for name in names):
+        for label, column, levels in plan.factors:
+            codes, unknown = recode(*label_codes(columns[column]), levels, (CATEGORICAL,))
+            if unknown:
                 return None
+            values[label] = codes
+        params: dict[str, dict[str, Any]] | None = None
+        for label, bare, expr, names in plan.numeric:
+            if bare is not None:  # the column itself: the evaluator's result, without it
+                vector = columns[bare]
+                if not np.isfinite(vector).all():
+                    return None
+                values[label] = vector[:, None]
+                continue
+            params = dict(self.params) if params is None else params
             try:
                 values[label], _ = Evaluator({name: columns[name] for name in names}, params,
                                              learn=False, error=PredictionError).variable(expr)
             except StatsError:
                 return None
         blocks = []
-        for spec in specs:
-            kinds = tuple(self.kinds.get(c, CATEGORICAL) for c in spec.group)
-            if any(kind not in (CATEGORICAL, "numeric") for kind in kinds):
-                return None
+        for spec, kinds in zip(self.random if random else (), plan.group_kinds, strict=True):
             parts = [group_labels(columns[c], kind)
                      for c, kind in zip(spec.group, kinds, strict=True)]
             joined = (parts[0] if len(parts) == 1 else
@@ -198,6 +204,44 @@ class DesignEncoder:
         for offset in self.offsets:
             total = total + evaluator.variable(offset)[0][:, 0]
         return total
+
+    @cached_property
+    def _plain_plan(self) -> _PlainPlan | None:
+        return self._plain_plan_of(random=True)
+
+    @cached_property
+    def _plain_plan_fixed(self) -> _PlainPlan | None:
+        return self._plain_plan_of(random=False)
+
+    def _plain_plan_of(self, random: bool) -> _PlainPlan | None:
+        """What :meth:`transform_arrays` reads for every request, worked out once per
+        encoder (immutable): None when the arrays never cover this model (offsets, a
+        column kind they do not read)."""
+        if self.offsets:
+            return None
+        factors: list[tuple[str, str, tuple[str, ...]]] = []
+        numeric: list[tuple[str, str | None, Expr, tuple[str, ...]]] = []
+        for label in self._needed_variables(random):
+            variable = self.variables[label]
+            if variable.categorical:
+                if self.kinds.get(variable.column) != CATEGORICAL:
+                    return None
+                factors.append((label, variable.column, variable.levels))
+                continue
+            expr = self.exprs[label]
+            names = tuple(dict.fromkeys(expr_columns(expr)))
+            if any(self.kinds.get(name) != "numeric" for name in names):
+                return None
+            numeric.append((label, expr.name if isinstance(expr, Column) else None, expr,
+                            names))
+        group_kinds = []
+        for spec in self.random if random else ():
+            kinds = tuple(self.kinds.get(c, CATEGORICAL) for c in spec.group)
+            if any(kind not in (CATEGORICAL, "numeric") for kind in kinds):
+                return None
+            group_kinds.append(kinds)
+        return _PlainPlan(tuple(self.columns_used(random=random)), tuple(factors),
+                          tuple(numeric), tuple(group_kinds))
 
     def fixed_matrix(self, values: Mapping[str, Value], n: int, *,
                      keep_aliased: bool = False) -> FloatArray:

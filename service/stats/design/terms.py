@@ -119,6 +119,19 @@ def variable_block(variable: Variable, contrasts: bool, value: Value,
 def term_block(term: TermSpec, variables: Mapping[str, Variable],
                values: Mapping[str, Value], n: int) -> tuple[FloatArray, list[str]]:
     """The columns of one term: products of its variables' columns, first varying fastest."""
+    matrix, names = _term_columns(term, variables, values, n)
+    # an array of its own, never a view of the values it was made from
+    return (np.array(matrix, dtype=np.float64) if len(term.variables) == 1 else matrix), names
+
+
+def _term_columns(term: TermSpec, variables: Mapping[str, Variable],
+                  values: Mapping[str, Value], n: int) -> tuple[FloatArray, list[str]]:
+    """``term_block``'s columns, which for a term of one variable may be a view of its
+    values (that variable's columns times the ones they start from: the same numbers,
+    x * 1.0 being x, without the products' arrays)."""
+    if len(term.variables) == 1:
+        return variable_block(variables[term.variables[0]], term.contrasts[0],
+                              values[term.variables[0]], term.coding(0))
     matrix = np.ones((n, 1))
     names = [""]
     for i, (label, contrasts) in enumerate(zip(term.variables, term.contrasts, strict=True)):
@@ -135,14 +148,19 @@ def model_columns(intercept: bool, terms: Sequence[TermSpec], variables: Mapping
                   values: Mapping[str, Value], n: int) -> tuple[FloatArray, list[str]]:
     """The full model matrix of an intercept flag plus terms, and R's column names."""
     blocks: list[FloatArray] = []
-    names: list[str] = []
-    if intercept:
-        blocks.append(np.ones((n, 1)))
-        names.append(INTERCEPT)
+    names: list[str] = [INTERCEPT] if intercept else []
     for term in terms:
-        block, block_names = term_block(term, variables, values, n)
+        block, block_names = _term_columns(term, variables, values, n)
         blocks.append(block)
         names.extend(block_names)
-    if not blocks:
-        return np.zeros((n, 0)), []
-    return np.hstack(blocks), names
+    # written into one array made for them (numpy's hstack, for a few rows, costs more
+    # than the numbers: a prediction's design is made per request)
+    matrix = np.empty((n, len(names)))
+    start = 0
+    if intercept:
+        matrix[:, 0] = 1.0
+        start = 1
+    for block in blocks:
+        matrix[:, start:start + block.shape[1]] = block
+        start += block.shape[1]
+    return matrix, names
