@@ -68,6 +68,10 @@ class DatabaseCollector:
             buckets=buckets, sum_value=float(sum(ordered)))
 
 
+# the (method, route, status) whose series are kept at hand
+MAX_KEPT_SERIES = 1024
+
+
 class Metrics:
     """One application's metrics, in a registry of its own (several apps may share a process)."""
 
@@ -79,10 +83,21 @@ class Metrics:
                                  "HTTP request latency", ["method", "route"],
                                  registry=self.registry)
         self.registry.register(DatabaseCollector(factory))
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            # prometheus_client's labels() takes a lock and builds a tuple on every call:
+            # the two series of a (method, route, status) are looked up once; bounded, as
+            # a client may send any method
+            series = (self.requests.labels(method, route, str(status)),
+                      self.latency.labels(method, route))
+            if len(self._series) < MAX_KEPT_SERIES:
+                self._series[key] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
 
 class MetricsMiddleware:

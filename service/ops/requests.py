@@ -20,9 +20,10 @@ import itertools
 import logging
 import secrets
 import time
+from collections.abc import Iterable
 from typing import Any
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -52,6 +53,28 @@ def request_id_of(scope: Scope) -> str:
     return offered if offered is not None and valid_request_id(offered) else new_request_id()
 
 
+# the headers this edge sets on every answer, encoded once: the security headers, and a
+# Content-Security-Policy unless the answer has its own (/docs); no `server` header (no name
+# or version of the server) and the request id are replaced too
+_EDGE_HEADERS = [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                 for name, value in SECURITY_HEADERS.items()]
+_CSP = (b"content-security-policy", DEFAULT_CSP.encode("latin-1"))
+_REPLACED = frozenset({b"x-request-id", b"server", *(name for name, _ in _EDGE_HEADERS)})
+
+
+def _edge_headers(headers: Iterable[tuple[bytes, bytes]],
+                  request_id: str) -> list[tuple[bytes, bytes]]:
+    """An answer's raw headers with the edge's: one pass over them, as ``MutableHeaders``
+    would leave them (a name set replaces every header of that name), without its scan of
+    the list for each name."""
+    kept = [pair for pair in headers if pair[0] not in _REPLACED]
+    kept.append((b"x-request-id", request_id.encode("latin-1")))
+    kept.extend(_EDGE_HEADERS)
+    if not any(name == _CSP[0] for name, _ in kept):
+        kept.append(_CSP)
+    return kept
+
+
 class RequestContextMiddleware:
     """Request id, log context, security headers and the access line of every request."""
 
@@ -72,14 +95,7 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                headers = MutableHeaders(scope=message)
-                headers[REQUEST_ID_HEADER] = request_id
-                for name, value in SECURITY_HEADERS.items():
-                    headers[name] = value
-                if "content-security-policy" not in headers:  # /docs sets its own
-                    headers["Content-Security-Policy"] = DEFAULT_CSP
-                if "server" in headers:  # no name or version of the server
-                    del headers["server"]
+                message["headers"] = _edge_headers(message.get("headers", ()), request_id)
             await send(message)
 
         with bound(LogContext(request_id=request_id, state=state, method=scope["method"])):
