@@ -87,17 +87,20 @@ class CompressionMiddleware(GZipMiddleware):
             return
         coding = choose_coding(",".join(value.decode("latin-1") for name, value
                                         in scope["headers"] if name == b"accept-encoding"))
+        # the responders are made per answer with no excluded types, then given the
+        # middleware's, normalized once: each would normalize the list again (a few
+        # microseconds of every request)
         responder: IdentityResponder
         if coding == "zstd":
             responder = ZstdResponder(self.app, self.minimum_size, level=ZSTD_LEVEL,
                                       thread_minimum_size=self.thread_minimum_size,
-                                      exclude_content_types=self.exclude_content_types)
+                                      exclude_content_types=())
         elif coding == "gzip":
             responder = GZipResponder(self.app, self.minimum_size,
                                       compresslevel=self.compresslevel,
                                       thread_minimum_size=self.thread_minimum_size,
-                                      exclude_content_types=self.exclude_content_types)
+                                      exclude_content_types=())
         else:
-            responder = IdentityResponder(self.app, self.minimum_size,
-                                          exclude_content_types=self.exclude_content_types)
+            responder = IdentityResponder(self.app, self.minimum_size, exclude_content_types=())
+        responder.exclude_content_types = self.exclude_content_types
         await responder(scope, receive, send)
