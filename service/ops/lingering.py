@@ -28,6 +28,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 # lingering_time is 30 s; a client that has the answer stops sending well before)
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 16 * 1024 * 1024
+# writes up to this size in one turn of the event loop are joined into one
+COALESCE_BYTES = 64 * 1024
 
 
 class LingeringHttpToolsProtocol(HttpToolsProtocol):
@@ -54,14 +56,53 @@ class LingeringHttpToolsProtocol(HttpToolsProtocol):
 
 
 class _LingeringTransport:
-    """The connection's transport, whose ``close`` lingers while a body is unread."""
+    """The connection's transport, whose ``close`` lingers while a body is unread, and
+    whose small writes are held until the event loop's next turn (``write``)."""
 
     def __init__(self, transport: asyncio.Transport,
                  protocol: LingeringHttpToolsProtocol) -> None:
         self._transport = transport
         self._protocol = protocol
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        """Write ``data``, joined to the writes made in the same turn of the event loop.
+
+        uvicorn writes an answer's head when the app sends it and its body when the app
+        sends that, which for a small answer is in the same turn: two system calls and
+        two TCP segments, each of which the client's side reads and acknowledges. Held
+        until the loop's next turn (never longer: a head the app sends before it computes
+        a long body goes out before that), the two are one write. A large write goes out
+        at once, after what is held."""
+        held = self._held
+        if held is None:
+            if len(data) > COALESCE_BYTES:
+                self._transport.write(data)
+                return
+            self._held = data
+            asyncio.get_running_loop().call_soon(self._flush)
+            return
+        self._held = None
+        if len(held) + len(data) > COALESCE_BYTES:
+            self._transport.writelines((held, data))
+        else:
+            self._transport.write(held + data)
+
+    def _flush(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
+    def abort(self) -> None:
+        self._held = None
+        self._transport.abort()
 
     def close(self) -> None:
+        self._flush()  # what the protocol wrote before it closed goes first
         transport, protocol = self._transport, self._protocol
         if (protocol.lingering or transport.is_closing() or not protocol.body_unread()
                 or not transport.can_write_eof()):
