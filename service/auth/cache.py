@@ -25,6 +25,10 @@ from service.db.changes import ChangeToken, Stamp
 MAX_ENTRIES = 10_000
 
 
+# the key of requests without an Authorization header (every request, with no keys)
+_NO_HEADER_KEY = hashlib.sha256(b"\x00").digest()
+
+
 class AuthCache:
     def __init__(self, ttl_seconds: float, max_entries: int = MAX_ENTRIES,
                  changes: ChangeToken | None = None) -> None:
@@ -41,8 +45,9 @@ class AuthCache:
 
     @staticmethod
     def _key(authorization: str | None) -> bytes:
-        return hashlib.sha256(b"\x00" if authorization is None
-                              else b"\x01" + authorization.encode("utf-8", "replace")).digest()
+        if authorization is None:
+            return _NO_HEADER_KEY
+        return hashlib.sha256(b"\x01" + authorization.encode("utf-8", "replace")).digest()
 
     def get(self, authorization: str | None) -> Principal | Refusal | None:
         if not self._entries:

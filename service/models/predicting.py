@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import chain
 from typing import Any
 
@@ -232,10 +233,20 @@ def _rows_checked_quickly(body: bytes
     options = {name: value for name, value in document.items()
                if name not in ("records", "columns")}
     try:
-        spec = PredictionRequest.model_validate({**options, **placeholder})
+        # no options (the usual body): every such request validates to the same defaults
+        spec = (_default_spec("records" in placeholder) if not options
+                else PredictionRequest.model_validate({**options, **placeholder}))
     except ValidationError:
         return None
     return spec.model_copy(update={"records": records, "columns": columns}), column_types
+
+
+@lru_cache(maxsize=2)
+def _default_spec(records: bool) -> PredictionRequest:
+    """The validated request of rows with no options (records, or columns), made once:
+    ``model_copy`` of it gives every such request its rows."""
+    return PredictionRequest.model_validate({"records": [{}]} if records
+                                            else {"columns": {"": []}})
 
 
 def categorical_columns(state: dict[str, Any]) -> list[str]:
