@@ -80,7 +80,7 @@ def _abandoned(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
 _CLAIMABLE = or_(and_(JobRow.status == "queued", JobRow.attempts < JobRow.max_attempts),
                  and_(_abandoned(bindparam("now")),
                       JobRow.recoveries < bindparam("max_recoveries")))
-_WAITING_BY_TENANT = (select(JobRow.tenant, func.min(JobRow.created_at))
+_WAITING_BY_TENANT = (select(JobRow.tenant, func.min(JobRow.created_at), func.count())
                       .where(_CLAIMABLE).group_by(JobRow.tenant))
 _RUNNING_BY_TENANT = (select(JobRow.tenant, func.count())
                       .where(JobRow.status == "running",
@@ -90,7 +90,16 @@ _RUNNING_BY_TENANT = (select(JobRow.tenant, func.count())
 
 def claim_next(session: Session, worker_id: str, lease_seconds: float, *,
                max_recoveries: int) -> JobRow | None:
-    """Claim the next job fairly across tenants; None if there is nothing to claim.
+    """``claim_next_counted``'s job."""
+    return claim_next_counted(session, worker_id, lease_seconds,
+                              max_recoveries=max_recoveries)[0]
+
+
+def claim_next_counted(session: Session, worker_id: str, lease_seconds: float, *,
+                       max_recoveries: int) -> tuple[JobRow | None, int]:
+    """Claim the next job fairly across tenants; None if there is nothing to claim. With
+    it, how many other jobs were claimable when the claim looked (0: the queue is empty
+    but for what was queued since, which a listening worker is told of).
 
     A queued job starts its next attempt; a running job whose lease expired is recovered
     (the same attempt, one more recovery) while it has fewer than ``max_recoveries``.
@@ -103,7 +112,7 @@ def claim_next(session: Session, worker_id: str, lease_seconds: float, *,
     """
     now = utcnow()
     params = {"now": now, "max_recoveries": max_recoveries}
-    tenants = _tenants_in_turn(session, params)
+    tenants, waiting = _tenants_in_turn(session, params)
     # First each tenant's oldest job in turn, unless another claimer holds it right now
     # (PostgreSQL: it is claiming it; SKIP LOCKED passes it over and the next tenant gets
     # this claim); when every tenant's oldest is held, the next of each tenant in turn.
@@ -113,8 +122,8 @@ def claim_next(session: Session, worker_id: str, lease_seconds: float, *,
             statement = _NEXT_OF[tenant is None, oldest_only]
             job = session.scalars(statement, {**params, "tenant": tenant}).one_or_none()
             if job is not None:
-                return _lease(session, job, worker_id, lease_seconds, now)
-    return None
+                return _lease(session, job, worker_id, lease_seconds, now), waiting - 1
+    return None, waiting
 
 
 def _next_of(open_mode: bool, oldest_only: bool) -> Select[JobRow]:
@@ -142,12 +151,17 @@ def _of_tenant(tenant: str | None) -> ColumnElement[bool]:
     return JobRow.tenant.is_(None) if tenant is None else JobRow.tenant == tenant
 
 
-def _tenants_in_turn(session: Session, params: dict[str, Any]) -> list[str | None]:
-    """The tenants with a claimable job, in the order they take their turns."""
-    waiting = {tenant: oldest for tenant, oldest
-               in session.execute(_WAITING_BY_TENANT, params)}
+def _tenants_in_turn(session: Session, params: dict[str, Any]
+                     ) -> tuple[list[str | None], int]:
+    """The tenants with a claimable job, in the order they take their turns, and how many
+    claimable jobs they have in all."""
+    waiting: dict[str | None, Any] = {}
+    total = 0
+    for tenant, oldest, count in session.execute(_WAITING_BY_TENANT, params):
+        waiting[tenant] = oldest
+        total += count
     if len(waiting) <= 1:
-        return list(waiting)  # one tenant (the usual case): no turns to take
+        return list(waiting), total  # one tenant (the usual case): no turns to take
     running = dict(session.execute(_RUNNING_BY_TENANT, params).all())
     # each tenant's newest claim, one index lookup apiece (ix_jobs_tenant_started_at)
     last_claim = {tenant: session.scalar(select(func.max(JobRow.started_at))
@@ -159,7 +173,7 @@ def _tenants_in_turn(session: Session, params: dict[str, Any]) -> list[str | Non
         last = last_claim[tenant]
         return running.get(tenant, 0), last or never, _aware(waiting[tenant])
 
-    return sorted(waiting, key=turn)
+    return sorted(waiting, key=turn), total
 
 
 def _aware(value: datetime) -> datetime:

@@ -72,6 +72,9 @@ class Worker:
         # the job the last run_once claimed (None: it found none)
         self.last_job: JobRow | None = None
         self._next_abandoned_check = 0.0  # the first claim checks
+        # the other jobs claimable when the last claim looked (0: none but what was queued
+        # since; None: not known, look again at once)
+        self.others_waiting: int | None = None
 
     def run_once(self) -> bool:
         """Claim one job and run it to its end; False when the queue had nothing to claim."""
@@ -80,8 +83,9 @@ class Worker:
             if time.monotonic() >= self._next_abandoned_check:
                 fail_abandoned(session, self.settings.max_recoveries)
                 self._next_abandoned_check = time.monotonic() + ABANDONED_CHECK_SECONDS
-            job = jobs.claim_next(session, self.worker_id, self.settings.lease_seconds,
-                                  max_recoveries=self.settings.max_recoveries)
+            job, self.others_waiting = jobs.claim_next_counted(
+                session, self.worker_id, self.settings.lease_seconds,
+                max_recoveries=self.settings.max_recoveries)
             self.last_job = job
             kind = job_kind(job.kind) if job is not None else None
             claimed = None
@@ -140,9 +144,12 @@ class Worker:
             if unavailable:
                 log.info("worker %s: the database is back", self.worker_id)
                 unavailable = False
-            if not worked:
-                stop.wait(idle_poll_seconds(self.settings,
-                                            listening is not None and listening()))
+            told = listening is not None and listening()
+            if not worked or (told and self.others_waiting == 0):
+                # nothing to claim; or nothing else was when this job was claimed, and a
+                # job queued since has woken the wait (it returns at once): no empty claim
+                # after each job, its statements beside the waiting client's read
+                stop.wait(idle_poll_seconds(self.settings, told))
         log.info("worker %s stopped", self.worker_id)
 
 

@@ -111,3 +111,56 @@ def test_the_idle_poll_is_the_fallback_only_while_listening() -> None:
     # a quarter of a short lease, never more often than the plain poll
     assert idle_poll_seconds(settings.model_copy(update={"lease_seconds": 8.0}), True) == 2.0
     assert idle_poll_seconds(settings.model_copy(update={"lease_seconds": 0.4}), True) == 0.25
+
+
+@contextmanager
+def claims_seen(session_factory: SessionFactory) -> Iterator[list[float]]:
+    """The moments claims began on ``session_factory``'s engine (a claim's first
+    statement counts the claimable jobs by tenant)."""
+    moments: list[float] = []
+
+    def on_statement(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "GROUP BY jobs.tenant" in statement:
+            moments.append(time.monotonic())
+
+    engine = session_factory.kw["bind"]
+    event.listen(engine, "before_cursor_execute", on_statement)
+    try:
+        yield moments
+    finally:
+        event.remove(engine, "before_cursor_execute", on_statement)
+
+
+def test_after_a_job_with_nothing_else_waiting_a_listening_worker_does_not_claim(
+        postgres_url: str, session_factory: SessionFactory, mood: pd.DataFrame) -> None:
+    settings = Settings(database_url=postgres_url, lease_seconds=30.0,
+                        worker_poll_seconds=0.05, worker_listening_poll_seconds=5.0)
+    with claims_seen(session_factory) as claims, listening_worker(settings, session_factory):
+        time.sleep(0.5)  # the worker's first looks, at its start
+        submitted = time.monotonic()
+        model_id, job_id = submit_fit(session_factory, mood, "Mood ~ Exercise")
+        wait_for(lambda: stored(session_factory, model_id, job_id).model_status
+                 == "succeeded", "the fit")
+        time.sleep(1.0)
+        # the claim that took the fit, and no other: nothing else was claimable then, and
+        # nothing was queued since, so it waits for a notification (or the 5 s fallback)
+        assert len([moment for moment in claims if moment > submitted]) == 1
+
+
+def test_jobs_queued_while_a_listening_worker_fits_are_claimed_at_once(
+        postgres_url: str, session_factory: SessionFactory, mood: pd.DataFrame) -> None:
+    """However the queue looked when a job was claimed, what is queued after the claim is
+    taken at once: a backlog queued together, and a job queued while the worker fits."""
+    settings = Settings(database_url=postgres_url, lease_seconds=30.0,
+                        worker_poll_seconds=0.05, worker_listening_poll_seconds=5.0)
+    with listening_worker(settings, session_factory):
+        start = time.monotonic()
+        backlog = [submit_fit(session_factory, mood, "Mood ~ Exercise") for _ in range(3)]
+        first = backlog[0]
+        wait_for(lambda: stored(session_factory, *first).job_status != "queued", "a claim")
+        later = submit_fit(session_factory, mood, "Mood ~ Exercise + (1 | State)")
+        for model_id, job_id in [*backlog, later]:
+            wait_for(lambda m=model_id, j=job_id: stored(session_factory, m, j).model_status
+                     == "succeeded", "each fit")
+        # four small fits, one after another: far less than one 5 s fallback poll
+        assert time.monotonic() - start < 4.0

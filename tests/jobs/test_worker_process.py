@@ -51,7 +51,10 @@ def start_worker(database_url: str, tmp_path: Path) -> Iterator[StartWorker]:
 
 def _finished(session_factory: SessionFactory, model_id: str, job_id: str) -> Stored | None:
     state = stored(session_factory, model_id, job_id)
-    return state if state.model_status in ("succeeded", "failed") else None
+    # both ended: they are committed together, but the two reads of ``stored`` may fall on
+    # either side of that commit (the job still running, the model already succeeded)
+    ended = ("succeeded", "failed")
+    return state if state.model_status in ended and state.job_status in ended else None
 
 
 def _fitting(session_factory: SessionFactory, job_id: str, lease: float = LEASE) -> bool:
