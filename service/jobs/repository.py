@@ -30,15 +30,16 @@ from typing import Any
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
-    Select,
     and_,
     bindparam,
+    case,
     func,
     or_,
     select,
     update,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from service.db.models import JobRow, utcnow
 
@@ -117,34 +118,52 @@ def claim_next_counted(session: Session, worker_id: str, lease_seconds: float, *
     # (PostgreSQL: it is claiming it; SKIP LOCKED passes it over and the next tenant gets
     # this claim); when every tenant's oldest is held, the next of each tenant in turn.
     # SQLite renders no locking clause: BEGIN IMMEDIATE already serializes the claim.
+    lease = {"worker_id": worker_id, "expires": now + timedelta(seconds=lease_seconds)}
     for oldest_only in (True, False):
         for tenant in tenants:
-            statement = _NEXT_OF[tenant is None, oldest_only]
-            job = session.scalars(statement, {**params, "tenant": tenant}).one_or_none()
+            statement = _CLAIM_OF[tenant is None, oldest_only]
+            job = session.scalars(statement, {**params, **lease, "claim_tenant": tenant}
+                                  ).one_or_none()
             if job is not None:
-                return _lease(session, job, worker_id, lease_seconds, now), waiting - 1
+                return job, waiting - 1
     return None, waiting
 
 
-def _next_of(open_mode: bool, oldest_only: bool) -> Select[JobRow]:
-    """Lock a tenant's oldest claimable job (``oldest_only``: that one or none, if another
-    transaction holds it; else the oldest that nobody holds); the tenant is the parameter
-    ``tenant``, or the open mode's jobs (no tenant)."""
-    tenant = JobRow.tenant.is_(None) if open_mode else JobRow.tenant == bindparam("tenant")
-    waiting = (select(JobRow).where(_CLAIMABLE, tenant)
+def _claim_of(open_mode: bool, oldest_only: bool) -> ReturningUpdate[JobRow]:
+    """Lease a tenant's oldest claimable job in one statement, returning it (none if there
+    is none to take): ``oldest_only``, that job or none if another transaction holds it;
+    else the oldest that nobody holds. The tenant is the parameter ``claim_tenant``, or the
+    open mode's jobs (no tenant). A queued job starts its next attempt; a running one whose
+    lease expired is taken over (one more recovery, the same attempt)."""
+    # (an UPDATE's parameters may not be named as its table's columns)
+    tenant = (JobRow.tenant.is_(None) if open_mode
+              else JobRow.tenant == bindparam("claim_tenant"))
+    waiting = (select(JobRow.id).where(_CLAIMABLE, tenant)
                .order_by(JobRow.created_at, JobRow.id).limit(1))
     if oldest_only:
-        head = waiting.with_only_columns(JobRow.id).scalar_subquery()
-        waiting = select(JobRow).where(JobRow.id == head, _CLAIMABLE)
-    # PostgreSQL rechecks the conditions on the row it locks (READ COMMITTED): a job that
-    # another claimer took over and committed meanwhile is no longer claimable; the row's
-    # newest values are loaded, so the counts below start from the committed ones
-    return waiting.with_for_update(skip_locked=True).execution_options(populate_existing=True)
+        waiting = select(JobRow.id).where(JobRow.id == waiting.scalar_subquery(), _CLAIMABLE)
+    # the row locked, or passed over while another claimer holds it (SQLite renders no
+    # locking clause: BEGIN IMMEDIATE already serializes the claim); PostgreSQL rechecks
+    # the conditions on the row it locks (READ COMMITTED), and the UPDATE once more on
+    # the row's newest version, so a job that another claimer took and committed
+    # meanwhile is no longer claimable, and the counts start from the committed ones
+    locked = waiting.with_for_update(skip_locked=True).scalar_subquery()
+    queued = JobRow.status == "queued"
+    return (update(JobRow)
+            .where(JobRow.id == locked, _CLAIMABLE)
+            .values(attempts=case((queued, JobRow.attempts + 1), else_=JobRow.attempts),
+                    recoveries=case((queued, JobRow.recoveries),
+                                    else_=JobRow.recoveries + 1),
+                    status="running", lease_owner=bindparam("worker_id"),
+                    lease_expires_at=bindparam("expires"), started_at=bindparam("now"),
+                    finished_at=None)
+            .returning(JobRow)
+            .execution_options(synchronize_session=False, populate_existing=True))
 
 
-# by (the open mode's jobs, oldest only)
-_NEXT_OF = {(open_mode, oldest_only): _next_of(open_mode, oldest_only)
-            for open_mode in (False, True) for oldest_only in (False, True)}
+# by (the open mode's jobs, oldest only); built once (see above)
+_CLAIM_OF = {(open_mode, oldest_only): _claim_of(open_mode, oldest_only)
+             for open_mode in (False, True) for oldest_only in (False, True)}
 
 
 def _of_tenant(tenant: str | None) -> ColumnElement[bool]:
@@ -181,21 +200,6 @@ def _aware(value: datetime) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _lease(session: Session, job: JobRow, worker_id: str, lease_seconds: float,
-           now: datetime) -> JobRow:
-    if job.status == "queued":
-        job.attempts += 1  # a new attempt
-    else:
-        job.recoveries += 1  # the running attempt, taken over from a worker that stopped
-    job.status = "running"
-    job.lease_owner = worker_id
-    job.lease_expires_at = now + timedelta(seconds=lease_seconds)
-    job.started_at = now
-    job.finished_at = None
-    session.flush()
-    return job
 
 
 def take_exhausted(session: Session, *, max_recoveries: int) -> list[JobRow]:
