@@ -95,22 +95,23 @@ def _claimed_fit(session: Session, job: JobRow) -> FitRequest | None:
     and the job is ended here. The dataset's bytes are read only when this thread's warm
     process does not keep its frame already."""
     worker_id = job.lease_owner or ""
-    model = models.get_model(session, job.target_id)
-    if model is None:
+    read = models.get_model_and_dataset(session, job.target_id)  # one read, not two
+    if read is None:
         jobs.fail(session, job.id, worker_id, "the model was deleted", retry=False)
         return None
+    model, dataset = read
     if model.status == "succeeded":
         # another job for this model has stored its result already
         jobs.complete(session, job.id, worker_id)
         return None
-    held = warm_holds(model.dataset_id)
-    dataset = get_dataset(session, model.dataset_id, with_content=not held)
     if dataset is None:
         models.mark_failed(session, model.id, problems.dataset_missing(model.dataset_id))
         jobs.fail(session, job.id, worker_id, "the dataset was deleted", retry=False)
         return None
     models.mark_row_running(model)
-    return fit_request(model, None if held else dataset.content)
+    # the bytes (deferred: a read of their own) only when this thread's warm process does
+    # not keep the dataset's frame
+    return fit_request(model, None if warm_holds(model.dataset_id) else dataset.content)
 
 
 def fit_request(model: ModelRow, parquet: bytes | None) -> FitRequest:

@@ -35,6 +35,7 @@ from service.db.batches import PredictionBatchRow
 from service.db.ids import can_exist
 from service.db.inference import IntervalRow
 from service.db.models import (
+    DatasetRow,
     FixedEffectRow,
     JobRow,
     ModelMetricRow,
@@ -71,6 +72,22 @@ def get_model(session: Session, model_id: str, *, for_update: bool = False) -> M
         return None
     statement = _BY_ID_LOCKED if for_update else _BY_ID
     return session.scalars(statement, {"model_id": model_id}).one_or_none()
+
+
+def get_model_and_dataset(session: Session, model_id: str
+                          ) -> tuple[ModelRow, DatasetRow | None] | None:
+    """A model and its dataset (None: deleted), read together (a claim's transaction is
+    made of such round trips); the dataset's bytes are deferred: read when first used."""
+    if not can_exist(model_id):
+        return None
+    row = session.execute(_WITH_DATASET, {"model_id": model_id}).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+_WITH_DATASET = (select(ModelRow, DatasetRow)
+                 .outerjoin(DatasetRow, DatasetRow.id == ModelRow.dataset_id)
+                 .where(ModelRow.id == bindparam("model_id"))
+                 .options(defer(DatasetRow.content)))
 
 
 def get_model_document(session: Session, model_id: str) -> ModelRow | None:
