@@ -33,6 +33,10 @@ def test_a_cached_key_is_not_looked_up_and_its_revocation_holds_after_the_time(
     client = make_client(auth_cache_seconds=TTL)
     key = make_key(database_url, "acme")
     make_key(database_url, "acme")  # stays: with no active key the API would be open
+    if not database_url.startswith("sqlite"):
+        # the keys' own notifications (0013) are heard a moment after their commits: one
+        # arriving after the first request would rightly make the next one look up again
+        time.sleep(0.5)
     assert client.get("/v1/datasets", headers=key.headers).status_code == 200
     lookups = _key_lookups(client.app)
     for _ in range(5):
@@ -49,6 +53,10 @@ def test_a_key_in_use_is_not_looked_up_while_nothing_changed_and_revocation_hold
     client = make_client()  # MIXEDFIT_AUTH_CACHE_SECONDS 0, the default
     key = make_key(database_url, "acme")
     make_key(database_url, "acme")  # stays: with no active key the API would be open
+    if not database_url.startswith("sqlite"):
+        # the keys' own notifications (0013) are heard a moment after their commits: one
+        # arriving after the first request would rightly make the next one look up again
+        time.sleep(0.5)
     assert client.get("/v1/datasets", headers=key.headers).status_code == 200
     lookups = _key_lookups(client.app)
     for _ in range(5):
