@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -391,30 +391,13 @@ def label_codes(labels: np.ndarray) -> tuple[IntArray, tuple[str, ...]]:
 FEW_ROWS = 64
 
 
-# each fitted levels tuple's index, by the tuple's identity (an encoder's levels are one
-# tuple for as long as it lives): a cache keyed by the tuple itself would hash and compare
-# every level on every prediction, a cost that grows with the model's groups
-_LEVEL_INDEXES: dict[tuple[int, tuple[ColumnKind, ...]],
-                     tuple[tuple[str, ...], dict[str, int]]] = {}
-MAX_LEVEL_INDEXES = 256
-
-
+@lru_cache(maxsize=256)
 def _level_index(levels: tuple[str, ...], kinds: tuple[ColumnKind, ...]) -> dict[str, int]:
     """Each fitted level's key and position: built once per encoder's levels (a stored
     model's predictions would otherwise index all of its levels for every request)."""
-    key = (id(levels), kinds)
-    known = _LEVEL_INDEXES.get(key)
-    if known is not None and known[0] is levels:  # (the entry keeps its tuple alive)
-        return known[1]
     index: dict[str, int] = {}
     for position, level in enumerate(levels):
         index.setdefault(level_key(level, kinds), position)
-    while len(_LEVEL_INDEXES) >= MAX_LEVEL_INDEXES:  # the oldest out
-        try:
-            del _LEVEL_INDEXES[next(iter(_LEVEL_INDEXES))]
-        except (KeyError, RuntimeError, StopIteration):  # another thread took it first
-            break
-    _LEVEL_INDEXES[key] = (levels, index)
     return index
 
 
