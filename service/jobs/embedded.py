@@ -67,22 +67,14 @@ class _ReportingWorker(Worker):
                 return False  # its fit is being inserted: ``hand`` wakes this worker
             self._idle = False
         if handed is not None:
-            job = self.last_job = handed[0]
-            self.run_claimed(job, handed[1], run=run_handed_fit)
-            # idle again at once, without a claim: a fit is handed only to an idle worker
-            # (its last claim found nothing), what this process queued since woke it, and
-            # what other processes queued is found at the next poll, as when idle. So the
-            # waiting client's answer does not share the interpreter with an empty claim,
-            # and the next fit posted with ?wait= is handed over too.
-            with self._lock:
-                self._idle = True
-            if self.after_job is not None:
-                self.after_job(job.kind, job.target_id)
-            return False
-        worked = super().run_once()
-        claimed = self.last_job
-        if worked and claimed is not None and self.after_job is not None:
-            self.after_job(claimed.kind, claimed.target_id)
+            self.last_job = handed[0]
+            self.run_claimed(handed[0], handed[1], run=run_handed_fit)
+            worked = True
+        else:
+            worked = super().run_once()
+        job = self.last_job
+        if worked and job is not None and self.after_job is not None:
+            self.after_job(job.kind, job.target_id)
         if not worked:
             with self._lock:
                 self._idle = True

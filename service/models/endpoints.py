@@ -107,14 +107,12 @@ async def create_model(
     # a client that waits has its fit handed straight to this process's worker, if idle
     direct: EmbeddedWorker | None = request.app.state.embedded_worker if wait > 0 else None
     try:
-        row, handed = await run_in_threadpool(_create, request, spec, settings, model_id,
-                                              direct)
+        row = await run_in_threadpool(_create, request, spec, settings, model_id, direct)
     except BaseException:
         if registered is not None:
             watch.forget(model_id, registered)
         raise
-    if not handed:  # a handed fit woke its worker; a wake now would only make it claim
-        request.app.state.wake_workers()
+    request.app.state.wake_workers()
     location = f"/v1/models/{model_id}"
     response.headers["Location"] = location
     if registered is None:
@@ -144,7 +142,7 @@ async def create_model(
 
 
 def _create(request: Request, spec: ModelCreate, settings: Settings, model_id: str,
-            direct: EmbeddedWorker | None) -> tuple[ModelRow, bool]:
+            direct: EmbeddedWorker | None) -> ModelRow:
     # committed here, not when the endpoint returns: a worker can only claim what is
     # committed, and ?wait waits for that worker. An idle worker of this process is handed
     # the fit with its job inserted already claimed by it: no claim, no poll.
@@ -161,7 +159,7 @@ def _create(request: Request, spec: ModelCreate, settings: Settings, model_id: s
     finally:
         if direct is not None and lease is not None and not handed:
             direct.unreserve()
-    return row, handed
+    return row
 
 
 @router.get("", response_model=ModelList, responses=problem_responses(422))

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, text
 
 from service.jobs.embedded import EmbeddedWorker
 from service.jobs.tasks import fit_request
@@ -85,31 +85,6 @@ def test_a_waiting_post_is_handed_to_the_idle_worker(database_url: str, idle: Id
         assert (job["status"], job["attempts"], job["recoveries"]) == ("succeeded", 1, 0)
         # the same document as a read of the model
         assert idle.client.get(f"/v1/models/{model['id']}").json() == model
-
-
-def test_fits_posted_one_after_another_are_each_handed_over(database_url: str,
-                                                           idle: Idle) -> None:
-    """After a handed fit the worker is idle at once, before its client has the answer:
-    it makes no claim of its own (the queue was empty when it was handed the fit), and
-    the client's next POST, sent at once, is handed over too."""
-    claims: list[str] = []
-
-    def on_statement(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "GROUP BY jobs.tenant" in statement:  # a claim's first statement
-            claims.append(statement)
-
-    engine = idle.worker.worker.session_factory.kw["bind"]
-    event.listen(engine, "before_cursor_execute", on_statement)
-    try:
-        for _ in range(4):
-            answer = _post(idle, 60)
-            assert answer.status_code == 201, answer.text
-            job = _job_of(database_url, answer.json()["id"])
-            assert _moment(job["started_at"]) == _moment(job["created_at"])
-            assert (job["status"], job["attempts"]) == ("succeeded", 1)
-    finally:
-        event.remove(engine, "before_cursor_execute", on_statement)
-    assert claims == []
 
 
 def test_a_refused_post_leaves_the_worker_free(database_url: str, idle: Idle) -> None:
