@@ -131,7 +131,9 @@ class FitResult(_Open):
     metrics: Metrics
     convergence: Convergence
     theta: list[Number] = []
-    fit_seconds: Number = None
+    fit_seconds: Number = Field(None, description=(
+        "Seconds the engine took, from the formula to the result: the design, the "
+        "optimization and the result's statistics (not the time queued or stored)"))
     vcov: Covariance | None = Field(
         None, description="Covariance of the fixed effects (null for per-group fits, and "
                           "for models stored before it was computed)")

@@ -7,6 +7,7 @@ objective, optimizes and packages the result), then record what prediction needs
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -68,11 +69,16 @@ def fit_model(formula: str, data: pd.DataFrame, method: str = "REML",
     service.stats.errors.StatsError
         For a formula or data that cannot be fitted.
     """
+    started = time.perf_counter()
     if method not in ("REML", "ML"):
         raise FitError(f"method must be 'REML' or 'ML', not {method!r}")
     with single_threaded_blas():
         parsed = with_weights(with_contrasts(parse_formula(formula), contrasts), weights)
-        return _fit_model(parsed, data, method, pool)
+        fitted = _fit_model(parsed, data, method, pool)
+    # the engine's whole fit, formula to result, as lme4's lmer is timed in R (its model
+    # frame and design included); every kind of model, least squares too
+    return replace(fitted, result=replace(fitted.result,
+                                          fit_seconds=time.perf_counter() - started))
 
 
 def _fit_model(parsed: Formula, data: pd.DataFrame, method: str, pool: bool) -> FittedModel:
