@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from service.db.session import is_database_unavailable
+from service.jobs.wake import pause
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def while_unavailable(action: Callable[[], T], what: str, stop: threading.Event)
             if failures == 1:
                 log.warning("cannot %s, the database is unavailable (%s); retrying",
                             what, describe(error))
-            stop.wait(wait)
+            pause(stop, wait)  # a queued job's nudge is kept for the idle wait
             wait = min(wait * 2, MAX_WAIT_SECONDS)
             continue
         if failures:

@@ -31,3 +31,10 @@ class WakeableStop(threading.Event):
         self._nudged.wait(timeout)
         self._nudged.clear()
         return self.is_set()
+
+
+def pause(stop: threading.Event, seconds: float) -> bool:
+    """Wait out ``seconds`` (a back-off) unless stopped; True if stopped. A nudge neither
+    ends this wait nor is used up by it: it is left for the idle wait, so a job queued
+    during a back-off is claimed when the worker is next free, not at the next poll."""
+    return threading.Event.wait(stop, seconds)

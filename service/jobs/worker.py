@@ -30,7 +30,7 @@ from service.jobs import retry
 from service.jobs.kinds import job_kind
 from service.jobs.runner import warm_up
 from service.jobs.tasks import TaskContext, fail_abandoned
-from service.jobs.wake import WakeableStop
+from service.jobs.wake import WakeableStop, pause
 from service.models import retention
 from service.ops.logs import configure_logging
 from service.settings import Settings, get_settings
@@ -139,7 +139,7 @@ class Worker:
                     log.warning("worker %s: the database is unavailable (%s); retrying",
                                 self.worker_id, retry.describe(error))
                 unavailable = is_database_unavailable(error)
-                stop.wait(ERROR_BACKOFF_SECONDS)
+                pause(stop, ERROR_BACKOFF_SECONDS)
                 continue
             if unavailable:
                 log.info("worker %s: the database is back", self.worker_id)
@@ -197,7 +197,7 @@ def wait_for_schema(session_factory: sessionmaker[Session], stop: threading.Even
                 (log.warning if announce else log.debug)(
                     "%s The worker is waiting for the database schema.", problem)
                 said.add("schema")
-        stop.wait(ERROR_BACKOFF_SECONDS)
+        pause(stop, ERROR_BACKOFF_SECONDS)
     return False
 
 
