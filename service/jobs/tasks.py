@@ -16,9 +16,10 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import ObjectDeletedError
 
 from service.datasets.repository import get_dataset
-from service.db.models import JobRow, ModelRow
+from service.db.models import DatasetRow, JobRow, ModelRow
 from service.jobs import problems, retry
 from service.jobs import repository as jobs
 from service.jobs.child import ChildWork, FitRequest
@@ -94,24 +95,36 @@ def _claimed_fit(session: Session, job: JobRow) -> FitRequest | None:
     nothing to fit (the model or its dataset is gone, or another job stored its result),
     and the job is ended here. The dataset's bytes are read only when this thread's warm
     process does not keep its frame already."""
-    worker_id = job.lease_owner or ""
     read = models.get_model_and_dataset(session, job.target_id)  # one read, not two
     if read is None:
-        jobs.fail(session, job.id, worker_id, "the model was deleted", retry=False)
+        jobs.fail(session, job.id, job.lease_owner or "", "the model was deleted", retry=False)
         return None
-    model, dataset = read
+    return claimed_fit_of(session, job, *read)
+
+
+def claimed_fit_of(session: Session, job: JobRow, model: ModelRow,
+                   dataset: DatasetRow | None) -> FitRequest | None:
+    """``_claimed_fit`` once the model and its dataset (None: deleted) are read."""
+    worker_id = job.lease_owner or ""
     if model.status == "succeeded":
         # another job for this model has stored its result already
         jobs.complete(session, job.id, worker_id)
         return None
+    content = None
+    if dataset is not None and not warm_holds(model.dataset_id):
+        # the bytes (deferred: a read of their own) only when this thread's warm process
+        # does not keep the dataset's frame; on PostgreSQL that read sees a delete committed
+        # since the joined one, and finds no row
+        try:
+            content = dataset.content
+        except ObjectDeletedError:
+            dataset = None
     if dataset is None:
         models.mark_failed(session, model.id, problems.dataset_missing(model.dataset_id))
         jobs.fail(session, job.id, worker_id, "the dataset was deleted", retry=False)
         return None
     models.mark_row_running(model)
-    # the bytes (deferred: a read of their own) only when this thread's warm process does
-    # not keep the dataset's frame
-    return fit_request(model, None if warm_holds(model.dataset_id) else dataset.content)
+    return fit_request(model, content)
 
 
 def fit_request(model: ModelRow, parquet: bytes | None) -> FitRequest:
