@@ -130,3 +130,20 @@ def test_a_large_write_goes_out_at_once_after_what_is_held() -> None:
     writes, received = asyncio.run(_serve(small_then_large))
     assert writes == [4 + len(large), len(large)]
     assert b"".join(data for _, data in received) == b"head" + large + large
+
+
+def test_writelines_and_the_buffer_size_count_what_is_held() -> None:
+    sizes: list[int] = []
+
+    async def held_then_lines(transport: _LingeringTransport) -> None:
+        transport.write(b"head")
+        sizes.append(transport.get_write_buffer_size())
+        transport.writelines([b"bo", b"dy"])  # after the held head, not before it
+        await asyncio.sleep(0)
+        sizes.append(transport.get_write_buffer_size())
+        transport.close()
+
+    writes, received = asyncio.run(_serve(held_then_lines))
+    assert sizes[0] >= 4  # the held head is not yet sent
+    assert b"".join(data for _, data in received) == b"headbody"
+    assert writes == [8]

@@ -20,6 +20,7 @@ the 413 in hand before the connection ends.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -87,6 +88,15 @@ class _LingeringTransport:
             self._transport.writelines((held, data))
         else:
             self._transport.write(held + data)
+
+    def writelines(self, chunks: Iterable[bytes]) -> None:
+        """As ``write``: after what is held, never before it."""
+        self.write(b"".join(chunks))
+
+    def get_write_buffer_size(self) -> int:
+        """The bytes not yet sent, those held here included."""
+        held = len(self._held) if self._held is not None else 0
+        return self._transport.get_write_buffer_size() + held
 
     def _flush(self) -> None:
         held, self._held = self._held, None
