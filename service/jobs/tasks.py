@@ -23,6 +23,7 @@ from service.db.models import DatasetRow, JobRow, ModelRow
 from service.jobs import problems, retry
 from service.jobs import repository as jobs
 from service.jobs.child import ChildWork, FitRequest
+from service.jobs.fit_end import end_succeeded_fit
 from service.jobs.kinds import JobKind, job_kind
 from service.jobs.lease import LeaseKeeper
 from service.jobs.runner import OnProgress, WorkOutcome, run_work, warm_holds
@@ -182,9 +183,10 @@ def _write_outcome(session: Session, job: JobRow, outcome: WorkOutcome, worker_i
     if outcome.status == "succeeded":
         # the job ended first, in the statement that checks (and locks) that this worker
         # still holds it: nothing is stored otherwise
-        if not jobs.complete_if_held(session, job.id, worker_id):
+        held, stored = end_succeeded_fit(session, job.id, worker_id, model_id, outcome.value)
+        if not held:
             log.warning("job %s: no longer held by %s; outcome discarded", job.id, worker_id)
-        elif not models.store_fit_result(session, model_id, outcome.value):
+        elif not stored:
             log.warning("job %s: model %s already has a result", job.id, model_id)
         else:
             log.info("job %s: model %s fitted, result stored", job.id, model_id)

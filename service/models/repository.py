@@ -315,18 +315,29 @@ def store_fit_result(session: Session, model_id: str, fitted: FittedModel) -> bo
     """
     if not can_exist(model_id):
         return False
-    result = fitted.result
     # one UPDATE that finds, locks and writes the row (a read of it first, then the unit
     # of work's UPDATE, were two statements and an object's bookkeeping more)
-    stored = session.execute(_STORE_RESULT, {
-        "model_id": model_id, "new_result": to_json(result.to_dict()),
-        "new_prediction_state": to_json(fitted.prediction_state),
-        "new_conditional_modes": to_json(list(result.conditional_modes)),
-        "now": utcnow()})
+    stored = session.execute(_STORE_RESULT, stored_result_values(model_id, fitted))
     if not stored.rowcount:  # type: ignore[attr-defined]
         return False  # gone, or succeeded already
-    add_result_rows(session, model_id, result)
+    add_result_rows(session, model_id, fitted.result)
     return True
+
+
+def stored_result_values(model_id: str, fitted: FittedModel) -> dict[str, Any]:
+    """The parameters of ``_STORE_RESULT``: the model's result, prediction state and
+    conditional modes as JSON data, and the moment."""
+    result = fitted.result
+    return {"model_id": model_id, "new_result": to_json(result.to_dict()),
+            "new_prediction_state": to_json(fitted.prediction_state),
+            "new_conditional_modes": to_json(list(result.conditional_modes)),
+            "now": utcnow()}
+
+
+def result_rows(model_id: str, result: FitResult) -> tuple[list[dict[str, Any]], ...]:
+    """The rows of the fixed effects, the variance components and the metrics tables."""
+    return (_fixed_effect_rows(model_id, result), variance_component_values(model_id, result),
+            _metric_rows(model_id, result.metrics))
 
 
 _STORE_RESULT = (update(ModelRow)
@@ -348,9 +359,8 @@ def add_result_rows(session: Session, model_id: str, result: FitResult) -> None:
     largest part of storing a small fit (19 metrics alone: 0.50 ms, 0.07 so)."""
     session.flush()  # the model's own changes first: the rows refer to it
     connection = session.connection()
-    for statement, rows in ((_INSERT_FIXED, _fixed_effect_rows(model_id, result)),
-                            (_INSERT_VARIANCES, variance_component_values(model_id, result)),
-                            (_INSERT_METRICS, _metric_rows(model_id, result.metrics))):
+    for statement, rows in zip((_INSERT_FIXED, _INSERT_VARIANCES, _INSERT_METRICS),
+                               result_rows(model_id, result), strict=True):
         if rows:
             connection.execute(statement, rows)
 
