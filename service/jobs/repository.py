@@ -120,6 +120,10 @@ def claim_next_counted(session: Session, worker_id: str, lease_seconds: float, *
     # SQLite renders no locking clause: BEGIN IMMEDIATE already serializes the claim.
     lease = {"worker_id": worker_id, "expires": now + timedelta(seconds=lease_seconds)}
     for oldest_only in (True, False):
+        if not oldest_only and waiting <= len(tenants):
+            # each tenant had one job, held by another claimer: there is no next one (the
+            # loser of two workers woken by the same queued job asks no more)
+            break
         for tenant in tenants:
             statement = _CLAIM_OF[tenant is None, oldest_only]
             job = session.scalars(statement, {**params, **lease, "claim_tenant": tenant}

@@ -8,6 +8,8 @@ import itertools
 import threading
 from datetime import timedelta
 
+import pytest
+from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.models import JobRow, utcnow
@@ -147,3 +149,30 @@ def test_the_claim_reads_each_tenants_last_claim(session_factory: SessionFactory
             row.created_at = utcnow() - timedelta(seconds=age)
     job = claim(session_factory)
     assert job is not None and job.id == old[0]
+
+
+def _statements_of(session: Session) -> list[str]:
+    """The SQL statements ``session``'s connection sends from now on."""
+    sent: list[str] = []
+    event.listen(session.connection(), "before_cursor_execute",
+                 lambda _c, _cur, statement, *_rest: sent.append(statement))
+    return sent
+
+
+def test_a_claimer_beaten_to_the_only_job_asks_no_more(
+        session_factory: SessionFactory, database_url: str) -> None:
+    """Two workers woken by one queued job: the one that finds it held by the other stops
+    after the tenants' count and one UPDATE (SQLite: the claims never overlap)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite serializes claims (BEGIN IMMEDIATE): no claim finds one held")
+    queue(session_factory, "a", 1)
+    queue(session_factory, "b", 1)
+    with session_factory.begin() as first, session_factory.begin() as second:
+        taken = [jobs.claim_next(first, "w1", 30.0, max_recoveries=10),
+                 jobs.claim_next(first, "w1", 30.0, max_recoveries=10)]
+        assert all(job is not None for job in taken)
+        sent = _statements_of(second)
+        # both jobs are locked by the first claimer's open transaction
+        assert jobs.claim_next(second, "w2", 30.0, max_recoveries=10) is None
+    updates = [s for s in sent if s.lstrip().upper().startswith("UPDATE")]
+    assert len(updates) == 2  # each tenant's oldest once; no second pass over them
