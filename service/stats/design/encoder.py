@@ -92,6 +92,25 @@ class DesignEncoder:
         dropped = set(self.dropped_aliased)
         return tuple(n for n in self.all_fixed_names if n not in dropped)
 
+    @cached_property
+    def _level_indexes(self) -> dict[tuple[int, tuple[ColumnKind, ...]],
+                                     tuple[tuple[str, ...], dict[str, int]]]:
+        return {}
+
+    def level_index(self, levels: tuple[str, ...], kinds: tuple[ColumnKind, ...]
+                    ) -> dict[str, int]:
+        """``level_positions`` of one of this encoder's level tuples, made once per encoder:
+        found by the tuple's identity, not by hashing its every level (a one-row
+        prediction against 20,000 groups spent 120 microseconds hashing them). The encoder
+        holds its tuples, so an identity is not reused while the entry lives, and the
+        entries go with the encoder (a model's predictor), not into a global cache."""
+        key = (id(levels), kinds)
+        known = self._level_indexes.get(key)
+        if known is None or known[0] is not levels:
+            known = (levels, level_positions(levels, kinds))
+            self._level_indexes[key] = known
+        return known[1]
+
     def to_json(self) -> dict[str, Any]:
         """A plain-JSON description of the encoder (``json.dumps`` works on it)."""
         return encoder_to_json(self)
@@ -162,7 +181,8 @@ class DesignEncoder:
             return None
         values: dict[str, Value] = {}
         for label, column, levels in plan.factors:
-            codes, unknown = recode(*label_codes(columns[column]), levels, (CATEGORICAL,))
+            codes, unknown = recode(*label_codes(columns[column]), levels, (CATEGORICAL,),
+                                    known=self.level_index(levels, (CATEGORICAL,)))
             if unknown:
                 return None
             values[label] = codes
@@ -187,7 +207,8 @@ class DesignEncoder:
             joined = (parts[0] if len(parts) == 1 else
                       np.array([":".join(labels) for labels in zip(*parts, strict=True)],
                                dtype=object))
-            codes, _ = recode(*label_codes(joined), spec.levels, kinds)
+            codes, _ = recode(*label_codes(joined), spec.levels, kinds,
+                              known=self.level_index(spec.levels, kinds))
             if new_levels == "error" and (codes < 0).any():
                 return None
             blocks.append(self.coded_block(spec, codes, values, n))
@@ -259,8 +280,9 @@ class DesignEncoder:
     def block(self, spec: RandomSpec, frame: pd.DataFrame, values: Mapping[str, Value],
               new_levels: NewLevels, error: type[StatsError]) -> RandomBlock:
         """The random block of one term: level codes and the n × q covariates."""
+        kinds = tuple(self.kinds.get(c, CATEGORICAL) for c in spec.group)
         codes, unseen = recode(*group_codes(frame, spec.group, self.kinds, error), spec.levels,
-                               tuple(self.kinds.get(c, CATEGORICAL) for c in spec.group))
+                               kinds, known=self.level_index(spec.levels, kinds))
         if new_levels == "error" and (codes < 0).any():
             if not unseen:
                 unseen = ["(missing)"]
@@ -391,27 +413,40 @@ def label_codes(labels: np.ndarray) -> tuple[IntArray, tuple[str, ...]]:
 FEW_ROWS = 64
 
 
-@lru_cache(maxsize=256)
-def _level_index(levels: tuple[str, ...], kinds: tuple[ColumnKind, ...]) -> dict[str, int]:
-    """Each fitted level's key and position: built once per encoder's levels (a stored
-    model's predictions would otherwise index all of its levels for every request)."""
+def level_positions(levels: tuple[str, ...], kinds: tuple[ColumnKind, ...]) -> dict[str, int]:
+    """Each fitted level's key (``level_key``) and position (the first, for keys written
+    twice)."""
     index: dict[str, int] = {}
     for position, level in enumerate(levels):
         index.setdefault(level_key(level, kinds), position)
     return index
 
 
+@lru_cache(maxsize=256)
+def _level_index(levels: tuple[str, ...], kinds: tuple[ColumnKind, ...]) -> dict[str, int]:
+    """``level_positions``, kept for the callers that hold no encoder (fitting)."""
+    return level_positions(levels, kinds)
+
+
 def recode(codes: IntArray, labels: tuple[str, ...], levels: tuple[str, ...],
-           kinds: tuple[ColumnKind, ...] = ()) -> tuple[IntArray, list[str]]:
+           kinds: tuple[ColumnKind, ...] = (), *,
+           known: Mapping[str, int] | None = None) -> tuple[IntArray, list[str]]:
     """Codes into ``labels`` as codes into ``levels`` (-1 where unknown or missing), and the
     labels that occur but are not levels. Labels of numeric columns (``kinds``) match a
-    level of the same value however it is written (``level_key``)."""
-    known = _level_index(levels, kinds)
-    mapping = np.array([known.get(level_key(label, kinds), -1) for label in labels],
-                       dtype=np.intp)
-    out = np.where(codes >= 0, mapping[np.maximum(codes, 0)] if len(mapping) else -1, -1)
+    level of the same value however it is written (``level_key``). ``known``: the levels'
+    ``level_positions``, if the caller keeps them."""
+    if known is None:
+        known = _level_index(levels, kinds)
+    mapping = [known.get(level_key(label, kinds), -1) for label in labels]
     unknown = [label for label, m in zip(labels, mapping, strict=True) if m < 0]
-    return out.astype(np.intp), unknown
+    if len(codes) <= FEW_ROWS:  # numpy's calls cost more than a pass in Python here
+        out = np.fromiter((mapping[c] if c >= 0 else -1 for c in codes.tolist()),
+                          dtype=np.intp, count=len(codes))
+        return out, unknown
+    positions = np.array(mapping, dtype=np.intp)
+    recoded = np.where(codes >= 0, positions[np.maximum(codes, 0)] if len(positions) else -1,
+                       -1)
+    return recoded.astype(np.intp), unknown
 
 
 def evaluate_variables(encoder: DesignEncoder, frame: pd.DataFrame, labels: list[str], *,
