@@ -18,7 +18,7 @@ from service.auth.principal import OPEN, Principal, principal_of
 from service.db.models import DatasetRow
 from service.db.session import create_db_engine, make_session_factory
 from tests.api.conftest import ClientFactory, assert_problem, make_settings
-from tests.api.keys import make_key, revoke_key
+from tests.api.keys import make_key, revoke_key, wait_until_heard
 
 CSV = b"x,y\n1,2\n2,3\n3,5\n4,4\n"
 
@@ -74,11 +74,16 @@ def test_once_a_key_exists_v1_needs_it(client: TestClient, database_url: str) ->
 def test_a_revoked_key_is_refused_at_once(client: TestClient, database_url: str) -> None:
     kept, revoked = make_key(database_url, "acme"), make_key(database_url, "acme")
     assert client.get("/v1/datasets", headers=revoked.headers).status_code == 200
+    changes = client.app.state.changes  # type: ignore[attr-defined]
+    before = changes.token()
     revoke_key(database_url, revoked)
+    wait_until_heard(changes, before)  # PostgreSQL: its notification, a moment after
     assert_unauthorized(client.get("/v1/datasets", headers=revoked.headers), "invalid_token")
     assert client.get("/v1/datasets", headers=kept.headers).status_code == 200
     # with no active key left the API is open again, as before any key was made
+    before = changes.token()
     revoke_key(database_url, kept)
+    wait_until_heard(changes, before)
     assert client.get("/v1/datasets").status_code == 200
 
 
