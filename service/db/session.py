@@ -114,12 +114,18 @@ def make_session_factory(engine: Engine, *, reads_only: bool = False) -> session
 
     ``reads_only``: sessions for units of work that only read (GET requests, key lookups).
     On SQLite their transactions are deferred and never take the write lock, so a reader
-    never waits for a writer nor holds one up (WAL gives it a snapshot); elsewhere they
-    are ordinary sessions.
+    never waits for a writer nor holds one up (WAL gives it a snapshot). On PostgreSQL
+    they run without a transaction block (autocommit): at READ COMMITTED each statement
+    sees what was committed before it began, inside a block or not, so a reader sees the
+    same rows, and saves the ``BEGIN`` and the ``ROLLBACK`` around them (two of a small
+    read's three round trips) and never sits idle in a transaction.
     """
     from service.db.tenancy import install_tenancy
 
-    bind = engine.execution_options(**{READS_ONLY: True}) if reads_only else engine
+    options: dict[str, Any] = {READS_ONLY: True} if reads_only else {}
+    if reads_only and engine.dialect.name == "postgresql":
+        options["isolation_level"] = "AUTOCOMMIT"
+    bind = engine.execution_options(**options) if options else engine
     # expire_on_commit=False: rows read in a unit of work stay usable after its commit
     # (the endpoint renders them, the worker passes them on).
     return install_tenancy(sessionmaker(bind=bind, expire_on_commit=False))

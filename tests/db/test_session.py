@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, exc, text
 
 from service.db import session as session_module
-from service.db.session import create_db_engine, normalize_url
+from service.db.session import create_db_engine, make_session_factory, normalize_url
 
 
 def test_postgres_urls_use_psycopg_3() -> None:
@@ -95,3 +95,26 @@ def test_a_dead_pooled_connection_is_replaced_once_idle_and_trusted_just_after_u
         assert _backend_pid(engine) not in (first, second)  # the pool was renewed
     finally:
         engine.dispose()
+
+
+def test_postgres_reads_run_outside_a_transaction_block_and_writes_inside_one(
+        engine: Engine, database_url: str) -> None:
+    """A read-only session on PostgreSQL sends no BEGIN (autocommit: each statement its
+    own transaction, as READ COMMITTED reads anyway); a writing one keeps its block, so
+    its statements commit together or not at all."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite's read sessions are deferred transactions (test above)")
+    probe = text("SELECT statement_timestamp() - now()")
+    with make_session_factory(engine, reads_only=True)() as reads:
+        reads.execute(text("SELECT 1"))
+        time.sleep(0.05)
+        elapsed = reads.execute(probe).scalar_one()
+        # now() is the transaction's start: the statement's own start without a block
+        assert elapsed.total_seconds() < 0.04
+        assert reads.execute(text("SELECT pg_current_xact_id_if_assigned()")).scalar() is None
+    with make_session_factory(engine)() as writes:
+        writes.execute(text("SELECT 1"))
+        time.sleep(0.05)
+        elapsed = writes.execute(probe).scalar_one()
+        assert elapsed.total_seconds() >= 0.05  # one block since the first statement
+        writes.rollback()
