@@ -460,7 +460,7 @@ def evaluate_variables(encoder: DesignEncoder, frame: pd.DataFrame, labels: list
     for label in labels:
         variable = encoder.variables[label]
         if variable.categorical:
-            values[label] = level_codes(frame, variable, encoder.kinds, error)
+            values[label] = level_codes(frame, variable, encoder, error)
             continue
         expr = encoder.exprs[label]
         columns = {n: numeric_values(frame[n], encoder.kinds[n], error)
@@ -470,12 +470,12 @@ def evaluate_variables(encoder: DesignEncoder, frame: pd.DataFrame, labels: list
     return values
 
 
-def level_codes(frame: pd.DataFrame, variable: Variable, kinds: Mapping[str, ColumnKind],
+def level_codes(frame: pd.DataFrame, variable: Variable, encoder: DesignEncoder,
                 error: type[StatsError]) -> IntArray:
     """Codes of a categorical variable's values; unknown levels are an ``error``."""
-    kind = kinds[variable.column]
+    kind = encoder.kinds[variable.column]
     codes, unknown = recode(*factor_codes(frame[variable.column], kind, error), variable.levels,
-                            (kind,))
+                            (kind,), known=encoder.level_index(variable.levels, (kind,)))
     if unknown:
         raise error(f"column '{variable.column}' has levels not seen when fitting: "
                     f"{', '.join(sorted(unknown))} (known levels: {', '.join(variable.levels)})")
